@@ -1,0 +1,237 @@
+"""Code systems and the fixed concepts of the IG and of PS3.16.
+
+Tables, not if-chains: the concept names that drive the mapping are listed once here, each with
+the template row or IG profile that defines it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pydicom.uid
+from pydicom.sr._snomed_dict import mapping as _SNOMED_MAPPING
+
+from .content import Code
+
+# FHIR system URIs.
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+SCT = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+UMLS = "http://terminology.hl7.org/CodeSystem/umls"
+NCIT = "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl"
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+DICOM_UID = "urn:dicom:uid"
+SOP_CLASS_SYSTEM = "https://dicom.nema.org/medical/dicom/current/output/chtml/part04/sect_B.5"
+IG_BASE = "http://hl7.org/fhir/uv/dicom-sr"
+IDENTIFIER_TYPE_SYSTEM = f"{IG_BASE}/CodeSystem/dicom-identifier-type"
+RFC3986 = "urn:ietf:rfc:3986"
+
+# Coding Scheme Designator (0008,0102) -> FHIR system. PS3.16 Section 8 "Coding Schemes" and HL7
+# THO; UMLS, NCIt and RadLex as the IG's examples spell them (they must match the IG patterns).
+CODING_SCHEMES: dict[str, str] = {
+    "DCM": DCM,
+    "SCT": SCT,
+    "SNM3": "http://snomed.info/srt",
+    "LN": LOINC,
+    "UCUM": UCUM,
+    "UMLS": UMLS,
+    "NCIt": NCIT,
+    "RADLEX": "http://radlex.org",
+    "RadLex": "http://radlex.org",
+    "RADLEX_PLAYBOOK": "http://radlex.org",
+    "RFC5646": "urn:ietf:bcp:47",
+    "ISO3166_1": "urn:iso:std:iso:3166",
+    "ISO639_1": "urn:iso:std:iso:639-1",
+    "ISO639_2": "urn:iso:std:iso:639-2",
+    "I10": "http://hl7.org/fhir/sid/icd-10",
+    "I9C": "http://hl7.org/fhir/sid/icd-9-cm",
+    "I10P": "http://www.cms.gov/Medicare/Coding/ICD10",
+    "RXNORM": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "NCDR": "urn:oid:2.16.840.1.113883.3.3478.6.1",
+    "FMA": "http://purl.org/sig/ont/fma",
+    "MDC": "urn:iso:std:iso:11073:10101",
+    "HL7": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+    "ACR": "urn:oid:2.16.840.1.113883.6.76",
+}
+
+UNKNOWN_SCHEME_PREFIX = "urn:dicom:coding-scheme:"
+"""Fallback system for a designator that neither the table nor the SR's Coding Scheme
+Identification Sequence resolves (docs/decisions.md D-17)."""
+
+
+class CodingSchemes:
+    """Resolves Coding Scheme Designators for one report.
+
+    Order: user overrides, the table above, the report's Coding Scheme Identification Sequence
+    (0008,0110: Coding Scheme URL, else Coding Scheme UID as urn:oid), then the fallback prefix.
+    """
+
+    def __init__(self, identification: list[dict[str, Any]] | None = None, overrides: dict[str, str] | None = None) -> None:
+        self.map = dict(CODING_SCHEMES)
+        self.unresolved: set[str] = set()
+        for item in identification or []:
+            designator = item.get("CodingSchemeDesignator")
+            if not designator or designator in self.map:
+                continue
+            url = item.get("CodingSchemeURL")
+            uid = item.get("CodingSchemeUID")
+            if url and re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", str(url)):
+                self.map[designator] = str(url)
+            elif uid:
+                self.map[designator] = f"urn:oid:{uid}"
+        self.map.update(overrides or {})
+
+    def system(self, designator: str) -> str:
+        s = self.map.get(designator)
+        if s is None:
+            self.unresolved.add(designator)
+            s = UNKNOWN_SCHEME_PREFIX + (designator or "unknown")
+        return s
+
+    def coding(self, code: Code) -> dict[str, Any]:
+        scheme, value = code.scheme, code.value
+        if scheme in SNOMED_RT_DESIGNATORS:
+            sct = SRT_TO_SCT.get(value)
+            scheme, value = ("SCT", sct) if sct else ("SNM3", value)
+        c: dict[str, Any] = {"system": self.system(scheme), "code": value}
+        if code.version and code.scheme not in ("DCM", "SCT", "SRT"):
+            c["version"] = code.version
+        if code.meaning:
+            c["display"] = code.meaning
+        return c
+
+    def concept(self, code: Code) -> dict[str, Any]:
+        return {"coding": [self.coding(code)]}
+
+
+# --- concept names the mapping recognises (scheme, value) --------------------------------
+
+K = tuple[str, str]
+
+IMAGING_MEASUREMENT_REPORT: K = ("DCM", "126000")  # TID 1500 root, CID 7021
+IMAGING_MEASUREMENTS: K = ("DCM", "126010")  # TID 1500 row 6
+DERIVED_IMAGING_MEASUREMENTS: K = ("DCM", "126011")  # TID 1500 row 7
+QUALITATIVE_EVALUATIONS: K = ("UMLS", "C0034375")  # TID 1500 row 8
+MEASUREMENT_GROUP: K = ("DCM", "125007")  # TID 1410/1411/1501 row 1
+LANGUAGE: K = ("DCM", "121049")
+
+# TID 1001 / 1002 / 1004 Observation Context
+OBSERVER_TYPE: K = ("DCM", "121005")
+PERSON: K = ("DCM", "121006")
+DEVICE: K = ("DCM", "121007")
+PERSON_OBSERVER_NAME: K = ("DCM", "121008")
+DEVICE_OBSERVER_UID: K = ("DCM", "121012")
+DEVICE_OBSERVER_NAME: K = ("DCM", "121013")
+DEVICE_OBSERVER_MANUFACTURER: K = ("DCM", "121014")
+DEVICE_OBSERVER_MODEL_NAME: K = ("DCM", "121015")
+DEVICE_OBSERVER_SERIAL_NUMBER: K = ("DCM", "121016")
+
+# TID 4019 Algorithm Identification
+ALGORITHM_NAME: K = ("DCM", "111001")
+ALGORITHM_VERSION: K = ("DCM", "111003")
+ALGORITHM_PARAMETERS: K = ("DCM", "111002")
+ALGORITHM_FAMILY: K = ("DCM", "111000")
+ALGORITHM_MANUFACTURER: K = ("DCM", "122405")
+ALGORITHM_CODES: frozenset[K] = frozenset(
+    {ALGORITHM_NAME, ALGORITHM_VERSION, ALGORITHM_PARAMETERS, ALGORITHM_FAMILY, ALGORITHM_MANUFACTURER}
+)
+
+# TID 1410/1411/1501 group rows
+TRACKING_IDENTIFIER: K = ("DCM", "112039")
+TRACKING_UID: K = ("DCM", "112040")
+FINDING_CATEGORY: K = ("SCT", "276214006")
+FINDING: K = ("DCM", "121071")
+MEASUREMENT_METHOD: K = ("SCT", "370129005")
+FINDING_SITE: K = ("SCT", "363698007")
+LATERALITY: K = ("SCT", "272741003")
+TOPOGRAPHICAL_MODIFIER: K = ("SCT", "106233006")
+GEOMETRIC_PURPOSE: K = ("DCM", "130400")
+ACTIVITY_SESSION: K = ("NCIt", "C67447")
+TIME_POINT: K = ("DCM", "126072")
+DERIVATION: K = ("DCM", "121401")
+SOURCE_SERIES_FOR_SEGMENTATION: K = ("DCM", "121232")
+SOURCE_IMAGE_FOR_SEGMENTATION: K = ("DCM", "121233")
+REFERENCED_ROI_IDENTIFIER: K = ("DCM", "130489")
+IMAGE_REGION: K = ("DCM", "111030")
+
+SNOMED_RT_DESIGNATORS = frozenset({"SRT", "SNM3", "99SDM"})
+SRT_TO_SCT: dict[str, str] = _SNOMED_MAPPING["SRT"]
+"""Legacy SNOMED-RT code -> SNOMED CT concept id (PS3.16 Annex O, as pydicom ships it)."""
+
+
+def key(code: Code | None) -> K | None:
+    """(scheme, value), with legacy SNOMED-RT codes (SRT) translated to SNOMED CT (SCT)."""
+    if code is None:
+        return None
+    if code.scheme in SNOMED_RT_DESIGNATORS:
+        sct = SRT_TO_SCT.get(code.value)
+        if sct:
+            return ("SCT", sct)
+    return (code.scheme, code.value)
+
+
+# Exclusion list for qualitative evaluations (IG architecture.md "Qualitative Evaluations"),
+# plus the context concepts that DICOM places at the same level (docs/decisions.md D-3).
+NOT_QUALITATIVE: frozenset[K] = frozenset(
+    {
+        TRACKING_IDENTIFIER,
+        FINDING,
+        GEOMETRIC_PURPOSE,
+        ACTIVITY_SESSION,
+        FINDING_CATEGORY,
+        FINDING_SITE,
+        MEASUREMENT_METHOD,
+        TRACKING_UID,
+        LATERALITY,
+        TOPOGRAPHICAL_MODIFIER,
+        DERIVATION,
+        LANGUAGE,
+        OBSERVER_TYPE,
+        TIME_POINT,
+        SOURCE_SERIES_FOR_SEGMENTATION,
+        REFERENCED_ROI_IDENTIFIER,
+    }
+    | ALGORITHM_CODES
+)
+
+# Fixed codings of the IG profiles (patterns include the display).
+FIXED: dict[str, dict[str, str]] = {
+    "measurement-group": {"system": DCM, "code": "125007", "display": "Measurement Group"},
+    "qualitative-evaluations": {"system": UMLS, "code": "C0034375", "display": "Qualitative Evaluations"},
+    "derived-imaging-measurements": {"system": DCM, "code": "126011", "display": "Derived Imaging Measurements"},
+    "study-instance-uid": {"system": DCM, "code": "110180", "display": "Study Instance UID"},
+    "accession-id": {"system": V2_0203, "code": "ACSN", "display": "Accession ID"},
+    "observation-uid": {"system": IDENTIFIER_TYPE_SYSTEM, "code": "observation-uid", "display": "Observation UID"},
+    "tracking-identifier": {"system": DCM, "code": "112039", "display": "Tracking Identifier"},
+    "tracking-uid": {"system": DCM, "code": "112040", "display": "Tracking Unique Identifier"},
+    "udi": {"system": V2_0203, "code": "UDI", "display": "Universal Device Identifier"},
+    "original-source": {"system": DCM, "code": "111040", "display": "Original Source"},
+    "algorithm-parameters": {"system": DCM, "code": "111002", "display": "Algorithm Parameters"},
+}
+
+
+# SOP Class names for ImagingSelection.instance.sopClass displays: pydicom's UID dictionary, with
+# the names the IG fixes where they differ.
+SOP_CLASS_DISPLAY_OVERRIDES: dict[str, str] = {
+    "1.2.840.10008.5.1.4.1.1.66.4": "Segmentation Storage",
+    "1.2.840.10008.5.1.4.1.1.67": "Real World Value Mapping Storage",
+    "1.2.840.10008.5.1.4.1.1.481.3": "RT Structure Set Storage",
+}
+
+
+def sop_class_coding(uid: str) -> dict[str, str]:
+    """ImagingSelection.instance.sopClass (IG profiles: system sect_B.5, bare UID)."""
+    display = SOP_CLASS_DISPLAY_OVERRIDES.get(uid)
+    if display is None:
+        name = pydicom.uid.UID(uid).name
+        display = name if name != uid else ""
+    c = {"system": SOP_CLASS_SYSTEM, "code": uid}
+    if display:
+        c["display"] = display
+    return c
+
+
+def urn_oid(uid: str) -> str:
+    return f"urn:oid:{uid}"

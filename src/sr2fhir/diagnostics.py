@@ -1,0 +1,116 @@
+"""Diagnostics: what was skipped, repaired or assumed while reading and mapping a report.
+
+Messages never contain patient data: they name the file, the content item path, the concept
+name, the rule and the action taken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+
+class Severity(IntEnum):
+    INFORMATION = 0
+    WARNING = 1
+    ERROR = 2
+    FATAL = 3
+
+    @property
+    def fhir(self) -> str:
+        return self.name.lower()
+
+
+class ConversionError(Exception):
+    """A report that cannot be converted at all; the message is safe to show."""
+
+    def __init__(self, message: str, *, code: str = "processing", exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+        self.exit_code = exit_code
+
+
+@dataclass(slots=True)
+class Diagnostic:
+    severity: Severity
+    rule: str
+    """Short rule id, e.g. 'num-without-value' (documented in docs/diagnostics.md)."""
+    message: str
+    path: str | None = None
+    concept: str | None = None
+    action: str | None = None
+
+    def text(self, source: str = "") -> str:
+        where = f"{source}: " if source else ""
+        item = f"content item {self.path}" if self.path else "header"
+        concept = f" {self.concept}" if self.concept else ""
+        action = f" -> {self.action}" if self.action else ""
+        return f"{where}{self.severity.name.lower()}: {item}{concept}: {self.message} [{self.rule}]{action}"
+
+
+@dataclass(slots=True)
+class Diagnostics:
+    """The diagnostics of one report."""
+
+    items: list[Diagnostic] = field(default_factory=list)
+
+    def add(
+        self,
+        severity: Severity,
+        rule: str,
+        message: str,
+        *,
+        path: str | None = None,
+        concept: Any = None,
+        action: str | None = None,
+    ) -> None:
+        self.items.append(
+            Diagnostic(severity, rule, message, path, str(concept) if concept else None, action)
+        )
+
+    def warn(self, rule: str, message: str, **kw: Any) -> None:
+        self.add(Severity.WARNING, rule, message, **kw)
+
+    def info(self, rule: str, message: str, **kw: Any) -> None:
+        self.add(Severity.INFORMATION, rule, message, **kw)
+
+    def error(self, rule: str, message: str, **kw: Any) -> None:
+        self.add(Severity.ERROR, rule, message, **kw)
+
+    @property
+    def worst(self) -> Severity | None:
+        return max((d.severity for d in self.items), default=None)
+
+    def count(self, severity: Severity) -> int:
+        return sum(1 for d in self.items if d.severity == severity)
+
+    def operation_outcome(self, source: str) -> dict[str, Any]:
+        """A FHIR OperationOutcome listing every diagnostic."""
+        issues = []
+        for d in self.items:
+            issue: dict[str, Any] = {
+                "severity": d.severity.fhir,
+                "code": "processing" if d.severity >= Severity.ERROR else "informational",
+                "diagnostics": d.text(),
+                "details": {"text": d.message},
+            }
+            if d.path:
+                issue["location"] = [f"content item {d.path}"]
+            issues.append(issue)
+        if not issues:
+            issues.append(
+                {"severity": "information", "code": "informational", "diagnostics": "converted without findings"}
+            )
+        return {
+            "resourceType": "OperationOutcome",
+            "text": {
+                "status": "generated",
+                "div": f'<div xmlns="http://www.w3.org/1999/xhtml">sr2fhir diagnostics for {_xml_escape(source)}: {len(self.items)} issue(s)</div>',
+            },
+            "issue": issues,
+        }
+
+
+def _xml_escape(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,1 @@
+"""Building FHIR output: ids, references, narratives, bundles."""

@@ -1,0 +1,98 @@
+"""The resources of one report, and their serialisation as a Bundle or NDJSON.
+
+Transaction Bundles use `urn:uuid` fullUrls and conditional create (`ifNoneExist` on each
+resource's identity identifier), so posting the same report twice creates nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+from .ids import full_url, resource_id
+
+BUNDLE_TYPES = ("transaction", "collection", "ndjson")
+
+
+@dataclass(slots=True)
+class Entry:
+    resource: dict[str, Any]
+    condition: str | None
+    """Search query for conditional create, e.g. 'identifier=urn:dicom:uid|urn:oid:1.2'."""
+
+
+class ResourceSet:
+    """Resources in creation order, deduplicated by id."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Entry] = {}
+
+    def add(self, resource: dict[str, Any], condition: str | None = None) -> dict[str, str]:
+        """Add (once) and return a Reference to the resource."""
+        rid = resource["id"]
+        if rid not in self._entries:
+            self._entries[rid] = Entry(resource, condition)
+        return reference(resource)
+
+    def __contains__(self, rid: str) -> bool:
+        return rid in self._entries
+
+    def get(self, rid: str) -> dict[str, Any] | None:
+        e = self._entries.get(rid)
+        return e.resource if e else None
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def resources(self) -> list[dict[str, Any]]:
+        return [e.resource for e in self._entries.values()]
+
+
+def reference(resource: dict[str, Any]) -> dict[str, str]:
+    return {"reference": full_url(resource["id"])}
+
+
+def transaction(entries: Iterable[Entry], bundle_key: str) -> dict[str, Any]:
+    """A transaction Bundle: POST with ifNoneExist where the resource has an identity."""
+    out = []
+    for e in entries:
+        r = e.resource
+        req: dict[str, Any] = {"method": "POST", "url": r["resourceType"]}
+        if e.condition:
+            req["ifNoneExist"] = e.condition
+        out.append({"fullUrl": full_url(r["id"]), "resource": r, "request": req})
+    return {"resourceType": "Bundle", "id": resource_id("bundle", "transaction", bundle_key), "type": "transaction", "entry": out}
+
+
+def collection(entries: Iterable[Entry], bundle_key: str) -> dict[str, Any]:
+    out = [{"fullUrl": full_url(e.resource["id"]), "resource": e.resource} for e in entries]
+    return {"resourceType": "Bundle", "id": resource_id("bundle", "collection", bundle_key), "type": "collection", "entry": out}
+
+
+def to_relative_references(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rewrite urn:uuid references to Type/id (for NDJSON, where there is no Bundle)."""
+    types = {full_url(r["id"]): f"{r['resourceType']}/{r['id']}" for r in resources}
+
+    def fix(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: (types.get(v, v) if k == "reference" and isinstance(v, str) else fix(v)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [fix(x) for x in node]
+        return node
+
+    return [fix(r) for r in resources]
+
+
+def dumps(obj: Any, *, pretty: bool = False) -> str:
+    """Deterministic JSON text."""
+    if pretty:
+        return json.dumps(obj, ensure_ascii=False, indent=2)
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def ndjson(resources: list[dict[str, Any]]) -> str:
+    return "".join(dumps(r) + "\n" for r in to_relative_references(resources))

@@ -1,0 +1,106 @@
+"""Generated narratives (`Resource.text`, status `generated`): a short, readable summary.
+
+The IG examples only paste DICOM JSON into their narratives; we describe the resource instead
+(docs/decisions.md D-18). Narratives never contain patient identifiers.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any, Callable
+
+XHTML = "http://www.w3.org/1999/xhtml"
+
+
+def _display(cc: dict[str, Any] | None) -> str:
+    if not cc:
+        return ""
+    if cc.get("text"):
+        return str(cc["text"])
+    for c in cc.get("coding", []):
+        return str(c.get("display") or c.get("code", ""))
+    return ""
+
+
+def _quantity(q: dict[str, Any]) -> str:
+    return f"{q.get('value', '')} {q.get('unit') or q.get('code', '')}".strip()
+
+
+def _observation(r: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [("Code", _display(r.get("code")))]
+    if "valueQuantity" in r:
+        rows.append(("Value", _quantity(r["valueQuantity"])))
+    elif "valueCodeableConcept" in r:
+        rows.append(("Value", _display(r["valueCodeableConcept"])))
+    elif "dataAbsentReason" in r:
+        rows.append(("Value absent", _display(r["dataAbsentReason"])))
+    rows.append(("Status", r.get("status", "")))
+    rows.append(("Issued", r.get("issued", "")))
+    if r.get("bodySite"):
+        rows.append(("Body site", _display(r["bodySite"])))
+    if r.get("hasMember"):
+        rows.append(("Members", str(len(r["hasMember"]))))
+    return rows
+
+
+def _imaging_selection(r: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [("Code", _display(r.get("code")))]
+    for inst in r.get("instance", []):
+        sop = inst.get("sopClass", {}).get("display") or inst.get("sopClass", {}).get("code", "")
+        extra = ""
+        if inst.get("subset"):
+            extra = f" subset {', '.join(inst['subset'])}"
+        for reg in inst.get("imageRegion2D", []) + inst.get("imageRegion3D", []):
+            extra += f" {reg['regionType']} ({len(reg.get('coordinate', []))} values)"
+        rows.append(("Instance", f"{inst.get('uid', '')} {sop}{extra}".strip()))
+    if r.get("frameOfReferenceUid"):
+        rows.append(("Frame of reference", r["frameOfReferenceUid"]))
+    if r.get("seriesUid"):
+        rows.append(("Series", r["seriesUid"]))
+    return rows
+
+
+def _device(r: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [("Name", r.get("displayName", ""))]
+    if r.get("manufacturer"):
+        rows.append(("Manufacturer", r["manufacturer"]))
+    for v in r.get("version", []):
+        rows.append(("Version", v.get("value", "")))
+    return rows
+
+
+def _body_structure(r: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    for s in r.get("includedStructure", []):
+        text = _display(s.get("structure"))
+        if s.get("laterality"):
+            text += f", {_display(s['laterality'])}"
+        for q in s.get("qualifier", []):
+            text += f", {_display(q)}"
+        rows.append(("Structure", text))
+    for i in r.get("identifier", []):
+        rows.append((_display(i.get("type")) or "Identifier", i.get("value", "")))
+    return rows
+
+
+def _practitioner(r: dict[str, Any]) -> list[tuple[str, str]]:
+    return [("Role", "Person observer of the DICOM SR")]
+
+
+_SUMMARIES: dict[str, Callable[[dict[str, Any]], list[tuple[str, str]]]] = {
+    "Observation": _observation,
+    "ImagingSelection": _imaging_selection,
+    "Device": _device,
+    "BodyStructure": _body_structure,
+    "Practitioner": _practitioner,
+}
+
+
+def add_narrative(r: dict[str, Any], title: str) -> None:
+    """Set `r['text']` to a generated narrative."""
+    rows = _SUMMARIES.get(r["resourceType"], lambda _r: [])(r)
+    cells = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in rows if v)
+    r["text"] = {
+        "status": "generated",
+        "div": f'<div xmlns="{XHTML}"><p><b>{escape(title)}</b></p><table>{cells}</table></div>',
+    }

@@ -1,0 +1,147 @@
+"""Report context (IG ConceptMaps 00 and 02): what every resource of one report shares.
+
+Patient / ImagingStudy / ServiceRequest references, status from the Preliminary Flag, the default
+`issued` time, and the inherited scope (time, device, performer) passed down the content tree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .. import datetimes
+from ..codes import CodingSchemes
+from ..content import ContentItem, SRDocument
+from ..diagnostics import Diagnostics
+from ..fhir import references
+from ..fhir.bundle import ResourceSet
+from ..fhir.ids import resource_id
+
+PROFILE_BASE = "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
+
+
+def profile_url(profile_id: str) -> str:
+    return PROFILE_BASE + profile_id
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Choices a user can make where the IG leaves them open (docs/decisions.md)."""
+
+    default_timezone: str = "+00:00"
+    """Zone for `issued` when the SR gives none (D-5)."""
+    coding_schemes: dict[str, str] = field(default_factory=dict)
+    """Extra Coding Scheme Designator -> system URI (D-17)."""
+    diagnostic_report: bool = False
+    """Also emit a DiagnosticReport grouping the top-level Observations (D-24)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Values inherited down the content tree (IG diagrams 4_3..4_7; PS3.3 C.17.5)."""
+
+    issued: str
+    device: dict[str, Any]
+    device_kind: str
+    """'equipment', 'participant' or 'algorithm': DerivedImagingMeasurement may not use a participant device."""
+    performer: tuple[dict[str, Any], ...] = ()
+
+    def with_item(self, ctx: "ReportContext", item: ContentItem) -> "Scope":
+        """The scope below `item`: its own Observation DateTime (0040,A032) overrides."""
+        if item.observation_datetime:
+            t = datetimes.instant(item.observation_datetime, ctx.default_zone)
+            if t:
+                return replace(self, issued=t)
+            ctx.diags.warn("bad-datetime", "Observation DateTime (0040,A032) is not a valid DT", path=item.path, concept=item.concept, action="inherited time used")
+        return self
+
+
+@dataclass(slots=True)
+class ReportContext:
+    """Everything the mapping of one report needs."""
+
+    doc: SRDocument
+    options: Options
+    diags: Diagnostics
+    schemes: CodingSchemes
+    resources: ResourceSet
+    subject: dict[str, Any]
+    study: dict[str, Any]
+    service_request: dict[str, Any] | None
+    status: str
+    default_zone: str
+    evidence: dict[str, tuple[str | None, str | None, str | None]]
+    """Referenced SOP Instance UID -> (study, series, SOP class) from the evidence sequences."""
+    key: str
+    """The report's identity for ids: its SOP Instance UID."""
+    equipment: dict[str, Any] = field(default_factory=dict)
+    """Reference to the report's GeneralEquipment Device (set once it exists)."""
+
+    def id(self, *parts: str) -> str:
+        return resource_id(self.key, *parts)
+
+
+def build_context(doc: SRDocument, options: Options, diags: Diagnostics) -> ReportContext:
+    h = doc.header
+    zone = datetimes.offset(_first(h.get("TimezoneOffsetFromUTC"))) or options.default_timezone
+    if not doc.sop_instance_uid:
+        diags.error("no-sop-instance-uid", "the SR has no SOP Instance UID (0008,0018)", action="ids derived from the file name")
+    return ReportContext(
+        doc=doc,
+        options=options,
+        diags=diags,
+        schemes=CodingSchemes(h.get("CodingSchemeIdentificationSequence"), options.coding_schemes),
+        resources=ResourceSet(),
+        subject=references.patient_reference(h, diags),
+        study=references.imaging_study_reference(doc.study_instance_uid, diags),
+        service_request=references.service_request_reference(h, diags),
+        status=observation_status(h, diags),
+        default_zone=zone,
+        evidence=evidence_index(h),
+        key=doc.sop_instance_uid or f"file:{doc.source}",
+    )
+
+
+def observation_status(header: dict[str, Any], diags: Diagnostics) -> str:
+    """Observation.status <- Preliminary Flag (0040,A496), lowercased (ConceptMap 02); D-4 if absent."""
+    flag = (_first(header.get("PreliminaryFlag")) or "").upper()
+    if flag in ("PRELIMINARY", "FINAL"):
+        return flag.lower()
+    if flag:
+        diags.warn("preliminary-flag", f"Preliminary Flag {flag!r} is neither PRELIMINARY nor FINAL", action="status 'final'")
+    completion = (_first(header.get("CompletionFlag")) or "").upper()
+    if completion == "PARTIAL":
+        return "preliminary"
+    return "final"
+
+
+def default_issued(doc: SRDocument, zone: str, diags: Diagnostics) -> str:
+    """Content Date/Time (0008,0023/0033), else Instance Creation Date/Time (example.md step 1; D-5)."""
+    h = doc.header
+    for da, tm in (("ContentDate", "ContentTime"), ("InstanceCreationDate", "InstanceCreationTime")):
+        t = datetimes.instant(datetimes.combine(_first(h.get(da)), _first(h.get(tm))), zone)
+        if t:
+            return t
+    diags.error("no-content-datetime", "the SR has neither Content Date/Time nor Instance Creation Date/Time", action="issued set to 1970-01-01T00:00:00Z so that Observations stay valid")
+    return "1970-01-01T00:00:00Z"
+
+
+def evidence_index(header: dict[str, Any]) -> dict[str, tuple[str | None, str | None, str | None]]:
+    """Hierarchical SOP Instance Reference Macro of the evidence sequences, by instance UID."""
+    out: dict[str, tuple[str | None, str | None, str | None]] = {}
+    for kw in ("CurrentRequestedProcedureEvidenceSequence", "PertinentOtherEvidenceSequence"):
+        for study in header.get(kw) or []:
+            suid = study.get("StudyInstanceUID")
+            for series in study.get("ReferencedSeriesSequence") or []:
+                ser = series.get("SeriesInstanceUID")
+                for sop in series.get("ReferencedSOPSequence") or []:
+                    iuid = sop.get("ReferencedSOPInstanceUID")
+                    if iuid:
+                        out.setdefault(str(iuid), (suid, ser, sop.get("ReferencedSOPClassUID")))
+    return out
+
+
+def _first(v: Any) -> str | None:
+    if isinstance(v, list):
+        v = v[0] if v else None
+    return str(v).strip() if v not in (None, "") else None

@@ -1,0 +1,80 @@
+"""DerivedImagingMeasurement (profile derived-imaging-measurement; ConceptMap 06; TID 1420).
+
+Each NUM (CID 7465) of the Derived Imaging Measurements container (DCM 126011) becomes one
+Observation; the measurement groups it was derived from (nested TID 1410/1411 groups, or groups
+referenced by-reference, Q-26) become `derivedFrom[imagingMeasurementGroupRef]` (1..*). Device:
+the NUM's own TID 4019 > the container's > general equipment (a participant device is not
+allowed by the profile).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from .. import codes
+from ..codes import FIXED
+from ..content import ContentItem
+from . import imaging_selections
+from .context import ReportContext, Scope
+from .groups import measurement_group
+from .imaging_observation import observation, unmapped
+from .measurements import num_value, with_own_device
+
+
+def derived_measurements(ctx: ReportContext, scope: Scope, container: ContentItem) -> list[dict[str, Any]]:
+    """All DerivedImagingMeasurements of one 126011 container."""
+    scope = with_own_device(ctx, scope.with_item(ctx, container), container)
+    if scope.device_kind == "participant":
+        scope = replace(scope, device=ctx.equipment, device_kind="equipment")
+    out = []
+    for ch in container.children:
+        if ch.value_type == "NUM":
+            ref = derived_measurement(ctx, scope, ch)
+            if ref:
+                out.append(ref)
+        elif codes.key(ch.concept) not in codes.ALGORITHM_CODES:
+            unmapped(ctx, ch, "only NUM items of a Derived Imaging Measurements container are mapped (TID 1420)")
+    return out
+
+
+def derived_measurement(ctx: ReportContext, scope: Scope, item: ContentItem) -> dict[str, Any] | None:
+    if item.concept is None:
+        ctx.diags.warn("num-without-concept", "NUM without a Concept Name Code Sequence", path=item.path, action="skipped")
+        return None
+    scope = with_own_device(ctx, scope.with_item(ctx, item), item)
+    rid = ctx.id("observation", item.path)
+    obs, condition = observation(ctx, scope, item, rid, "derived-imaging-measurement", ctx.schemes.concept(item.concept))
+    obs["category"] = [{"coding": [dict(FIXED["derived-imaging-measurements"])]}]
+    ref = ctx.resources.add(obs, condition)
+    valued = num_value(ctx, obs, item)
+
+    groups: list[dict[str, Any]] = []
+    for ch in item.children:
+        k = codes.key(ch.concept)
+        if ch.value_type == "CONTAINER" and k == codes.MEASUREMENT_GROUP:
+            groups.append(measurement_group(ctx, scope, ch))
+        elif ch.reference is not None:
+            target = ".".join(str(n) for n in ch.reference)
+            gid = ctx.id("observation", target)
+            if gid in ctx.resources:
+                groups.append({"reference": f"urn:uuid:{gid}"})
+            else:
+                ctx.diags.warn("unresolved-reference", f"by-reference item points at content item {target}, which produced no measurement group", path=ch.path, action="reference not mapped")
+        elif k not in codes.ALGORITHM_CODES:
+            unmapped(ctx, ch, "not mapped by the IG (TID 1420 rows other than groups and TID 4019)")
+    derived = list(groups)
+    src = imaging_selections.source_sr_content_item(ctx, item)
+    if src:
+        derived.append(src)
+    if derived:
+        obs["derivedFrom"] = derived
+    if not valued or not groups:
+        obs.pop("meta", None)
+        if valued:
+            ctx.diags.warn(
+                "derived-without-groups",
+                "derived measurement without source measurement groups; the profile requires derivedFrom[imagingMeasurementGroupRef] 1..*",
+                path=item.path, concept=item.concept, action="Observation emitted without meta.profile",
+            )
+    return ref

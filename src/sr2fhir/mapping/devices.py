@@ -1,0 +1,163 @@
+"""Devices: General Equipment, Participant device, Algorithm Identification (TID 4019).
+
+Profiles dicom-general-equipment, dicom-participant-device, algorithm-identification.
+Observation.device precedence (IG device_inheritance diagram, D-7): the item's own TID 4019 >
+the enclosing group's > the enclosing container's > participant device > general equipment.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .. import codes
+from ..codes import DICOM_UID, FIXED, RFC3986, urn_oid
+from ..content import ContentItem
+from ..fhir.ids import resource_id
+from .context import ReportContext, profile_url
+
+GS1 = "http://hl7.org/fhir/NamingSystem/gs1"
+_GS1_DI = re.compile(r"^[({]01[)}](\d{14})")
+
+
+def _device(rid: str, profile: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    dev: dict[str, Any] = {"resourceType": "Device", "id": rid, "meta": {"profile": [profile_url(profile)]}}
+    dev.update(attrs)
+    return dev
+
+
+def _uid_identifier(uid: str | None, rid: str, type_code: str | None = None) -> tuple[dict[str, Any], str]:
+    """identifier (0..1 in the equipment and participant profiles): Device UID (0018,1002) as urn:oid (D-11)."""
+    if uid:
+        ident: dict[str, Any] = {}
+        if type_code:
+            ident["type"] = {"coding": [dict(FIXED[type_code])]}
+        ident.update({"system": DICOM_UID, "value": urn_oid(uid)})
+        return ident, f"identifier={DICOM_UID}|{urn_oid(uid)}"
+    value = f"urn:uuid:{rid}"
+    return {"system": RFC3986, "value": value}, f"identifier={RFC3986}|{value}"
+
+
+def _first(v: Any) -> str | None:
+    if isinstance(v, list):
+        v = v[0] if v else None
+    return str(v).strip() if v not in (None, "") else None
+
+
+def _equipment_attrs(src: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    manufacturer = _first(src.get("Manufacturer"))
+    model = _first(src.get("ManufacturerModelName"))
+    serial = _first(src.get("DeviceSerialNumber"))
+    if manufacturer:
+        out["manufacturer"] = manufacturer
+    if serial:
+        out["serialNumber"] = serial
+    if model:
+        out["displayName"] = model
+    return out
+
+
+def general_equipment(ctx: ReportContext) -> dict[str, Any]:
+    """The GeneralEquipmentDevice of the SR's General Equipment Module (PS3.3 C.7.5.1); one per SR."""
+    h = ctx.doc.header
+    uid = _first(h.get("DeviceUID"))
+    keyparts = ("equipment", uid or "", _first(h.get("Manufacturer")) or "", _first(h.get("ManufacturerModelName")) or "",
+                _first(h.get("DeviceSerialNumber")) or "", _first(h.get("StationName")) or "")
+    rid = resource_id(*keyparts) if any(keyparts[1:]) else ctx.id("equipment")
+    ident, condition = _uid_identifier(uid, rid)
+    attrs: dict[str, Any] = {"identifier": [ident]}
+    udi = _udi_carriers(ctx, h.get("UDISequence"))
+    if udi:
+        attrs["udiCarrier"] = udi
+    attrs.update(_equipment_attrs(h))
+    versions = h.get("SoftwareVersions")
+    if versions:
+        vs = versions if isinstance(versions, list) else [versions]
+        attrs["version"] = [{"value": str(v)} for v in vs if str(v).strip()]
+    return ctx.resources.add(_device(rid, "dicom-general-equipment", attrs), condition)
+
+
+def _udi_carriers(ctx: ReportContext, seq: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """udiCarrier <- UDI Sequence (0018,100A) > Unique Device Identifier (0018,1009), GS1 only."""
+    out = []
+    for item in seq or []:
+        hrf = _first(item.get("UniqueDeviceIdentifier"))
+        if not hrf:
+            continue
+        m = _GS1_DI.match(hrf)
+        if not m:
+            ctx.diags.warn("udi-not-gs1", "UDI (0018,1009) is not in GS1 human-readable form", action="udiCarrier not emitted")
+            continue
+        out.append({"deviceIdentifier": m.group(1), "issuer": GS1, "carrierHRF": hrf})
+    return out
+
+
+def participant_device(ctx: ReportContext, equipment: dict[str, Any]) -> dict[str, Any] | None:
+    """ParticipantDevice from a Participant Sequence (0040,A07A) item with Observer Type DEV (ConceptMap 02).
+
+    None when there is none, or when it is the equipment itself (same Device UID, or same
+    manufacturer and model without UIDs: D-23).
+    """
+    h = ctx.doc.header
+    for p in h.get("ParticipantSequence") or []:
+        if (_first(p.get("ObserverType")) or "").upper() != "DEV":
+            continue
+        uid = _first(p.get("DeviceUID"))
+        euid = _first(h.get("DeviceUID"))
+        same = (uid and uid == euid) or (
+            not uid and not euid
+            and _first(p.get("Manufacturer")) == _first(h.get("Manufacturer"))
+            and _first(p.get("ManufacturerModelName")) == _first(h.get("ManufacturerModelName"))
+        )
+        if same:
+            return None
+        attrs = _equipment_attrs(p)
+        rid = resource_id("participant-device", uid or "", attrs.get("manufacturer", ""), attrs.get("displayName", ""), attrs.get("serialNumber", ""))
+        if not uid and not attrs:
+            rid = ctx.id("participant-device")
+        ident, condition = _uid_identifier(uid, rid, "udi" if uid else None)
+        return ctx.resources.add(_device(rid, "dicom-participant-device", {"identifier": [ident], **attrs}), condition)
+    return None
+
+
+def algorithm(ctx: ReportContext, item: ContentItem, equipment: dict[str, Any]) -> dict[str, Any] | None:
+    """An AlgorithmIdentification Device from the TID 4019 children of `item`, or None.
+
+    TID 4019 rows: Algorithm Name (111001) -> displayName, Version (111003) -> version,
+    Parameters (111002, 0..n) -> property (type DCM 111002, D-15), Family (111000) -> type,
+    Manufacturer (122405) -> manufacturer; parent = the general equipment (architecture.md).
+    One Device per distinct algorithm (D-7).
+    """
+    name = version = family = manufacturer = None
+    params: list[str] = []
+    for ch in item.children:
+        k = codes.key(ch.concept)
+        if k not in codes.ALGORITHM_CODES:
+            continue
+        if k == codes.ALGORITHM_NAME and isinstance(ch.value, str):
+            name = ch.value
+        elif k == codes.ALGORITHM_VERSION and isinstance(ch.value, str):
+            version = ch.value
+        elif k == codes.ALGORITHM_PARAMETERS and isinstance(ch.value, str):
+            params.append(ch.value)
+        elif k == codes.ALGORITHM_FAMILY and ch.value is not None and not isinstance(ch.value, str):
+            family = ch.value
+        elif k == codes.ALGORITHM_MANUFACTURER and isinstance(ch.value, str):
+            manufacturer = ch.value
+    if name is None:
+        if version or params or family:
+            ctx.diags.warn("algorithm-without-name", "TID 4019 items without an Algorithm Name (111001)", path=item.path, concept=item.concept, action="device inherited instead")
+        return None
+    rid = resource_id("algorithm", name, version or "", *params, str(family.key if family else ""), manufacturer or "", equipment["reference"])
+    dev: dict[str, Any] = {"identifier": [{"system": RFC3986, "value": f"urn:uuid:{rid}"}], "displayName": name}
+    if manufacturer:
+        dev["manufacturer"] = manufacturer
+    if family is not None:
+        dev["type"] = [ctx.schemes.concept(family)]
+    if version:
+        dev["version"] = [{"value": version}]
+    if params:
+        dev["property"] = [{"type": {"coding": [dict(FIXED["algorithm-parameters"])]}, "valueString": p} for p in params]
+    dev["parent"] = equipment
+    return ctx.resources.add(_device(rid, "algorithm-identification", dev), f"identifier={RFC3986}|urn:uuid:{rid}")

@@ -1,0 +1,97 @@
+"""ImagingMeasurementGroup (profile imaging-measurement-group; ConceptMap 03).
+
+A Measurement Group CONTAINER (DCM 125007) of TID 1410 Planar ROI, TID 1411 Volumetric ROI or
+TID 1501 Measurement and Qualitative Evaluation Group. Rows: Tracking Identifier/UID -> the
+BodyStructure; Finding Category -> `code` (else DCM 125007); Finding -> `valueCodeableConcept`;
+Measurement Method -> `method`; Finding Site -> `bodySite` / `bodyStructure`; region and
+reference items -> ImagingSelections (`derivedFrom`); NUMs -> ImagingMeasurement, qualitative
+evaluations -> ImagingQualitativeEvaluation (`hasMember`); TID 4019 -> `device`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from .. import codes
+from ..codes import FIXED
+from ..content import Code, ContentItem
+from . import imaging_selections, practitioners
+from .body_structures import Tracking, finding_site
+from .context import ReportContext, Scope
+from .imaging_observation import GroupInheritance, observation, unmapped
+from .measurements import imaging_measurement, method_of, with_own_device
+from .qualitative import is_qualitative, qualitative_evaluation
+
+# Group rows consumed by the group itself (or by its selections / device / body structure).
+_GROUP_ROWS: frozenset[tuple[str, str]] = frozenset(
+    {
+        codes.TRACKING_IDENTIFIER, codes.TRACKING_UID, codes.FINDING_CATEGORY, codes.FINDING,
+        codes.MEASUREMENT_METHOD, codes.FINDING_SITE, codes.LATERALITY, codes.TOPOGRAPHICAL_MODIFIER,
+        codes.SOURCE_IMAGE_FOR_SEGMENTATION, codes.SOURCE_SERIES_FOR_SEGMENTATION,
+    }
+    | codes.ALGORITHM_CODES
+)
+# Context rows the IG leaves unmapped on purpose (architecture.md exclusion list): not reported.
+_SILENT: frozenset[tuple[str, str]] = frozenset({codes.ACTIVITY_SESSION, codes.GEOMETRIC_PURPOSE, codes.OBSERVER_TYPE, codes.PERSON_OBSERVER_NAME})
+
+
+def _code_value(item: ContentItem, k: tuple[str, str]) -> Code | None:
+    for ch in item.children:
+        if codes.key(ch.concept) == k and isinstance(ch.value, Code):
+            return ch.value
+    return None
+
+
+def measurement_group(ctx: ReportContext, scope: Scope, item: ContentItem) -> dict[str, Any]:
+    """The ImagingMeasurementGroup Observation of one group, with its members and selections."""
+    scope = with_own_device(ctx, scope.with_item(ctx, item), item)
+    person = practitioners.observer_context_performer(ctx, item)
+    if person:
+        scope = replace(scope, performer=(person,))
+    site = finding_site(ctx, item, Tracking.of(item))
+    selections = imaging_selections.collect(ctx, item, site)
+
+    category = _code_value(item, codes.FINDING_CATEGORY)
+    code = ctx.schemes.concept(category) if category else {"coding": [dict(FIXED["measurement-group"])]}
+    rid = ctx.id("observation", item.path)
+    obs, condition = observation(ctx, scope, item, rid, "imaging-measurement-group", code)
+    obs["category"] = [{"coding": [dict(FIXED["measurement-group"])]}]
+    ref = ctx.resources.add(obs, condition)
+    finding = _code_value(item, codes.FINDING)
+    if finding:
+        obs["valueCodeableConcept"] = ctx.schemes.concept(finding)
+    method = method_of(ctx, item)
+    if method:
+        obs["method"] = method
+    if site:
+        site.apply(obs)
+    derived = selections.derived_from()
+    src = imaging_selections.source_sr_content_item(ctx, item)
+    if src:
+        derived.append(src)
+    if derived:
+        obs["derivedFrom"] = derived
+
+    inherit = GroupInheritance(selections=selections, site=site, method=method)
+    members = []
+    for ch in item.children:
+        k = codes.key(ch.concept)
+        if ch.value_type == "NUM":
+            member = imaging_measurement(ctx, scope, ch, inherit)
+        elif is_qualitative(ch):
+            member = qualitative_evaluation(ctx, scope, ch, inherit)
+        else:
+            if k not in _GROUP_ROWS and k not in _SILENT and not _is_selection(ch):
+                unmapped(ctx, ch)
+            continue
+        if member:
+            members.append(member)
+    if members:
+        obs["hasMember"] = members
+    return ref
+
+
+def _is_selection(item: ContentItem) -> bool:
+    k = codes.key(item.concept)
+    return k is not None and (k, item.value_type or "") in imaging_selections.SELECTION_KINDS

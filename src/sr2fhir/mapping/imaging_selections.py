@@ -1,0 +1,336 @@
+"""ImagingSelections (IG section "ImagingSelection profiles", ConceptMap 03 rows 111030..121231).
+
+One ImagingSelection per kind per measurement group, with one `instance` per referenced object
+(the Observation `derivedFrom` slices are max 1 per kind: D-8). The table SELECTION_KINDS says
+which group content item makes which profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import codes
+from ..codes import DCM, RFC3986, sop_class_coding
+from ..content import ContentItem, SopReference, SpatialCoordinates
+from .body_structures import Site
+from .context import ReportContext, profile_url
+
+SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
+RWVM_STORAGE = "1.2.840.10008.5.1.4.1.1.67"
+
+
+@dataclass(frozen=True, slots=True)
+class SelectionKind:
+    """One concrete ImagingSelection profile and the content item it comes from."""
+
+    profile: str
+    slice: str
+    """Observation.derivedFrom slice (imaging-observation profile)."""
+    code: str
+    display: str
+    """The profile's fixed code.coding (display as the profile spells it, I-18)."""
+    focus_source_image: bool = False
+    """Has focus[sourceImageForSegmentation]."""
+    frame_of_reference: bool = False
+    """frameOfReferenceUid 1..1 (3D profiles)."""
+
+
+# (concept name, value type) -> profile. ImagingSelection-*.fsh; TID 1410/1411/1501 rows.
+SELECTION_KINDS: dict[tuple[tuple[str, str], str], SelectionKind] = {
+    (codes.IMAGE_REGION, "SCOORD"): SelectionKind("image-region-2d", "imageRegion2d", "111030", "Image Region"),
+    (codes.IMAGE_REGION, "SCOORD3D"): SelectionKind("image-region-3d", "imageRegion3d", "111030", "Image Region", frame_of_reference=True),
+    (("DCM", "121214"), "IMAGE"): SelectionKind("referenced-segmentation-frame", "referencedSegmentationFrame", "121214", "Referenced Segmentation Frame", focus_source_image=True),
+    (("DCM", "121191"), "IMAGE"): SelectionKind("referenced-segment", "referencedSegment", "121191", "Referenced Segment", focus_source_image=True),
+    (("DCM", "121231"), "SCOORD3D"): SelectionKind("volume-surface", "volumeSurface", "121231", "Volume Surface", focus_source_image=True, frame_of_reference=True),
+    (("DCM", "130488"), "COMPOSITE"): SelectionKind("region-in-space", "regionInSpace", "130488", "Region In Space"),
+    (("DCM", "126100"), "COMPOSITE"): SelectionKind("real-world-value-map", "realWorldValueMap", "126100", "Real World Value Map used for measurement"),
+    (("DCM", "121200"), "IMAGE"): SelectionKind("illustration-of-roi", "illustrationOfRoi", "121200", "Illustration of ROI"),
+    (("DCM", "130401"), "IMAGE"): SelectionKind("visual-explanation", "visualExplanation", "130401", "Visual Explanation"),
+}
+
+SOURCE_IMAGE = SelectionKind("source-image-for-segmentation", "", "121233", "Source image for segmentation")
+
+# DICOM Graphic Type (0070,0023) of SCOORD -> R5 imageRegion2D.regionType (MAPPING 9.9).
+GRAPHIC_TYPE_2D: dict[str, tuple[str, int, int]] = {
+    # graphic type: (regionType, minimum values, required multiple)
+    "POINT": ("point", 2, 2),
+    "MULTIPOINT": ("point", 2, 2),  # one point region per pair (D-2)
+    "POLYLINE": ("polyline", 4, 2),
+    "CIRCLE": ("circle", 4, 4),
+    "ELLIPSE": ("ellipse", 8, 8),
+}
+
+
+@dataclass(slots=True)
+class _Pending:
+    kind: SelectionKind
+    items: list[ContentItem] = field(default_factory=list)
+    instances: list[dict[str, Any]] = field(default_factory=list)
+    frame_of_reference_uid: str | None = None
+
+
+def _instance(ctx: ReportContext, ref: SopReference, item: ContentItem, subset: list[str] | None = None) -> dict[str, Any] | None:
+    if not ref.sop_instance_uid:
+        ctx.diags.warn("no-referenced-instance", "no Referenced SOP Instance UID (0008,1155)", path=item.path, concept=item.concept, action="reference not mapped")
+        return None
+    inst: dict[str, Any] = {"uid": ref.sop_instance_uid}
+    if ref.sop_class_uid:
+        inst["sopClass"] = sop_class_coding(ref.sop_class_uid)
+    subset = subset if subset is not None else [str(f) for f in ref.frames]
+    if subset:
+        inst["subset"] = subset
+    return inst
+
+
+def _selected_from(item: ContentItem) -> SopReference | None:
+    for ch in item.children:
+        if ch.value_type == "IMAGE" and isinstance(ch.value, SopReference):
+            return ch.value
+    return None
+
+
+def _scoord_2d(ctx: ReportContext, item: ContentItem) -> list[dict[str, Any]]:
+    """image-region-2d instances: the SELECTED FROM image, the region's coordinates copied unchanged."""
+    sc = item.value
+    assert isinstance(sc, SpatialCoordinates)
+    ref = _selected_from(item)
+    if ref is None:
+        ctx.diags.warn("scoord-without-image", "SCOORD has no SELECTED FROM IMAGE child", path=item.path, concept=item.concept, action="region not mapped")
+        return []
+    rule = GRAPHIC_TYPE_2D.get(sc.graphic_type.upper())
+    n = len(sc.graphic_data)
+    if rule is None or n < rule[1] or n % rule[2] or (sc.graphic_type.upper() in ("POINT", "CIRCLE", "ELLIPSE") and n != rule[1]):
+        ctx.diags.warn("bad-graphic-data", f"Graphic Type {sc.graphic_type!r} with {n} Graphic Data values cannot be an R5 image region", path=item.path, concept=item.concept, action="region not mapped")
+        return []
+    region_type, step = rule[0], (2 if sc.graphic_type.upper() == "MULTIPOINT" else n)
+    out = []
+    for i in range(0, n, step):
+        inst = _instance(ctx, ref, item)
+        if inst is None:
+            return []
+        inst["imageRegion2D"] = [{"regionType": region_type, "coordinate": sc.graphic_data[i : i + step]}]
+        out.append(inst)
+    return out
+
+
+def _referenced_image(ctx: ReportContext, item: ContentItem, kind: SelectionKind) -> list[dict[str, Any]]:
+    ref = item.value
+    if not isinstance(ref, SopReference):
+        ctx.diags.warn("no-referenced-sop", "IMAGE/COMPOSITE item without a Referenced SOP Sequence", path=item.path, concept=item.concept, action="reference not mapped")
+        return []
+    if kind.profile in ("referenced-segment", "referenced-segmentation-frame"):
+        # subset <- Referenced Segment Number (0062,000B), 1..1 per instance slice.
+        numbers = [str(s) for s in ref.segments] or [str(f) for f in ref.frames]
+        if not numbers:
+            ctx.diags.warn("no-segment-number", "segmentation reference without Referenced Segment Number (0062,000B)", path=item.path, concept=item.concept, action="instance without subset")
+            inst = _instance(ctx, ref, item, [])
+            return [inst] if inst else []
+        return [i for n in numbers if (i := _instance(ctx, ref, item, [n]))]
+    if kind.profile == "region-in-space":
+        # subset <- Text Value of child 130489 "Referenced Region of Interest Identifier".
+        rois = [ch.value for ch in item.children if codes.key(ch.concept) == codes.REFERENCED_ROI_IDENTIFIER and isinstance(ch.value, str)]
+        inst = _instance(ctx, ref, item, rois)
+        return [inst] if inst else []
+    inst = _instance(ctx, ref, item)
+    return [inst] if inst else []
+
+
+class Selections:
+    """The ImagingSelections of one measurement group (or one measurement's own regions)."""
+
+    def __init__(self) -> None:
+        self.refs: dict[str, dict[str, Any]] = {}
+        """derivedFrom slice -> Reference."""
+
+    def derived_from(self) -> list[dict[str, Any]]:
+        return list(self.refs.values())
+
+    def overridden_by(self, own: "Selections") -> "Selections":
+        merged = Selections()
+        merged.refs = {**self.refs, **own.refs}
+        return merged
+
+
+def collect(ctx: ReportContext, owner: ContentItem, site: Site | None, *, any_concept: bool = False) -> Selections:
+    """Make the ImagingSelections for the selection items among `owner`'s children.
+
+    `any_concept` (for a NUM's own INFERRED FROM regions, D-8): take any SCOORD/SCOORD3D child,
+    whatever its concept name, as an Image Region.
+    """
+    pending: dict[str, _Pending] = {}
+    source_images: list[dict[str, Any]] = []
+    source_series: str | None = None
+    for ch in owner.children:
+        vt = ch.value_type
+        k = codes.key(ch.concept)
+        if k == codes.SOURCE_IMAGE_FOR_SEGMENTATION and vt == "IMAGE" and isinstance(ch.value, SopReference):
+            inst = _instance(ctx, ch.value, ch)
+            if inst:
+                source_images.append(inst)
+            continue
+        if k == codes.SOURCE_SERIES_FOR_SEGMENTATION and vt == "UIDREF" and isinstance(ch.value, str):
+            source_series = ch.value
+            continue
+        if vt is None:
+            continue
+        kind = SELECTION_KINDS.get((k, vt)) if k else None  # type: ignore[arg-type]
+        if kind is None and any_concept and vt in ("SCOORD", "SCOORD3D") and ch.relationship in (None, "INFERRED FROM", "CONTAINS"):
+            kind = SELECTION_KINDS[(codes.IMAGE_REGION, vt)]
+        if kind is None:
+            continue
+        p = pending.setdefault(kind.slice, _Pending(kind))
+        p.items.append(ch)
+        if vt == "SCOORD":
+            p.instances.extend(_scoord_2d(ctx, ch))
+        elif vt == "SCOORD3D":
+            sc = ch.value
+            assert isinstance(sc, SpatialCoordinates)
+            if not sc.frame_of_reference_uid:
+                ctx.diags.warn("scoord3d-without-frame", "SCOORD3D without Referenced Frame of Reference UID (3006,0024)", path=ch.path, concept=ch.concept, action="region not mapped")
+            elif p.frame_of_reference_uid and p.frame_of_reference_uid != sc.frame_of_reference_uid:
+                ctx.diags.warn("scoord3d-frames-differ", "3D regions of one group in different frames of reference", path=ch.path, concept=ch.concept, action="first frame of reference kept")
+            else:
+                p.frame_of_reference_uid = sc.frame_of_reference_uid
+            ctx.diags.info(
+                "scoord3d-coordinates",
+                f"{sc.graphic_type} coordinates ({len(sc.graphic_data)} values) have no element in IG 1.0.0 (imageRegion3D rules are commented out, FHIR-41429)",
+                path=ch.path, concept=ch.concept, action="only frameOfReferenceUid kept",
+            )
+        else:
+            p.instances.extend(_referenced_image(ctx, ch, kind))
+
+    sel = Selections()
+    source_ref = None
+    if source_images or source_series:
+        source_ref = _source_image_selection(ctx, owner, source_images, source_series, site)
+    for slice_name, p in pending.items():
+        if not p.instances and not p.frame_of_reference_uid:
+            continue
+        res = _selection(ctx, p.kind, ctx.id("imaging-selection", owner.path, p.kind.profile), site)
+        if p.frame_of_reference_uid:
+            res["frameOfReferenceUid"] = p.frame_of_reference_uid
+        if p.instances:
+            _set_series(ctx, res, p.instances)
+            res["instance"] = p.instances
+        if p.kind.focus_source_image and source_ref:
+            res["focus"] = [source_ref]
+        _check_profile(ctx, res, p)
+        sel.refs[slice_name] = ctx.resources.add(res, _condition(res))
+    return sel
+
+
+def _selection(ctx: ReportContext, kind: SelectionKind, rid: str, site: Site | None) -> dict[str, Any]:
+    """The elements every observation-imaging-selection shares (MAPPING 9.10)."""
+    res: dict[str, Any] = {
+        "resourceType": "ImagingSelection",
+        "id": rid,
+        "meta": {"profile": [profile_url(kind.profile)]},
+        "identifier": [{"system": RFC3986, "value": f"urn:uuid:{rid}"}],
+        "status": "available",
+        "subject": ctx.subject,
+    }
+    if ctx.service_request:
+        res["basedOn"] = [ctx.service_request]
+    res["code"] = {"coding": [{"system": DCM, "code": kind.code, "display": kind.display}]}
+    res["derivedFrom"] = [ctx.study]
+    if ctx.doc.study_instance_uid:
+        res["studyUid"] = ctx.doc.study_instance_uid
+    if site and site.body_structure:
+        res["bodySite"] = {"reference": site.body_structure}
+    return res
+
+
+def _condition(res: dict[str, Any]) -> str:
+    return f"identifier={RFC3986}|{res['identifier'][0]['value']}"
+
+
+def _set_series(ctx: ReportContext, res: dict[str, Any], instances: list[dict[str, Any]], known: str | None = None) -> None:
+    """seriesUid / studyUid from the evidence sequences when all instances share them (D-12)."""
+    found = {ctx.evidence.get(i["uid"], (None, None, None)) for i in instances}
+    series = {f[1] for f in found}
+    studies = {f[0] for f in found}
+    if known and series <= {known, None}:
+        res["seriesUid"] = known
+    elif len(series) == 1 and None not in series:
+        res["seriesUid"] = series.pop()
+    if len(studies) == 1 and None not in studies:
+        res["studyUid"] = studies.pop()
+
+
+def _source_image_selection(
+    ctx: ReportContext, owner: ContentItem, images: list[dict[str, Any]], series: str | None, site: Site | None
+) -> dict[str, Any] | None:
+    """source-image-for-segmentation: 121233 images, or the evidence instances of the 121232 series (D-6)."""
+    if not images and series:
+        images = [
+            {"uid": uid, **({"sopClass": sop_class_coding(cls)} if cls else {})}
+            for uid, (_st, ser, cls) in sorted(ctx.evidence.items())
+            if ser == series
+        ]
+        if not images:
+            ctx.diags.warn(
+                "source-series-only",
+                "Source series for segmentation (121232) is given without source images, and the evidence sequences list none of its instances; source-image-for-segmentation needs instance 1..*",
+                path=owner.path, concept=owner.concept, action="no source-image-for-segmentation selection",
+            )
+            return None
+    res = _selection(ctx, SOURCE_IMAGE, ctx.id("imaging-selection", owner.path, SOURCE_IMAGE.profile), site)
+    _set_series(ctx, res, images, series)
+    res["instance"] = images
+    return ctx.resources.add(res, _condition(res))
+
+
+def _check_profile(ctx: ReportContext, res: dict[str, Any], p: _Pending) -> None:
+    """Where the data cannot meet a profile rule, drop the profile claim rather than emit a non-conformant claim (D-0)."""
+    problem = None
+    if p.kind.profile in ("referenced-segment", "referenced-segmentation-frame"):
+        if any(i.get("sopClass", {}).get("code") != SEGMENTATION_STORAGE or len(i.get("subset", [])) != 1 for i in res.get("instance", [])):
+            problem = "needs Segmentation Storage instances with one segment number each"
+    elif p.kind.profile == "region-in-space":
+        problem = "fixes the RT Structure Set SOP class as '11.2.840.10008.5.1.4.1.1.481.3' (I-9); the true UID is kept"
+    elif p.kind.profile == "real-world-value-map":
+        if any(i.get("sopClass", {}).get("code") != RWVM_STORAGE for i in res.get("instance", [])):
+            problem = "needs Real World Value Mapping Storage instances"
+    elif p.kind.frame_of_reference and not res.get("frameOfReferenceUid"):
+        problem = "needs frameOfReferenceUid"
+    elif p.kind.profile == "image-region-2d" and not res.get("instance"):
+        problem = "needs an instance with an image region"
+    if problem:
+        del res["meta"]
+        ctx.diags.warn("profile-not-claimed", f"{p.kind.profile} {problem}", path=p.items[0].path, concept=p.items[0].concept, action="ImagingSelection emitted without meta.profile")
+
+
+def source_sr_content_item(ctx: ReportContext, item: ContentItem) -> dict[str, Any] | None:
+    """source-sr-content-item: the SR content item an Observation came from (needs its Observation UID, D-6).
+
+    seriesUid <- SR (0020,000E); instance.uid <- SR (0008,0018); instance.subset <- (0040,A171);
+    the instance slice is chosen by the SR's SOP Class (0008,0016).
+    """
+    doc = ctx.doc
+    if not item.observation_uid or not doc.sop_instance_uid:
+        return None
+    rid = ctx.id("imaging-selection", item.path, "source-sr-content-item")
+    res: dict[str, Any] = {
+        "resourceType": "ImagingSelection",
+        "id": rid,
+        "meta": {"profile": [profile_url("source-sr-content-item")]},
+        "identifier": [{"system": RFC3986, "value": f"urn:uuid:{rid}"}],
+        "status": "available",
+        "subject": ctx.subject,
+    }
+    if ctx.service_request:
+        res["basedOn"] = [ctx.service_request]
+    res["code"] = {"coding": [dict(codes.FIXED["original-source"])]}
+    res["derivedFrom"] = [ctx.study]
+    if doc.study_instance_uid:
+        res["studyUid"] = doc.study_instance_uid
+    if doc.series_instance_uid:
+        res["seriesUid"] = doc.series_instance_uid
+    inst: dict[str, Any] = {"uid": doc.sop_instance_uid}
+    if doc.sop_class_uid:
+        inst["sopClass"] = sop_class_coding(doc.sop_class_uid)
+    inst["subset"] = [item.observation_uid]
+    res["instance"] = [inst]
+    return ctx.resources.add(res, _condition(res))

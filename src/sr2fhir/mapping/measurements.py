@@ -1,0 +1,86 @@
+"""ImagingMeasurement (profile imaging-measurement; ConceptMap 04): a NUM of TID 300 / TID 1419.
+
+code <- the NUM's concept name; valueQuantity <- Measured Value Sequence (0040,A300); method,
+finding site and device: the NUM's own, else the group's (diagram 4_6); derivedFrom: the group's
+ImagingSelections, overridden by the NUM's own INFERRED FROM regions (D-8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from .. import codes
+from ..content import Code, ContentItem, MeasuredValue
+from . import devices, imaging_selections
+from .body_structures import Tracking, finding_site
+from .context import ReportContext, Scope
+from .imaging_observation import GroupInheritance, absent_reason, observation, quantity, unmapped
+
+# Children of a NUM that the mapping consumes (TID 300 / 1419 rows); the rest is reported.
+_CONSUMED: frozenset[tuple[str, str]] = frozenset(
+    {codes.MEASUREMENT_METHOD, codes.FINDING_SITE, codes.TRACKING_IDENTIFIER, codes.TRACKING_UID} | codes.ALGORITHM_CODES
+)
+
+
+def method_of(ctx: ReportContext, item: ContentItem) -> dict[str, Any] | None:
+    """Measurement Method (SCT 370129005) child as a CodeableConcept."""
+    for ch in item.children:
+        if codes.key(ch.concept) == codes.MEASUREMENT_METHOD and isinstance(ch.value, Code):
+            return ctx.schemes.concept(ch.value)
+    return None
+
+
+def with_own_device(ctx: ReportContext, scope: Scope, item: ContentItem) -> Scope:
+    """The scope with `item`'s own TID 4019 algorithm as device, if it has one."""
+    alg = devices.algorithm(ctx, item, ctx.equipment)
+    return replace(scope, device=alg, device_kind="algorithm") if alg else scope
+
+
+def num_value(ctx: ReportContext, obs: dict[str, Any], item: ContentItem) -> bool:
+    """Set valueQuantity, or dataAbsentReason for a NUM without a value (D-14). True if valued."""
+    mv = item.value if isinstance(item.value, MeasuredValue) else MeasuredValue()
+    q = quantity(ctx, mv)
+    if q is not None:
+        obs["valueQuantity"] = q
+        return True
+    obs["dataAbsentReason"] = absent_reason(mv)
+    reason = f"Numeric Value Qualifier {mv.qualifier}" if mv.qualifier else "no Measured Value Sequence value"
+    ctx.diags.warn(
+        "num-without-value",
+        f"NUM without a numeric value ({reason}); the measurement profiles require valueQuantity",
+        path=item.path, concept=item.concept, action="Observation with dataAbsentReason, without meta.profile",
+    )
+    return False
+
+
+def imaging_measurement(ctx: ReportContext, scope: Scope, item: ContentItem, group: GroupInheritance) -> dict[str, Any] | None:
+    """The ImagingMeasurement Observation of one NUM; None if it has no concept name."""
+    if item.concept is None:
+        ctx.diags.warn("num-without-concept", "NUM without a Concept Name Code Sequence", path=item.path, action="skipped")
+        return None
+    scope = with_own_device(ctx, scope.with_item(ctx, item), item)
+    rid = ctx.id("observation", item.path)
+    obs, condition = observation(ctx, scope, item, rid, "imaging-measurement", ctx.schemes.concept(item.concept))
+    ref = ctx.resources.add(obs, condition)
+    if not num_value(ctx, obs, item):
+        del obs["meta"]
+    method = method_of(ctx, item) or group.method
+    if method:
+        obs["method"] = method
+    site = finding_site(ctx, item, Tracking.of(item)) or group.site
+    if site:
+        site.apply(obs)
+    own = imaging_selections.collect(ctx, item, site, any_concept=True)
+    derived = group.selections.overridden_by(own).derived_from()
+    src = imaging_selections.source_sr_content_item(ctx, item)
+    if src:
+        derived.append(src)
+    if derived:
+        obs["derivedFrom"] = derived
+    for ch in item.children:
+        k = codes.key(ch.concept)
+        if k in _CONSUMED or ch.value_type in ("SCOORD", "SCOORD3D"):
+            continue
+        unmapped(ctx, ch, "NUM property not mapped by the IG (TID 300 / 310 rows)")
+    return ref

@@ -1,0 +1,73 @@
+"""Practitioner (profile dicom-participant-person) -> Observation.performer (ConceptMap 02, D-10).
+
+Source, in order: a Participant Sequence (0040,A07A) item with Observer Type PSN (Participation
+Type SOURCE first), else the Person Observer Name (DCM 121008) of the TID 1002 observer context
+of the root or of the nearest enclosing container.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import codes
+from ..codes import RFC3986
+from ..content import ContentItem
+from ..fhir.ids import resource_id
+from .context import ReportContext, profile_url
+
+
+def human_name(pn: str) -> dict[str, Any] | None:
+    """DICOM PN (family^given^middle^prefix^suffix, alphabetic group) -> HumanName."""
+    alpha = pn.split("=")[0]
+    parts = (alpha.split("^") + [""] * 5)[:5]
+    family, given, middle, prefix, suffix = (p.strip() for p in parts)
+    name: dict[str, Any] = {}
+    if family:
+        name["family"] = family
+    givens = [g for g in (given, middle) if g]
+    if givens:
+        name["given"] = givens
+    if prefix:
+        name["prefix"] = [prefix]
+    if suffix:
+        name["suffix"] = [suffix]
+    if not name:
+        return None
+    name["text"] = " ".join(p for p in (prefix, given, middle, family, suffix) if p)
+    return name
+
+
+def practitioner(ctx: ReportContext, pn: str) -> dict[str, Any] | None:
+    """A Practitioner identified by name only (the SR has nothing else that identifies a person)."""
+    name = human_name(pn)
+    if name is None:
+        return None
+    rid = resource_id("practitioner", ctx.key, pn)
+    value = f"urn:uuid:{rid}"
+    res = {
+        "resourceType": "Practitioner",
+        "id": rid,
+        "meta": {"profile": [profile_url("dicom-participant-person")]},
+        "identifier": [{"system": RFC3986, "value": value}],
+        "name": [name],
+    }
+    return ctx.resources.add(res, f"identifier={RFC3986}|{value}")
+
+
+def document_performer(ctx: ReportContext) -> dict[str, Any] | None:
+    """The performer from the Participant Sequence (PSN)."""
+    people = [p for p in ctx.doc.header.get("ParticipantSequence") or [] if str(p.get("ObserverType") or "").upper() == "PSN"]
+    people.sort(key=lambda p: 0 if str(p.get("ParticipationType") or "").upper() == "SOURCE" else 1)
+    for p in people:
+        pn = p.get("PersonName")
+        if pn:
+            return practitioner(ctx, str(pn))
+    return None
+
+
+def observer_context_performer(ctx: ReportContext, container: ContentItem) -> dict[str, Any] | None:
+    """The Person Observer Name (121008) among `container`'s HAS OBS CONTEXT children (TID 1002)."""
+    for ch in container.children:
+        if ch.relationship == "HAS OBS CONTEXT" and codes.key(ch.concept) == codes.PERSON_OBSERVER_NAME and isinstance(ch.value, str):
+            return practitioner(ctx, ch.value)
+    return None

@@ -1,0 +1,171 @@
+"""TID 1500 Measurement Report: the walk from the root CONTAINER (IG mapping.md, diagram 4_1).
+
+Root rows: observer context (TID 1001) -> performer; Imaging Measurements (126010) -> groups;
+Derived Imaging Measurements (126011) -> TID 1420; Qualitative Evaluations (C0034375) -> QEs.
+126011 and C0034375 are looked for under the root and, tolerated, inside 126010 (I-3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .. import codes
+from ..codes import DICOM_UID, urn_oid
+from ..content import ContentItem, SRDocument
+from ..diagnostics import Diagnostics
+from ..fhir.bundle import ResourceSet
+from ..fhir.narrative import add_narrative
+from ..template import check_measurement_report
+from . import devices, practitioners
+from .context import Options, ReportContext, Scope, build_context, default_issued
+from .derived import derived_measurements
+from .groups import measurement_group
+from .imaging_observation import GroupInheritance, unmapped
+from .measurements import imaging_measurement, with_own_device
+from .qualitative import is_qualitative, qualitative_evaluation
+
+# Root rows that are context, not content (TID 1500 rows 1-5, TID 1600): consumed silently.
+_ROOT_CONTEXT: frozenset[tuple[str, str]] = frozenset(
+    {codes.LANGUAGE, ("DCM", "121058"), ("DCM", "111028")}
+)
+
+# Profile titles for narratives (the IG's StructureDefinition titles).
+PROFILE_TITLES: dict[str, str] = {
+    "imaging-measurement-group": "Imaging Measurement Group",
+    "imaging-measurement": "Imaging Measurement",
+    "imaging-qualitative-evaluation": "Imaging Qualitative Evaluation",
+    "derived-imaging-measurement": "Derived Imaging Measurement",
+    "image-region-2d": "2D Image Region",
+    "image-region-3d": "3D Image Region",
+    "referenced-segment": "Referenced Segment",
+    "referenced-segmentation-frame": "Referenced Segmentation Frame",
+    "region-in-space": "Region In Space",
+    "volume-surface": "Volume Surface",
+    "real-world-value-map": "Real World Value Map",
+    "illustration-of-roi": "Illustration of ROI",
+    "visual-explanation": "Visual Explanation",
+    "source-image-for-segmentation": "Source Image for Segmentation",
+    "source-sr-content-item": "Source SR Content Item",
+    "algorithm-identification": "Algorithm Identification",
+    "dicom-general-equipment": "General Equipment",
+    "dicom-participant-device": "Participant Device",
+    "dicom-participant-person": "Participant Practitioner",
+    "dicom-sr-finding-site": "Finding Site",
+}
+
+
+@dataclass(slots=True)
+class Conversion:
+    """The result of converting one report."""
+
+    document: SRDocument
+    resources: ResourceSet
+    diagnostics: Diagnostics
+
+    def profile_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.resources.resources():
+            for p in r.get("meta", {}).get("profile", []) or [r["resourceType"]]:
+                name = p.rsplit("/", 1)[-1]
+                out[name] = out.get(name, 0) + 1
+        return out
+
+
+def convert(doc: SRDocument, options: Options = Options(), diagnostics: Diagnostics | None = None) -> Conversion:
+    """Map one SR document to FHIR resources; raises ConversionError if it is not TID 1500."""
+    diags = diagnostics if diagnostics is not None else Diagnostics()
+    check_measurement_report(doc, diags)
+    ctx = build_context(doc, options, diags)
+    ctx.equipment = devices.general_equipment(ctx)
+    participant = devices.participant_device(ctx, ctx.equipment)
+    performer = practitioners.document_performer(ctx) or practitioners.observer_context_performer(ctx, doc.root)
+    scope = Scope(
+        issued=default_issued(doc, ctx.default_zone, diags),
+        device=participant or ctx.equipment,
+        device_kind="participant" if participant else "equipment",
+        performer=(performer,) if performer else (),
+    ).with_item(ctx, doc.root)
+
+    top: list[dict[str, Any]] = []
+    for ch in doc.root.children:
+        top.extend(_root_row(ctx, scope, ch))
+    for sr in ctx.schemes.unresolved:
+        diags.warn("unknown-coding-scheme", f"Coding Scheme Designator {sr!r} has no known URI", action=f"system {codes.UNKNOWN_SCHEME_PREFIX}{sr}; map it with --coding-scheme")
+    if options.diagnostic_report:
+        _diagnostic_report(ctx, scope, top)
+    for r in ctx.resources.resources():
+        prof = r.get("meta", {}).get("profile", [""])[0].rsplit("/", 1)[-1]
+        add_narrative(r, PROFILE_TITLES.get(prof, r["resourceType"]))
+    return Conversion(doc, ctx.resources, diags)
+
+
+def _root_row(ctx: ReportContext, scope: Scope, item: ContentItem) -> list[dict[str, Any]]:
+    k = codes.key(item.concept)
+    if item.value_type == "CONTAINER":
+        if k == codes.IMAGING_MEASUREMENTS:
+            return _imaging_measurements(ctx, scope, item)
+        if k == codes.DERIVED_IMAGING_MEASUREMENTS:
+            return derived_measurements(ctx, scope, item)
+        if k == codes.QUALITATIVE_EVALUATIONS:
+            return _qualitative_evaluations(ctx, scope, item)
+    if item.relationship in ("HAS OBS CONTEXT", "HAS CONCEPT MOD") or k in _ROOT_CONTEXT:
+        return []  # observer context and document modifiers: read where needed, not mapped
+    unmapped(ctx, item, "root content item not mapped by the IG")
+    return []
+
+
+def _imaging_measurements(ctx: ReportContext, scope: Scope, container: ContentItem) -> list[dict[str, Any]]:
+    """Imaging Measurements (126010): its TID 4019 is the default device below it (ConceptMap 01)."""
+    scope = with_own_device(ctx, scope.with_item(ctx, container), container)
+    out: list[dict[str, Any]] = []
+    for ch in container.children:
+        k = codes.key(ch.concept)
+        if ch.value_type == "CONTAINER" and k == codes.MEASUREMENT_GROUP:
+            out.append(measurement_group(ctx, scope, ch))
+        elif ch.value_type == "CONTAINER" and k in (codes.DERIVED_IMAGING_MEASUREMENTS, codes.QUALITATIVE_EVALUATIONS):
+            ctx.diags.info("container-placement", "container found inside Imaging Measurements rather than under the root (I-3)", path=ch.path, concept=ch.concept, action="mapped as if under the root")
+            out.extend(_root_row(ctx, scope, ch))
+        elif ch.value_type == "NUM":
+            ctx.diags.info("ungrouped-measurement", "NUM directly in Imaging Measurements, outside a Measurement Group (Q-13)", path=ch.path, concept=ch.concept, action="ImagingMeasurement without a group")
+            ref = imaging_measurement(ctx, scope, ch, GroupInheritance())
+            if ref:
+                out.append(ref)
+        elif k not in codes.ALGORITHM_CODES:
+            unmapped(ctx, ch)
+    return out
+
+
+def _qualitative_evaluations(ctx: ReportContext, scope: Scope, container: ContentItem) -> list[dict[str, Any]]:
+    """Qualitative Evaluations (C0034375): each qualifying CODE/TEXT child (ConceptMap 01)."""
+    scope = with_own_device(ctx, scope.with_item(ctx, container), container)
+    out = []
+    for ch in container.children:
+        if is_qualitative(ch):
+            ref = qualitative_evaluation(ctx, scope, ch, None)
+            if ref:
+                out.append(ref)
+        elif codes.key(ch.concept) not in codes.ALGORITHM_CODES:
+            unmapped(ctx, ch)
+    return out
+
+
+def _diagnostic_report(ctx: ReportContext, scope: Scope, results: list[dict[str, Any]]) -> None:
+    """A DiagnosticReport grouping the top-level Observations (the IG example; D-24)."""
+    doc = ctx.doc
+    rid = ctx.id("diagnostic-report")
+    ident = {"system": DICOM_UID, "value": urn_oid(doc.sop_instance_uid)} if doc.sop_instance_uid else {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{rid}"}
+    dr: dict[str, Any] = {"resourceType": "DiagnosticReport", "id": rid, "identifier": [ident]}
+    if ctx.service_request:
+        dr["basedOn"] = [ctx.service_request]
+    dr["status"] = ctx.status
+    dr["code"] = ctx.schemes.concept(doc.root.concept) if doc.root.concept else {"text": "Imaging Measurement Report"}
+    dr["subject"] = ctx.subject
+    dr["effectiveDateTime"] = scope.issued
+    dr["issued"] = scope.issued
+    if scope.performer:
+        dr["performer"] = list(scope.performer)
+    if results:
+        dr["result"] = results
+    dr["study"] = [ctx.study]
+    ctx.resources.add(dr, f"identifier={ident['system']}|{ident['value']}")

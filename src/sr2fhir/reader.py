@@ -1,0 +1,474 @@
+"""Read DICOM SR documents (Part 10 files or DICOM JSON, PS3.18 Annex F) into our content tree.
+
+Reading is lenient: what real writers get wrong (a bare string where DICOM JSON wants an array,
+a Long Code Value for a short code, a NUM without a Measured Value Sequence) is read with a
+diagnostic, never a traceback. What cannot be read raises :class:`ConversionError` with a
+message that names the file and, where there is one, the content item.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+from pydicom.valuerep import PersonName
+
+from .content import (
+    Code,
+    ContentItem,
+    MeasuredValue,
+    SopReference,
+    SpatialCoordinates,
+    SRDocument,
+    TemporalCoordinates,
+)
+from .diagnostics import ConversionError, Diagnostics
+
+# Exit codes of the failure classes (documented in the README).
+EXIT_NOT_A_FILE = 10
+EXIT_NOT_DICOM = 11
+EXIT_TRUNCATED = 12
+EXIT_NOT_SR = 13
+EXIT_NOT_TID1500 = 14
+EXIT_LIMIT = 15
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds against hostile input."""
+
+    max_depth: int = 64
+    max_items: int = 2_000_000
+
+
+# Header attributes the mapping reads, by keyword (PS3.3 C.7, C.17.2).
+HEADER_KEYWORDS: tuple[str, ...] = (
+    "SpecificCharacterSet",
+    "Modality",
+    "PatientID",
+    "IssuerOfPatientID",
+    "IssuerOfPatientIDQualifiersSequence",
+    "AccessionNumber",
+    "IssuerOfAccessionNumberSequence",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "DeviceSerialNumber",
+    "SoftwareVersions",
+    "DeviceUID",
+    "UDISequence",
+    "StationName",
+    "InstitutionName",
+    "PreliminaryFlag",
+    "CompletionFlag",
+    "VerificationFlag",
+    "ParticipantSequence",
+    "ContentDate",
+    "ContentTime",
+    "InstanceCreationDate",
+    "InstanceCreationTime",
+    "TimezoneOffsetFromUTC",
+    "CurrentRequestedProcedureEvidenceSequence",
+    "PertinentOtherEvidenceSequence",
+    "PredecessorDocumentsSequence",
+    "CodingSchemeIdentificationSequence",
+)
+
+SR_SOP_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
+
+
+def read(path: str | os.PathLike[str], *, limits: Limits = Limits(), diagnostics: Diagnostics | None = None) -> list[SRDocument]:
+    """Read one file: a Part 10 file gives one document, a DICOM JSON array one per object."""
+    p = Path(path)
+    name = str(path)
+    if not p.exists():
+        raise ConversionError(f"{name}: no such file", code="not-found", exit_code=EXIT_NOT_A_FILE)
+    if not p.is_file():
+        raise ConversionError(f"{name}: not a regular file", code="not-found", exit_code=EXIT_NOT_A_FILE)
+    try:
+        with open(p, "rb") as fh:
+            return read_stream(fh, name, limits=limits, diagnostics=diagnostics)
+    except PermissionError:
+        raise ConversionError(f"{name}: permission denied", code="not-found", exit_code=EXIT_NOT_A_FILE) from None
+
+
+def read_stream(fh: BinaryIO, name: str, *, limits: Limits = Limits(), diagnostics: Diagnostics | None = None) -> list[SRDocument]:
+    """Read an open binary stream (a file or stdin), sniffing Part 10 vs DICOM JSON."""
+    diags = diagnostics if diagnostics is not None else Diagnostics()
+    head = fh.read(132)
+    fh.seek(0) if fh.seekable() else None
+    stripped = head.lstrip()
+    if stripped[:1] in (b"{", b"["):
+        data = head + fh.read() if not fh.seekable() else fh.read()
+        datasets = _datasets_from_json(data, name, diags)
+    else:
+        if not fh.seekable():
+            import io
+
+            fh = io.BytesIO(head + fh.read())
+        datasets = [_dataset_from_part10(fh, name)]
+    return [document_from_dataset(ds, name if len(datasets) == 1 else f"{name}[{i}]", limits=limits, diagnostics=diags)
+            for i, ds in enumerate(datasets)]
+
+
+def _dataset_from_part10(fh: BinaryIO, name: str) -> Dataset:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pydicom.dcmread(fh)
+    except InvalidDicomError:
+        raise ConversionError(
+            f"{name}: not a DICOM file (no DICM preamble and not DICOM JSON)",
+            code="not-dicom",
+            exit_code=EXIT_NOT_DICOM,
+        ) from None
+    except (EOFError, OSError, ValueError, struct.error, IndexError, KeyError, TypeError, NotImplementedError) as exc:
+        raise ConversionError(
+            f"{name}: truncated or corrupt DICOM file ({type(exc).__name__}: {_safe(exc)})",
+            code="truncated",
+            exit_code=EXIT_TRUNCATED,
+        ) from None
+    except RecursionError:
+        raise ConversionError(f"{name}: sequences nested too deeply to read", code="too-deep", exit_code=EXIT_LIMIT) from None
+
+
+def _safe(exc: BaseException) -> str:
+    """An exception text cut short; pydicom's messages name tags, never values."""
+    return str(exc).splitlines()[0][:160] if str(exc) else ""
+
+
+def _datasets_from_json(data: bytes, name: str, diags: Diagnostics) -> list[Dataset]:
+    try:
+        obj = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConversionError(f"{name}: invalid DICOM JSON ({_safe(exc)})", code="not-dicom", exit_code=EXIT_NOT_DICOM) from None
+    objs = obj if isinstance(obj, list) else [obj]
+    if not objs or not all(isinstance(o, dict) for o in objs):
+        raise ConversionError(f"{name}: invalid DICOM JSON: expected an object or an array of objects", code="not-dicom", exit_code=EXIT_NOT_DICOM)
+    out = []
+    for i, o in enumerate(objs):
+        _repair_json(o, diags, "")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out.append(Dataset.from_json(o))
+        except RecursionError:
+            raise ConversionError(f"{name}: DICOM JSON nested too deeply", code="too-deep", exit_code=EXIT_LIMIT) from None
+        except Exception as exc:  # pydicom raises many types on malformed JSON
+            raise ConversionError(f"{name}: invalid DICOM JSON in object {i} ({type(exc).__name__}: {_safe(exc)})", code="not-dicom", exit_code=EXIT_NOT_DICOM) from None
+    return out
+
+
+def _repair_json(obj: dict[str, Any], diags: Diagnostics, where: str, depth: int = 0) -> None:
+    """Fix, with a warning, the DICOM JSON mistakes seen in the wild (PS3.18 F.2)."""
+    if depth > 200:
+        raise ConversionError("DICOM JSON nested too deeply", code="too-deep", exit_code=EXIT_LIMIT)
+    for tag, attr in obj.items():
+        if not isinstance(attr, dict):
+            raise ConversionError(f"invalid DICOM JSON: attribute {tag}{where} is not an object", code="not-dicom", exit_code=EXIT_NOT_DICOM)
+        if "Value" in attr and not isinstance(attr["Value"], list):
+            diags.warn("json-bare-value", f"DICOM JSON attribute ({tag[:4]},{tag[4:]}){where} has a bare Value, not an array", action="read as a one-element array")
+            attr["Value"] = [attr["Value"]]
+        vr = attr.get("vr")
+        values = attr.get("Value")
+        if vr == "SQ" and isinstance(values, list):
+            for k, item in enumerate(values):
+                if isinstance(item, dict):
+                    _repair_json(item, diags, f"{where} > ({tag[:4]},{tag[4:]})[{k + 1}]", depth + 1)
+        elif vr == "PN" and isinstance(values, list):
+            attr["Value"] = [{"Alphabetic": v} if isinstance(v, str) else v for v in values]
+
+
+# --- dataset -> content tree -------------------------------------------------------------
+
+
+def document_from_dataset(ds: Dataset, name: str, *, limits: Limits = Limits(), diagnostics: Diagnostics | None = None) -> SRDocument:
+    """Build an :class:`SRDocument` from a pydicom dataset, or raise ConversionError."""
+    diags = diagnostics if diagnostics is not None else Diagnostics()
+    try:
+        sop_class = str(ds.get("SOPClassUID", "") or "")
+        if "ValueType" not in ds and "ContentSequence" not in ds:
+            kind = _sop_class_name(sop_class) if sop_class else "no SOP Class UID"
+            raise ConversionError(f"{name}: DICOM but not a Structured Report ({kind}): no SR content tree", code="not-sr", exit_code=EXIT_NOT_SR)
+        builder = _TreeBuilder(name, limits, diags)
+        root = builder.build_root(ds)
+        header = {kw: _plain(ds.get(kw)) for kw in HEADER_KEYWORDS if kw in ds}
+        return SRDocument(
+            source=name,
+            sop_class_uid=sop_class,
+            sop_instance_uid=str(ds.get("SOPInstanceUID", "") or ""),
+            series_instance_uid=_str(ds.get("SeriesInstanceUID")),
+            study_instance_uid=_str(ds.get("StudyInstanceUID")),
+            root=root,
+            header=header,
+        )
+    except ConversionError:
+        raise
+    except RecursionError:
+        raise ConversionError(f"{name}: content tree nested too deeply to read", code="too-deep", exit_code=EXIT_LIMIT) from None
+    except (EOFError, OSError, ValueError, struct.error, IndexError, KeyError, TypeError, AttributeError, NotImplementedError) as exc:
+        raise ConversionError(
+            f"{name}: truncated or corrupt DICOM data ({type(exc).__name__}: {_safe(exc)})",
+            code="truncated",
+            exit_code=EXIT_TRUNCATED,
+        ) from None
+
+
+def _sop_class_name(uid: str) -> str:
+    name = pydicom.uid.UID(uid).name
+    return f"{name} {uid}" if name != uid else uid
+
+
+def _str(v: Any) -> str | None:
+    if v is None or v == "":
+        return None
+    if isinstance(v, (list, MultiValue)):
+        return str(v[0]).strip() if len(v) else None
+    s = str(v).strip()
+    return s or None
+
+
+def _plain(v: Any) -> Any:
+    """pydicom values -> plain Python (str, list, dict) for the header."""
+    if v is None:
+        return None
+    if isinstance(v, pydicom.Sequence):
+        return [{el.keyword or str(el.tag): _plain(el.value) for el in item} for item in v]
+    if isinstance(v, PersonName):
+        return str(v)
+    if isinstance(v, (list, MultiValue)):
+        return [_plain(x) for x in v]
+    if isinstance(v, bytes):
+        return None
+    if isinstance(v, (int, float)):
+        return v
+    return str(v)
+
+
+def _code(seq: Any) -> Code | None:
+    """The first item of a Code Sequence as a Code (Code Value, Long Code Value or URN Code Value)."""
+    if not seq:
+        return None
+    item = seq[0]
+    value = item.get("CodeValue") or item.get("LongCodeValue") or item.get("URNCodeValue")
+    scheme = item.get("CodingSchemeDesignator")
+    if value is None and scheme is None:
+        return None
+    return Code(
+        value=str(value or "").strip(),
+        scheme=str(scheme or "").strip(),
+        meaning=str(item.get("CodeMeaning", "") or "").strip(),
+        version=_str(item.get("CodingSchemeVersion")),
+    )
+
+
+def _floats(v: Any) -> list[float]:
+    if v is None:
+        return []
+    if isinstance(v, (list, MultiValue, tuple)):
+        return [float(x) for x in v]
+    if isinstance(v, (bytes, bytearray)):
+        import array
+
+        a = array.array("f")
+        a.frombytes(bytes(v)[: len(v) - len(v) % 4])
+        return [float(x) for x in a]
+    try:
+        return [float(x) for x in v]  # numpy array
+    except TypeError:
+        return [float(v)]
+
+
+def _ints(v: Any) -> list[int]:
+    if v is None or v == "":
+        return []
+    if isinstance(v, (list, MultiValue, tuple)):
+        return [int(x) for x in v]
+    return [int(v)]
+
+
+class _TreeBuilder:
+    """Builds the content tree iteratively (no recursion, bounded depth and item count)."""
+
+    def __init__(self, name: str, limits: Limits, diags: Diagnostics) -> None:
+        self.name = name
+        self.limits = limits
+        self.diags = diags
+        self.count = 0
+
+    def build_root(self, ds: Dataset) -> ContentItem:
+        root = self._item(ds, "1", None)
+        stack: list[tuple[ContentItem, Dataset, int]] = [(root, ds, 1)]
+        while stack:
+            parent, pds, depth = stack.pop()
+            seq = pds.get("ContentSequence")
+            if not seq:
+                continue
+            if depth >= self.limits.max_depth:
+                raise ConversionError(
+                    f"{self.name}: content tree deeper than {self.limits.max_depth} levels at content item {parent.path}",
+                    code="too-deep",
+                    exit_code=EXIT_LIMIT,
+                )
+            for i, cds in enumerate(seq, 1):
+                self.count += 1
+                if self.count > self.limits.max_items:
+                    raise ConversionError(
+                        f"{self.name}: more than {self.limits.max_items} content items", code="too-many", exit_code=EXIT_LIMIT
+                    )
+                child = self._item(cds, f"{parent.path}.{i}", pds)
+                parent.children.append(child)
+                stack.append((child, cds, depth + 1))
+        return root
+
+    def _item(self, ds: Dataset, path: str, parent: Dataset | None) -> ContentItem:
+        vt = _str(ds.get("ValueType"))
+        rel = _str(ds.get("RelationshipType"))
+        concept = _code(ds.get("ConceptNameCodeSequence"))
+        item = ContentItem(path=path, relationship=rel, value_type=vt, concept=concept)
+        item.observation_uid = _str(ds.get("ObservationUID"))
+        item.observation_datetime = _str(ds.get("ObservationDateTime"))
+        tseq = ds.get("ContentTemplateSequence")
+        if tseq:
+            item.template = _str(tseq[0].get("TemplateIdentifier"))
+        if vt is None:
+            ref = ds.get("ReferencedContentItemIdentifier")
+            if ref is not None:
+                item.reference = _ints(ref)
+            elif parent is not None:
+                self.diags.warn("missing-value-type", "content item has no Value Type (0040,A040)", path=path, concept=concept, action="kept without a value")
+            return item
+        reader = _VALUE_READERS.get(vt)
+        if reader is None:
+            if vt != "CONTAINER":
+                self.diags.warn("unknown-value-type", f"unknown Value Type {vt!r}", path=path, concept=concept, action="kept without a value")
+            return item
+        item.value = reader(ds)
+        return item
+
+
+def _read_num(ds: Dataset) -> MeasuredValue:
+    mv = MeasuredValue()
+    mvs = ds.get("MeasuredValueSequence")
+    if mvs:
+        m = mvs[0]
+        text = _numeric_text(m)
+        if text:
+            mv.numeric = text
+        fv = m.get("FloatingPointValue")
+        if fv is not None and fv != "":
+            mv.floating = float(fv[0] if isinstance(fv, (list, MultiValue)) else fv)
+        mv.unit = _code(m.get("MeasurementUnitsCodeSequence"))
+    mv.qualifier = _code(ds.get("NumericValueQualifierCodeSequence"))
+    return mv
+
+
+def _numeric_text(m: Dataset) -> str | None:
+    """Numeric Value (0040,A30A) as written: the DS string keeps the source precision."""
+    raw = m.get_item(0x0040A30A)
+    if raw is None:
+        return None
+    v = raw.value
+    if isinstance(v, (bytes, bytearray)):
+        text = v.decode("ascii", "replace").strip(" \x00").split("\\")[0].strip()
+    else:
+        if isinstance(v, (list, MultiValue)):
+            v = v[0] if len(v) else None
+        if v is None:
+            return None
+        orig = getattr(v, "original_string", None)
+        text = str(orig if orig is not None else v).strip()
+    return text or None
+
+
+def _read_sop(ds: Dataset) -> SopReference | None:
+    seq = ds.get("ReferencedSOPSequence")
+    if not seq:
+        return None
+    r = seq[0]
+    return SopReference(
+        sop_class_uid=_str(r.get("ReferencedSOPClassUID")),
+        sop_instance_uid=_str(r.get("ReferencedSOPInstanceUID")),
+        frames=_ints(r.get("ReferencedFrameNumber")),
+        segments=_ints(r.get("ReferencedSegmentNumber")),
+    )
+
+
+def _shortest_f32(x: float) -> float:
+    """The shortest decimal that is the same FL (float32) value: 0.25, not 0.25000000372529."""
+    packed = struct.pack("<f", x)
+    for digits in range(6, 10):
+        y = float(f"{x:.{digits}g}")
+        if struct.pack("<f", y) == packed:
+            return y
+    return x
+
+
+def _read_scoord(ds: Dataset) -> SpatialCoordinates:
+    data = _floats(ds.get("GraphicData"))
+    if ds.get("ValueType") == "SCOORD":  # Graphic Data is FL for SCOORD, FD for SCOORD3D
+        data = [_shortest_f32(x) for x in data]
+    return SpatialCoordinates(
+        graphic_type=_str(ds.get("GraphicType")) or "",
+        graphic_data=data,
+        frame_of_reference_uid=_str(ds.get("ReferencedFrameOfReferenceUID")),
+    )
+
+
+def _read_tcoord(ds: Dataset) -> TemporalCoordinates:
+    return TemporalCoordinates(
+        range_type=_str(ds.get("TemporalRangeType")) or "",
+        sample_positions=_ints(ds.get("ReferencedSamplePositions")),
+        time_offsets=_floats(ds.get("ReferencedTimeOffsets")),
+        datetimes=[str(x) for x in (ds.get("ReferencedDateTime") or [])] if isinstance(ds.get("ReferencedDateTime"), (list, MultiValue)) else ([str(ds.get("ReferencedDateTime"))] if ds.get("ReferencedDateTime") else []),
+    )
+
+
+def _text(keyword: str):  # noqa: ANN202 - small factory
+    def read_value(ds: Dataset) -> str | None:
+        v = ds.get(keyword)
+        if v is None:
+            return None
+        return str(v[0] if isinstance(v, (list, MultiValue)) and len(v) else v).strip() or None
+
+    return read_value
+
+
+# Value type -> how to read its value (PS3.3 Table C.17-5 and the macros it names).
+_VALUE_READERS: dict[str, Any] = {
+    "TEXT": _text("TextValue"),
+    "CODE": lambda ds: _code(ds.get("ConceptCodeSequence")),
+    "NUM": _read_num,
+    "UIDREF": _text("UID"),
+    "PNAME": _text("PersonName"),
+    "DATE": _text("Date"),
+    "TIME": _text("Time"),
+    "DATETIME": _text("DateTime"),
+    "IMAGE": _read_sop,
+    "COMPOSITE": _read_sop,
+    "WAVEFORM": _read_sop,
+    "SCOORD": _read_scoord,
+    "SCOORD3D": _read_scoord,
+    "TCOORD": _read_tcoord,
+}
+
+
+def iter_input_files(inputs: Iterable[str]) -> Iterable[str]:
+    """Expand directories (recursively, sorted) into files; '-' stays as stdin."""
+    for inp in inputs:
+        if inp != "-" and os.path.isdir(inp):
+            for root, dirs, files in os.walk(inp):
+                dirs.sort()
+                for f in sorted(files):
+                    if not f.startswith("."):
+                        yield os.path.join(root, f)
+        else:
+            yield inp
