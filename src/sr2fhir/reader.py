@@ -42,12 +42,16 @@ EXIT_NOT_TID1500 = 14
 EXIT_LIMIT = 15
 
 
+DEFAULT_MAX_DEPTH = 64
+DEFAULT_MAX_ITEMS = 2_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Bounds against hostile input."""
 
-    max_depth: int = 64
-    max_items: int = 2_000_000
+    max_depth: int = DEFAULT_MAX_DEPTH
+    max_items: int = DEFAULT_MAX_ITEMS
 
 
 # Header attributes the mapping reads, by keyword (PS3.3 C.7, C.17.2).

@@ -7,7 +7,9 @@ resource's identity identifier), so posting the same report twice creates nothin
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Iterable, Iterator
 
 from .ids import full_url, resource_id
@@ -87,11 +89,23 @@ def to_relative_references(resources: list[dict[str, Any]]) -> list[dict[str, An
     return [fix(r) for r in resources]
 
 
+_DECIMAL_MARK = "\u0000decimal:"
+_DECIMAL_TEXT = re.compile(r'"\\u0000decimal:([-+0-9.eE]+)"')
+
+
+def _encode_decimal(o: Any) -> str:
+    if isinstance(o, Decimal):
+        return _DECIMAL_MARK + str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
 def dumps(obj: Any, *, pretty: bool = False) -> str:
-    """Deterministic JSON text."""
+    """Deterministic JSON text; Decimals are written as JSON numbers with their digits kept."""
     if pretty:
-        return json.dumps(obj, ensure_ascii=False, indent=2)
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(obj, ensure_ascii=False, indent=2, default=_encode_decimal)
+    else:
+        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_encode_decimal)
+    return _DECIMAL_TEXT.sub(r"\1", text) if "u0000decimal:" in text else text
 
 
 def ndjson(resources: list[dict[str, Any]]) -> str:

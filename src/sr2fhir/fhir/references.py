@@ -40,7 +40,8 @@ def issuer_system(qualifiers: list[dict[str, Any]] | None, diags: Diagnostics, w
                 f"{what} issuer Universal Entity ID of type {utype or '(none)'} is not an absolute URI or ISO OID",
                 action="identifier emitted without system; issuer kept as assigner.display",
             )
-            local = local or universal
+            local = local or f"{universal}"
+            return None, str(local)
     return system, (str(local) if local else None)
 
 
@@ -48,7 +49,8 @@ def patient_reference(header: dict[str, Any], diags: Diagnostics) -> dict[str, A
     """Reference(Patient) by Patient ID (0010,0020) and its issuer (0010,0021)/(0010,0024)."""
     pid = _first(header.get("PatientID"))
     system, assigner = issuer_system(header.get("IssuerOfPatientIDQualifiersSequence"), diags, "Patient ID")
-    assigner = assigner or _first(header.get("IssuerOfPatientID"))
+    # Issuer of Patient ID (0010,0021) names the issuer better than a non-URI universal id.
+    assigner = _first(header.get("IssuerOfPatientID")) or assigner
     if not pid:
         diags.error("no-patient-id", "the SR has no Patient ID (0010,0020)", action="subject is a display-only reference that no server can resolve")
         return {"type": "Patient", "display": "Patient ID absent from the DICOM SR"}

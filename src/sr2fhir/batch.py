@@ -1,0 +1,91 @@
+"""Convert files one at a time, never letting one bad file stop the others.
+
+Used by the CLI and by the delivery services: each input gives a FileResult that says
+converted / partial / failed, with the diagnostics and, for a failure, the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .diagnostics import ConversionError, Diagnostics, Severity
+from .fhir import bundle
+from .mapping.context import Options
+from .mapping.report import Conversion, convert
+from .reader import Limits, read, read_stream
+
+Status = Literal["converted", "partial", "failed"]
+EXIT_INTERNAL = 1
+
+
+@dataclass(slots=True)
+class FileResult:
+    source: str
+    conversions: list[Conversion] = field(default_factory=list)
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
+    error: ConversionError | None = None
+
+    @property
+    def status(self) -> Status:
+        if self.error is not None:
+            return "failed"
+        worst = self.diagnostics.worst
+        return "partial" if worst is not None and worst >= Severity.WARNING else "converted"
+
+
+def convert_path(path: str, options: Options = Options(), limits: Limits = Limits(), *, debug: bool = False) -> FileResult:
+    """Read and convert one input ('-' is stdin). Never raises for bad input."""
+    result = FileResult(source=path)
+    try:
+        docs = read_stream(sys.stdin.buffer, "<stdin>", limits=limits, diagnostics=result.diagnostics) if path == "-" else read(path, limits=limits, diagnostics=result.diagnostics)
+        for doc in docs:
+            result.conversions.append(convert(doc, options, result.diagnostics))
+    except ConversionError as exc:
+        result.error = exc
+    except MemoryError:
+        result.error = ConversionError(f"{path}: out of memory while converting", code="too-large", exit_code=EXIT_INTERNAL)
+    except Exception as exc:  # a bug in sr2fhir: report it, keep going with the other files
+        if debug:
+            raise
+        result.error = ConversionError(
+            f"{path}: internal error while converting ({type(exc).__name__}); rerun with --debug and report it",
+            code="exception",
+            exit_code=EXIT_INTERNAL,
+        )
+    return result
+
+
+def render(conversions: list[Conversion], bundle_type: str, *, pretty: bool = False) -> str:
+    """The output text for one input: a Bundle (one per document) or NDJSON."""
+    if bundle_type == "ndjson":
+        return "".join(bundle.ndjson(c.resources.resources()) for c in conversions)
+    out = []
+    for c in conversions:
+        key = c.document.sop_instance_uid or c.document.source
+        b = bundle.transaction(c.resources, key) if bundle_type == "transaction" else bundle.collection(c.resources, key)
+        out.append(bundle.dumps(b, pretty=pretty))
+    return "\n".join(out) + "\n"
+
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write via a temporary file in the same folder and rename: never a half-written output."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

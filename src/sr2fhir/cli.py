@@ -1,0 +1,184 @@
+"""The `sr2fhir` command line: convert, dump.
+
+Exit codes: 0 every input converted (warnings allowed unless --strict); 1 inputs failed for
+different reasons, or an internal error; 2 usage error; 3 --strict and a warning or error was
+reported; 10 not a file; 11 not DICOM / invalid DICOM JSON; 12 truncated DICOM; 13 DICOM but not
+an SR; 14 SR but not a TID 1500 Measurement Report; 15 a limit was exceeded (depth, item count).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .batch import FileResult, convert_path, render, write_atomic
+from .diagnostics import ConversionError, Severity
+from .dump import lines
+from .fhir.bundle import BUNDLE_TYPES, dumps
+from .mapping.context import Options
+from .reader import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, Limits, iter_input_files, read, read_stream
+
+EXIT_MIXED = 1
+EXIT_STRICT = 3
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Convert DICOM SR TID 1500 Measurement Reports into FHIR R5 resources, as the HL7 "
+    "'DICOM SR to FHIR Resource Mapping' IG (hl7.fhir.uv.dicom-sr 1.0.0) specifies.",
+)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sr2fhir {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = None,
+) -> None:
+    pass
+
+
+def _parse_schemes(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise typer.BadParameter(f"{p!r}: expected DESIGNATOR=URI, e.g. 99LIDCQIICR=http://cancerimagingarchive.net")
+        k, v = p.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _report(result: FileResult, verbose: bool, quiet: bool) -> None:
+    if quiet:
+        return
+    floor = Severity.INFORMATION if verbose else Severity.WARNING
+    for d in result.diagnostics.items:
+        if d.severity >= floor:
+            style = "red" if d.severity >= Severity.ERROR else ("yellow" if d.severity == Severity.WARNING else "dim")
+            err.print(d.text(result.source), style=style, markup=False)
+    if result.error is not None:
+        err.print(f"error: {result.error}", style="bold red", markup=False)
+
+
+def _output_path(target: str, source: str, bundle: str, many: bool) -> Path:
+    """The output file: `target` itself, or a file named after the input inside the folder `target`."""
+    out = Path(target)
+    if not many and not out.is_dir() and not target.endswith(("/", os.sep)):
+        return out
+    stem = "stdin" if source == "-" else Path(source).name
+    for ext in (".dcm", ".json", ".DCM"):
+        if stem.endswith(ext):
+            stem = stem[: -len(ext)]
+    return out / f"{stem}.{'ndjson' if bundle == 'ndjson' else 'json'}"
+
+
+@app.command()
+def convert(
+    inputs: Annotated[list[str], typer.Argument(help="DICOM SR files (Part 10 or DICOM JSON), directories (searched recursively), or - for stdin.", show_default=False)],
+    output: Annotated[Optional[str], typer.Option("-o", "--output", help="Output file; a directory (one file per input) when there are several inputs. Default: stdout.")] = None,
+    bundle: Annotated[str, typer.Option("-b", "--bundle", help="transaction (POST with ifNoneExist), collection, or ndjson (one resource a line).")] = "transaction",
+    pretty: Annotated[bool, typer.Option("--pretty", help="Indent the JSON.")] = False,
+    diagnostic_report: Annotated[bool, typer.Option("--diagnostic-report", help="Also emit a DiagnosticReport grouping the Observations.")] = False,
+    timezone: Annotated[str, typer.Option("--timezone", help="Zone for times when the SR gives none (Timezone Offset From UTC absent).")] = "+00:00",
+    coding_scheme: Annotated[list[str], typer.Option("--coding-scheme", help="Map a Coding Scheme Designator to a FHIR system URI: DESIGNATOR=URI (repeatable).")] = [],
+    outcome: Annotated[Optional[str], typer.Option("--outcome", help="Write the diagnostics as a FHIR OperationOutcome: a file, or a directory (one per input).")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 3, no output) when any warning or error is reported.")] = False,
+    max_depth: Annotated[int, typer.Option("--max-depth", help="Deepest content tree accepted.")] = DEFAULT_MAX_DEPTH,
+    max_items: Annotated[int, typer.Option("--max-items", help="Most content items accepted in one report.")] = DEFAULT_MAX_ITEMS,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Also show information diagnostics (items the IG does not map).")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Show no diagnostics, only the summary of a batch.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show a traceback for internal errors.")] = False,
+) -> None:
+    """Convert SR Measurement Reports into a FHIR Bundle (or NDJSON) per input."""
+    if bundle not in BUNDLE_TYPES:
+        raise typer.BadParameter(f"--bundle must be one of {', '.join(BUNDLE_TYPES)}")
+    options = Options(default_timezone=timezone, coding_schemes=_parse_schemes(coding_scheme), diagnostic_report=diagnostic_report)
+    limits = Limits(max_depth=max_depth, max_items=max_items)
+    files = list(iter_input_files(inputs))
+    many = len(files) > 1 or any(i != "-" and Path(i).is_dir() for i in inputs)
+    results: list[FileResult] = []
+    for f in files:
+        r = convert_path(f, options, limits, debug=debug)
+        results.append(r)
+        _report(r, verbose, quiet)
+        if r.error is None and strict and r.status != "converted":
+            r.error = ConversionError(f"{f}: --strict: warnings or errors were reported", code="strict", exit_code=EXIT_STRICT)
+            _report(FileResult(f, error=r.error), verbose, quiet)
+        if r.error is None:
+            text = render(r.conversions, bundle, pretty=pretty)
+            if output is None:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            else:
+                try:
+                    write_atomic(_output_path(output, f, bundle, many), text)
+                except OSError as exc:
+                    r.error = ConversionError(f"{f}: cannot write output ({exc.strerror})", code="output", exit_code=EXIT_MIXED)
+                    _report(FileResult(f, error=r.error), verbose, quiet)
+        if outcome is not None:
+            oo = r.diagnostics.operation_outcome(r.source)
+            if r.error is not None:
+                oo["issue"].insert(0, {"severity": "fatal", "code": "processing", "diagnostics": str(r.error)})
+            target = _output_path(outcome, f, "json", many)
+            if many:
+                target = target.with_name(target.stem + ".outcome.json")
+            write_atomic(target, dumps(oo, pretty=True) + "\n")
+    if many:
+        _summary(results)
+    raise typer.Exit(_exit_code(results))
+
+
+def _summary(results: list[FileResult]) -> None:
+    counts = {"converted": 0, "partial": 0, "failed": 0}
+    for r in results:
+        counts[r.status] += 1
+    err.print(
+        f"summary: {len(results)} file(s): {counts['converted']} converted, {counts['partial']} partially converted (see warnings), {counts['failed']} failed",
+        markup=False,
+    )
+    for r in results:
+        if r.error is not None:
+            err.print(f"  failed: {r.error}", markup=False)
+
+
+def _exit_code(results: list[FileResult]) -> int:
+    codes = {r.error.exit_code for r in results if r.error is not None}
+    if not codes:
+        return 0
+    return codes.pop() if len(codes) == 1 else EXIT_MIXED
+
+
+@app.command()
+def dump(
+    input: Annotated[str, typer.Argument(help="A DICOM SR file (Part 10 or DICOM JSON), or - for stdin.", show_default=False)],
+    names: Annotated[bool, typer.Option("--names/--no-names", help="Show PNAME values (person names).")] = True,
+) -> None:
+    """Print the SR content tree: path, relationship, value type, concept name and value."""
+    try:
+        docs = read_stream(sys.stdin.buffer, "<stdin>") if input == "-" else read(input)
+    except ConversionError as exc:
+        err.print(f"error: {exc}", style="bold red", markup=False)
+        raise typer.Exit(exc.exit_code) from None
+    for doc in docs:
+        sys.stdout.write(f"# {doc.source}: SOP class {doc.sop_class_uid}\n")
+        for line in lines(doc, show_names=names):
+            sys.stdout.write(line + "\n")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
