@@ -13,6 +13,7 @@ import os
 import struct
 import warnings
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable
 
@@ -86,6 +87,7 @@ HEADER_KEYWORDS: tuple[str, ...] = (
     "CodingSchemeIdentificationSequence",
 )
 
+NUMERIC_VALUE_JSON_TAG = "0040A30A"
 SR_SOP_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
 
 
@@ -151,7 +153,7 @@ def _safe(exc: BaseException) -> str:
 
 def _datasets_from_json(data: bytes, name: str, diags: Diagnostics) -> list[Dataset]:
     try:
-        obj = json.loads(data)
+        obj = json.loads(data, parse_float=Decimal)  # Decimal keeps a DS value's digits
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConversionError(f"{name}: invalid DICOM JSON ({_safe(exc)})", code="not-dicom", exit_code=EXIT_NOT_DICOM) from None
     objs = obj if isinstance(obj, list) else [obj]
@@ -183,6 +185,12 @@ def _repair_json(obj: dict[str, Any], diags: Diagnostics, where: str, depth: int
             attr["Value"] = [attr["Value"]]
         vr = attr.get("vr")
         values = attr.get("Value")
+        if isinstance(values, list) and any(isinstance(v, Decimal) for v in values):
+            attr["Value"] = values = [(str(v) if vr in ("DS", "IS") else float(v)) if isinstance(v, Decimal) else v for v in values]
+        if tag.upper() == NUMERIC_VALUE_JSON_TAG and vr == "DS":
+            # pydicom's from_json turns DS text into a float and forgets the digits; read
+            # Numeric Value (0040,A30A) as text so that "3.111220E+04" keeps its precision.
+            attr["vr"] = "LO"
         if vr == "SQ" and isinstance(values, list):
             for k, item in enumerate(values):
                 if isinstance(item, dict):

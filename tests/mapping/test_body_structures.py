@@ -1,0 +1,41 @@
+"""Finding site: bodySite vs BodyStructure (ConceptMaps 03/04, D-19)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import Converted, codings
+
+SCT = "http://snomed.info/sct"
+
+
+def test_sites(fixture_conversions: dict[str, Converted], manifest: dict[str, Any]) -> None:
+    c = fixture_conversions["tid1410_planar_regions"]
+    expected = manifest["fixtures"]["tid1410_planar_regions"]["groups"]
+    for g, exp in zip(c.profile("imaging-measurement-group"), expected):
+        assert not ("bodySite" in g and "bodyStructure" in g)  # obs-8
+        if exp["site"] is None:
+            assert "bodySite" not in g and "bodyStructure" not in g
+            continue
+        # Every fixture group has tracking ids, so a site always makes a BodyStructure (D-19).
+        bs = c.resolve(g["bodyStructure"])
+        inc = bs["includedStructure"][0]
+        assert codings(inc["structure"]) == [(SCT, exp["site"]["site"])]
+        assert codings(inc.get("laterality")) == ([(SCT, exp["site"]["laterality"])] if "laterality" in exp["site"] else [])
+        assert [codings(q)[0] for q in inc.get("qualifier", [])] == ([(SCT, exp["site"]["modifier"])] if "modifier" in exp["site"] else [])
+        ids = {i["type"]["coding"][0]["code"]: i for i in bs["identifier"] if "type" in i}
+        assert ids["112039"]["value"] == exp["tracking_identifier"]
+        assert ids["112040"] == {"type": ids["112040"]["type"], "system": "urn:dicom:uid", "value": "urn:oid:" + exp["tracking_uid"]}
+        assert bs["patient"] == g["subject"]
+        sel = c.resolve(g["derivedFrom"][0])
+        assert sel["bodySite"] == {"reference": g["bodyStructure"]}
+
+
+def test_plain_site_without_tracking_goes_to_bodysite() -> None:
+    from sr2fhir.content import Code
+    from tests.conftest import convert_doc, document, group, item
+
+    site = item("HAS CONCEPT MOD", "CODE", Code("363698007", "SCT", "Finding Site"), Code("39607008", "SCT", "Lung"))
+    c = convert_doc(document(group(site)))
+    g = c.one("imaging-measurement-group")
+    assert codings(g["bodySite"]) == [(SCT, "39607008")] and "bodyStructure" not in g and not c.of_type("BodyStructure")

@@ -1,0 +1,56 @@
+"""Devices: general equipment, participant device, algorithm identification, and device precedence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sr2fhir.content import Code, MeasuredValue
+from tests.conftest import Converted, convert_doc, document, group, item
+
+NAME = Code("111001", "DCM", "Algorithm Name")
+VERSION = Code("111003", "DCM", "Algorithm Version")
+
+
+def algorithm(name: str, version: str) -> list[Any]:
+    return [item("HAS CONCEPT MOD", "TEXT", NAME, name), item("HAS CONCEPT MOD", "TEXT", VERSION, version)]
+
+
+def test_algorithm_identification(fixture_conversions: dict[str, Converted], manifest: dict[str, Any]) -> None:
+    c = fixture_conversions["tid1501_containers"]
+    exp = manifest["fixtures"]["tid1501_containers"]["algorithm"]
+    alg = c.one("algorithm-identification")
+    assert alg["displayName"] == exp["name"] and alg["version"] == [{"value": exp["version"]}]
+    assert [p["valueString"] for p in alg["property"]] == exp["parameters"]
+    assert c.resolve(alg["parent"]) == c.one("dicom-general-equipment")
+
+
+def test_participant_device(fixture_conversions: dict[str, Converted], manifest: dict[str, Any]) -> None:
+    c = fixture_conversions["tid1501_containers"]
+    exp = manifest["fixtures"]["tid1501_containers"]["participant_device"]
+    dev = c.one("dicom-participant-device")
+    assert dev["identifier"][0]["value"] == "urn:oid:" + exp["uid"] and dev["displayName"] == exp["model"]
+    assert dev["identifier"][0]["type"]["coding"][0]["code"] == "UDI"
+
+
+def test_device_precedence_and_dedupe() -> None:
+    """Own TID 4019 > group's > container's > equipment; one Device per distinct algorithm (D-7)."""
+    n_own = item("CONTAINS", "NUM", Code("1", "SCT", "a"), MeasuredValue("1"), algorithm("Own", "1"))
+    n_inh = item("CONTAINS", "NUM", Code("2", "SCT", "b"), MeasuredValue("2"))
+    g1 = group(*algorithm("Group", "1"), n_own, n_inh)
+    g2 = group(item("CONTAINS", "NUM", Code("3", "SCT", "c"), MeasuredValue("3")))
+    container = item("CONTAINS", "CONTAINER", Code("126010", "DCM", "Imaging Measurements"), children=[*algorithm("Container", "1"), g1, g2])
+    doc = document(container, measurements=False)
+    c = convert_doc(doc)
+    names = {o["code"]["coding"][0]["code"]: c.resolve(o["device"]).get("displayName") for o in c.profile("imaging-measurement")}
+    assert names == {"1": "Own", "2": "Group", "3": "Container"}
+    assert len(c.profile("algorithm-identification")) == 3
+    # Same algorithm twice in one report -> one Device.
+    twice = document(group(item("CONTAINS", "NUM", Code("1", "SCT", "a"), MeasuredValue("1"), algorithm("A", "1")),
+                           item("CONTAINS", "NUM", Code("2", "SCT", "b"), MeasuredValue("2"), algorithm("A", "1"))))
+    assert len(convert_doc(twice).profile("algorithm-identification")) == 1
+
+
+def test_participant_equal_to_equipment_is_not_duplicated() -> None:
+    header = {"DeviceUID": "2.25.9", "ParticipantSequence": [{"ObserverType": "DEV", "DeviceUID": "2.25.9"}]}
+    c = convert_doc(document(group(), header=header))
+    assert not c.profile("dicom-participant-device") and len(c.of_type("Device")) == 1

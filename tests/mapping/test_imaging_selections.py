@@ -1,0 +1,155 @@
+"""ImagingSelection profiles: every profile from the highdicom fixtures, plus hand-built edge cases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sr2fhir.content import Code, SopReference, SpatialCoordinates
+from tests.conftest import Converted, codings, convert_doc, document, group, item
+
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+SECT_B5 = "https://dicom.nema.org/medical/dicom/current/output/chtml/part04/sect_B.5"
+REGION = Code("111030", "DCM", "Image Region")
+CT = "1.2.840.10008.5.1.4.1.1.2"
+
+
+def selections_of(c: Converted, obs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for ref in obs.get("derivedFrom", []):
+        r = c.by_url.get(ref.get("reference", ""))
+        if r and r["resourceType"] == "ImagingSelection":
+            out[r.get("meta", {}).get("profile", ["none"])[0].rsplit("/", 1)[-1]] = r
+    return out
+
+
+def test_image_region_2d_per_graphic_type(fixture_conversions: dict[str, Converted], manifest: dict[str, Any]) -> None:
+    c = fixture_conversions["tid1410_planar_regions"]
+    expected = manifest["fixtures"]["tid1410_planar_regions"]["groups"]
+    groups = c.profile("imaging-measurement-group")
+    assert len(groups) == len(expected)
+    for g, exp in zip(groups, expected):
+        sel = selections_of(c, g)["image-region-2d"]
+        assert sel["code"]["coding"] == [{"system": DCM, "code": "111030", "display": "Image Region"}]
+        (inst,) = sel["instance"]
+        assert inst["uid"] == exp["image"]
+        assert inst["sopClass"] == {"system": SECT_B5, "code": CT, "display": "CT Image Storage"}
+        (region,) = inst["imageRegion2D"]
+        assert region["regionType"] == exp["graphic_type"].lower()
+        assert [float(x) for x in region["coordinate"]] == [v for pt in exp["points"] for v in pt]
+        assert sel["status"] == "available" and sel["subject"] == g["subject"]
+        assert sel["studyUid"] == manifest["study"]
+
+
+def test_image_region_3d(fixture_conversions: dict[str, Converted], manifest: dict[str, Any]) -> None:
+    c = fixture_conversions["tid1410_region3d_segframe"]
+    sel = c.one("image-region-3d")
+    assert sel["frameOfReferenceUid"] == manifest["fixtures"]["tid1410_region3d_segframe"]["region_3d"]["frame_of_reference"]
+    assert "instance" not in sel  # IG 1.0.0 has no place for the 3D coordinates (I-15) ...
+    assert "scoord3d-coordinates" in c.rules()  # ... which is reported, not silent
+
+
+def test_referenced_segmentation_frame(fixture_conversions: dict[str, Converted], manifest: dict[str, Any]) -> None:
+    c = fixture_conversions["tid1410_region3d_segframe"]
+    exp = manifest["fixtures"]["tid1410_region3d_segframe"]["segmentation_frame"]
+    sel = c.one("referenced-segmentation-frame")
+    (inst,) = sel["instance"]
+    assert (inst["uid"], inst["subset"], inst["sopClass"]["display"]) == (exp["seg"], [exp["segment"]], "Segmentation Storage")
+    (focus,) = [c.resolve(f) for f in sel["focus"]]
+    assert focus["meta"]["profile"][0].endswith("source-image-for-segmentation")
+    assert [i["uid"] for i in focus["instance"]] == [exp["source_image"]]
+    assert codings(focus["code"]) == [(DCM, "121233")] and focus["code"]["coding"][0]["display"] == "Source image for segmentation"
+
+
+def test_referenced_segment_with_source_images_and_series(fixture_conversions: dict[str, Converted], manifest: dict[str, Any]) -> None:
+    c = fixture_conversions["tid1411_volumetric"]
+    exp = manifest["fixtures"]["tid1411_volumetric"]
+    with_images, series_only = c.profile("referenced-segment")
+    assert with_images["instance"][0]["uid"] == exp["segment"]["seg"] and with_images["instance"][0]["subset"] == [exp["segment"]["segment"]]
+    src = c.resolve(with_images["focus"][0])
+    assert [i["uid"] for i in src["instance"]] == exp["segment"]["source_images"]
+    # Series only: the instances of that series come from the evidence sequences (D-6).
+    src2 = c.resolve(series_only["focus"][0])
+    assert src2["seriesUid"] == exp["segment_series_only"]["source_series"]
+    assert sorted(i["uid"] for i in src2["instance"]) == sorted(exp["segment_series_only"]["evidence_images"])
+    # The SEG's own series comes from the evidence, not from 121232 (I-10, D-12).
+    assert with_images["seriesUid"] != exp["segment_series_only"]["source_series"]
+
+
+def test_volume_surface_and_rwvm(fixture_conversions: dict[str, Converted], manifest: dict[str, Any]) -> None:
+    c = fixture_conversions["tid1411_volumetric"]
+    exp = manifest["fixtures"]["tid1411_volumetric"]
+    vs = c.one("volume-surface")
+    assert vs["frameOfReferenceUid"] == exp["volume_surface"]["frame_of_reference"]
+    assert [i["uid"] for i in c.resolve(vs["focus"][0])["instance"]] == [exp["volume_surface"]["source_image"]]
+    rwvm = c.one("real-world-value-map")
+    assert rwvm["instance"][0]["uid"] == exp["rwvm"]
+    assert rwvm["instance"][0]["sopClass"]["code"] == "1.2.840.10008.5.1.4.1.1.67"
+
+
+def test_illustration_visual_explanation_region_in_space(fixture_conversions: dict[str, Converted], manifest: dict[str, Any]) -> None:
+    c = fixture_conversions["tid1501_containers"]
+    exp = manifest["fixtures"]["tid1501_containers"]
+    assert c.one("illustration-of-roi")["instance"][0]["uid"] == exp["illustration"]
+    ve = c.one("visual-explanation")
+    assert ve["instance"][0]["uid"] == exp["visual_explanation"]
+    assert ve["code"]["coding"][0]["display"] == "Visual Explanation"  # the profile's display (I-18)
+    # Region in space: correct RT Structure Set UID kept, so the profile (typo I-9) is not claimed (D-9).
+    ris = [r for r in c.of_type("ImagingSelection") if codings(r["code"]) == [(DCM, "130488")]]
+    (r,) = ris
+    assert "meta" not in r
+    assert r["instance"][0]["uid"] == exp["region_in_space"]["rtstruct"]
+    assert r["instance"][0]["subset"] == [exp["region_in_space"]["roi"]]
+    assert r["instance"][0]["sopClass"]["code"] == "1.2.840.10008.5.1.4.1.1.481.3"
+    g = c.profile("imaging-measurement-group")[0]
+    assert {"illustration-of-roi", "visual-explanation", "none"} <= set(selections_of(c, g))
+
+
+def test_source_sr_content_item(fixture_conversions: dict[str, Converted], manifest: dict[str, Any]) -> None:
+    c = fixture_conversions["tid1501_containers"]
+    exp = manifest["fixtures"]["tid1501_containers"]
+    subsets = sorted(r["instance"][0]["subset"][0] for r in c.profile("source-sr-content-item"))
+    assert subsets == sorted([exp["group_observation_uid"], exp["num_observation_uid"]])
+    for r in c.profile("source-sr-content-item"):
+        assert r["instance"][0]["uid"] == exp["sr_instance"]
+        assert r["instance"][0]["sopClass"]["display"] == "Comprehensive 3D SR Storage"
+        assert r["code"]["coding"] == [{"system": DCM, "code": "111040", "display": "Original Source"}]
+
+
+def _scoord(gtype: str, data: list[float], frames: list[int] | None = None) -> Any:
+    image = item("SELECTED FROM", "IMAGE", None, SopReference(CT, "2.25.77", frames or []))
+    return item("CONTAINS", "SCOORD", REGION, SpatialCoordinates(gtype, data), [image])
+
+
+def test_multipoint_becomes_one_point_region_per_pair() -> None:
+    c = convert_doc(document(group(_scoord("MULTIPOINT", [1, 2, 3, 4, 5, 6], frames=[3]))))
+    (sel,) = c.profile("image-region-2d")
+    assert [i["imageRegion2D"][0] for i in sel["instance"]] == [
+        {"regionType": "point", "coordinate": [1, 2]},
+        {"regionType": "point", "coordinate": [3, 4]},
+        {"regionType": "point", "coordinate": [5, 6]},
+    ]
+    assert all(i["subset"] == ["3"] for i in sel["instance"])  # frame numbers -> subset (D-2)
+
+
+@pytest.mark.parametrize(("gtype", "data"), [("CIRCLE", [1, 2, 3]), ("POINT", [1, 2, 3, 4]), ("POLYLINE", [1, 2]), ("SPLINE", [1, 2, 3, 4])])
+def test_bad_graphic_data_is_reported_not_emitted(gtype: str, data: list[float]) -> None:
+    c = convert_doc(document(group(_scoord(gtype, data))))
+    assert not c.profile("image-region-2d")
+    assert "bad-graphic-data" in c.rules()
+    assert "1.1.1.1" in [d.path for d in c.diagnostics.items if d.rule == "bad-graphic-data"]
+
+
+def test_scoord_without_image_is_reported() -> None:
+    sc = item("CONTAINS", "SCOORD", REGION, SpatialCoordinates("POINT", [1, 2]))
+    c = convert_doc(document(group(sc)))
+    assert "scoord-without-image" in c.rules() and not c.of_type("ImagingSelection")
+
+
+def test_several_regions_of_one_kind_share_one_selection() -> None:
+    """derivedFrom slices are max 1 per kind: one ImagingSelection, several instances (D-8)."""
+    c = convert_doc(document(group(_scoord("POINT", [1, 2]), _scoord("CIRCLE", [5, 5, 6, 5]))))
+    (sel,) = c.profile("image-region-2d")
+    assert [i["imageRegion2D"][0]["regionType"] for i in sel["instance"]] == ["point", "circle"]
+    assert len(c.one("imaging-measurement-group")["derivedFrom"]) == 1

@@ -1,0 +1,82 @@
+"""ImagingMeasurement (ConceptMap 04): values, units, NUM without value, own regions."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from sr2fhir.content import Code, MeasuredValue, SopReference, SpatialCoordinates
+from sr2fhir.fhir.bundle import dumps
+from tests.conftest import Converted, codings, convert_doc, document, group, item, validate_r5
+
+UCUM = "http://unitsofmeasure.org"
+DIAMETER = Code("81827009", "SCT", "Diameter")
+MM = Code("mm", "UCUM", "millimeter")
+
+
+def test_fixture_values(fixture_conversions: dict[str, Converted], manifest: dict[str, Any]) -> None:
+    c = fixture_conversions["tid1410_planar_regions"]
+    exp = [g["measurement"] for g in manifest["fixtures"]["tid1410_planar_regions"]["groups"]]
+    got = c.profile("imaging-measurement")
+    assert [(codings(m["code"])[0][1], float(m["valueQuantity"]["value"]), m["valueQuantity"]["code"]) for m in got] == [
+        (e["code"], e["value"], e["unit"]) for e in exp
+    ]
+    assert all(m["valueQuantity"]["system"] == UCUM for m in got)
+
+
+@pytest.mark.parametrize(("text", "json_number"), [("3.111220E+04", "31112.20"), ("0.50", "0.50"), ("+007.5", "7.5"), ("-1e-3", "-0.001"), ("12", "12")])
+def test_decimal_digits_kept(text: str, json_number: str) -> None:
+    num = item("CONTAINS", "NUM", DIAMETER, MeasuredValue(text, unit=MM))
+    c = convert_doc(document(group(num)))
+    m = c.one("imaging-measurement")
+    assert m["valueQuantity"]["value"] == Decimal(json_number)
+    assert f'"value":{json_number},' in dumps(m)
+
+
+@pytest.mark.parametrize(("qualifier", "reason"), [
+    (Code("114000", "DCM", "Not a number"), "not-a-number"),
+    (Code("114007", "DCM", "Measurement not attempted"), "not-performed"),
+    (None, "unknown"),
+])
+def test_num_without_value(qualifier: Code | None, reason: str) -> None:
+    """valueQuantity is 1..1 in the profile: dataAbsentReason, no profile claim, a warning (D-14)."""
+    num = item("CONTAINS", "NUM", DIAMETER, MeasuredValue(None, qualifier=qualifier))
+    c = convert_doc(document(group(num)))
+    (obs,) = [o for o in c.of_type("Observation") if "dataAbsentReason" in o]
+    assert obs["dataAbsentReason"]["coding"][0]["code"] == reason and "meta" not in obs and "valueQuantity" not in obs
+    validate_r5(obs)
+    (d,) = [d for d in c.diagnostics.items if d.rule == "num-without-value"]
+    assert d.path == "1.1.1.1"
+    assert c.by_url[c.one("imaging-measurement-group")["hasMember"][0]["reference"]] is obs
+
+
+def test_fixture_num_without_value(fixture_conversions: dict[str, Converted], manifest: dict[str, Any]) -> None:
+    c = fixture_conversions["tid1501_containers"]
+    exp = manifest["fixtures"]["tid1501_containers"]["absent_value"]
+    (obs,) = [o for o in c.of_type("Observation") if "dataAbsentReason" in o]
+    assert codings(obs["code"])[0][1] == exp["code"] and obs["dataAbsentReason"]["coding"][0]["code"] == exp["reason"]
+
+
+def test_own_region_overrides_group_region() -> None:
+    """A NUM's own INFERRED FROM SCOORD (TID 300 / 320) replaces the group's image region (D-8)."""
+    def scoord(uid: str, rel: str, concept: Code | None) -> Any:
+        return item(rel, "SCOORD", concept, SpatialCoordinates("POINT", [1, 1]), [item("SELECTED FROM", "IMAGE", None, SopReference("1.2.840.10008.5.1.4.1.1.2", uid))])
+
+    own = scoord("2.25.2", "INFERRED FROM", None)
+    num = item("CONTAINS", "NUM", DIAMETER, MeasuredValue("4", unit=MM), [own])
+    other = item("CONTAINS", "NUM", DIAMETER, MeasuredValue("5", unit=MM))
+    c = convert_doc(document(group(scoord("2.25.1", "CONTAINS", Code("111030", "DCM", "Image Region")), num, other)))
+    m1, m2 = c.profile("imaging-measurement")
+    assert [c.resolve(r)["instance"][0]["uid"] for r in m1["derivedFrom"]] == ["2.25.2"]
+    assert [c.resolve(r)["instance"][0]["uid"] for r in m2["derivedFrom"]] == ["2.25.1"]
+
+
+def test_observation_datetime_overrides_issued(fixture_conversions: dict[str, Converted], manifest: dict[str, Any]) -> None:
+    c = fixture_conversions["tid1501_containers"]
+    exp = manifest["fixtures"]["tid1501_containers"]
+    m = next(o for o in c.profile("imaging-measurement") if o["identifier"][0].get("value") == "urn:oid:" + exp["num_observation_uid"])
+    assert m["issued"] == exp["num_issued"]
+    assert m["identifier"][0]["type"]["coding"][0]["code"] == "observation-uid"
+    assert c.resolve(m["derivedFrom"][-1])["instance"][0]["subset"] == [exp["num_observation_uid"]]
