@@ -119,6 +119,8 @@ def report(groups: list[Any], uid_suffix: str, cls: type = hd.sr.Comprehensive3D
         is_final=kw.pop("is_final", True),
         **kw,
     )
+    for item in sr.get("ContributingEquipmentSequence", []):
+        item.ContributionDateTime = "20240301101530"  # highdicom stamps "now"; fixtures must be reproducible
     sr.ContentDate = "20240301"
     sr.ContentTime = "101530"
     sr.InstanceCreationDate = "20240301"
@@ -331,7 +333,11 @@ FIXTURES = {
 }
 
 
-def main(outdir: str = "tests/fixtures") -> None:
+DEMO = "tid1501_containers"
+"""The fixture that also ships as the README's demo report (examples/measurement-report.dcm)."""
+
+
+def main(outdir: str = "tests/fixtures", demo: str = "examples/measurement-report.dcm") -> None:
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {"patient": PATIENT, "accession": ACCESSION, "study": STUDY, "fixtures": {}}
@@ -340,6 +346,8 @@ def main(outdir: str = "tests/fixtures") -> None:
         sr.save_as(out / f"{name}.dcm", enforce_file_format=True)
         manifest["fixtures"][name] = {"sop_instance_uid": str(sr.SOPInstanceUID), "sop_class_uid": str(sr.SOPClassUID), **expected}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    Path(demo).parent.mkdir(parents=True, exist_ok=True)
+    Path(demo).write_bytes((out / f"{DEMO}.dcm").read_bytes())
     print(f"wrote {len(FIXTURES)} fixtures to {out}")
 
 

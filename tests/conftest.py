@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -70,6 +71,12 @@ def convert_one(path: Path | str, options: Options = Options()) -> Converted:
     docs = read(path, diagnostics=diags)
     assert len(docs) == 1
     return Converted(convert(docs[0], options, diags))
+
+
+@functools.lru_cache(maxsize=None)
+def converted(path: Path) -> Converted:
+    """convert_one, once per file for the whole run (tests only read the result)."""
+    return convert_one(path)
 
 
 @pytest.fixture(scope="session")

@@ -129,7 +129,9 @@ def _dataset_from_part10(fh: BinaryIO, name: str) -> Dataset:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pydicom.dcmread(fh)
+            ds = pydicom.dcmread(fh)
+        _check_complete(ds, name)
+        return ds
     except InvalidDicomError:
         raise ConversionError(
             f"{name}: not a DICOM file (no DICM preamble and not DICOM JSON)",
@@ -144,6 +146,20 @@ def _dataset_from_part10(fh: BinaryIO, name: str) -> Dataset:
         ) from None
     except RecursionError:
         raise ConversionError(f"{name}: sequences nested too deeply to read", code="too-deep", exit_code=EXIT_LIMIT) from None
+
+
+def _check_complete(ds: Dataset, name: str) -> None:
+    """pydicom reads a cut-off defined-length element silently short: refuse it."""
+    for tag in ds._dict:  # raw elements, unconverted: no values are decoded here
+        raw = ds._dict[tag]
+        length = getattr(raw, "length", None)
+        value = getattr(raw, "value", None)
+        if isinstance(value, (bytes, bytearray)) and length is not None and length != 0xFFFFFFFF and len(value) < length:
+            raise ConversionError(
+                f"{name}: truncated DICOM file: element ({tag >> 16:04X},{tag & 0xFFFF:04X}) has {len(value)} of its {length} bytes",
+                code="truncated",
+                exit_code=EXIT_TRUNCATED,
+            )
 
 
 def _safe(exc: BaseException) -> str:
@@ -161,7 +177,10 @@ def _datasets_from_json(data: bytes, name: str, diags: Diagnostics) -> list[Data
         raise ConversionError(f"{name}: invalid DICOM JSON: expected an object or an array of objects", code="not-dicom", exit_code=EXIT_NOT_DICOM)
     out = []
     for i, o in enumerate(objs):
-        _repair_json(o, diags, "")
+        try:
+            _repair_json(o, diags, "")
+        except ConversionError as exc:
+            raise ConversionError(f"{name}: {exc}", code=exc.code, exit_code=exc.exit_code) from None
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -95,7 +95,7 @@ def test_illustration_visual_explanation_region_in_space(fixture_conversions: di
     ve = c.one("visual-explanation")
     assert ve["instance"][0]["uid"] == exp["visual_explanation"]
     assert ve["code"]["coding"][0]["display"] == "Visual Explanation"  # the profile's display (I-18)
-    # Region in space: correct RT Structure Set UID kept, so the profile (typo I-9) is not claimed (D-9).
+    # Region in space: correct RT Structure Set UID kept, so the profile (typo I-9) is not claimed (D-25).
     ris = [r for r in c.of_type("ImagingSelection") if codings(r["code"]) == [(DCM, "130488")]]
     (r,) = ris
     assert "meta" not in r

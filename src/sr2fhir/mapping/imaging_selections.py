@@ -289,7 +289,7 @@ def _check_profile(ctx: ReportContext, res: dict[str, Any], p: _Pending) -> None
         if any(i.get("sopClass", {}).get("code") != SEGMENTATION_STORAGE or len(i.get("subset", [])) != 1 for i in res.get("instance", [])):
             problem = "needs Segmentation Storage instances with one segment number each"
     elif p.kind.profile == "region-in-space":
-        problem = "fixes the RT Structure Set SOP class as '11.2.840.10008.5.1.4.1.1.481.3' (I-9); the true UID is kept"
+        problem = "fixes the RT Structure Set SOP class as '11.2.840.10008.5.1.4.1.1.481.3' (I-9); the true UID is kept (D-25)"
     elif p.kind.profile == "real-world-value-map":
         if any(i.get("sopClass", {}).get("code") != RWVM_STORAGE for i in res.get("instance", [])):
             problem = "needs Real World Value Mapping Storage instances"

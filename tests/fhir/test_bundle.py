@@ -1,0 +1,32 @@
+"""Bundles: conditional create on identities, unique entries, and Bundle-level R5 validity."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from sr2fhir.fhir.bundle import collection, transaction
+from sr2fhir.fhir.ids import resource_id
+from tests.conftest import converted, validate_r5
+
+
+def test_transaction_entries(tid1500_file: Path) -> None:
+    c = converted(tid1500_file)
+    b = transaction(c.conversion.resources, "key")
+    validate_r5(b)
+    conditions = [e["request"]["ifNoneExist"] for e in b["entry"]]
+    # Every resource has an identity for conditional create, and no two entries share one
+    # (a server would have to create them once each, and would reject duplicates).
+    assert len(conditions) == len(b["entry"]) and not [k for k, n in Counter(conditions).items() if n > 1]
+    for e in b["entry"]:
+        system, value = e["request"]["ifNoneExist"].removeprefix("identifier=").split("|", 1)
+        assert any(i.get("system") == system and i.get("value") == value for i in e["resource"]["identifier"])
+
+
+def test_collection_is_valid(tid1500_file: Path) -> None:
+    validate_r5(collection(converted(tid1500_file).conversion.resources, "key"))
+
+
+def test_ids_are_uuid5_and_stable() -> None:
+    assert resource_id("a", "b") == resource_id("a", "b") != resource_id("a", "c")
+    assert resource_id("a", "b")[14] == "5"

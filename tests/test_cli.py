@@ -1,0 +1,149 @@
+"""The command line: outputs, exit codes, batch summary, and no patient data in messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from typer.testing import CliRunner
+
+from sr2fhir.cli import app
+from tests.conftest import FIXTURES, IG_EXAMPLE, SHARED
+
+runner = CliRunner()
+
+
+def run(*args: str, input: bytes | None = None) -> Any:
+    return runner.invoke(app, list(args), input=input)
+
+
+def test_convert_to_stdout_is_a_transaction_bundle() -> None:
+    r = run("convert", str(IG_EXAMPLE))
+    assert r.exit_code == 0, r.output
+    b = json.loads(r.stdout)
+    assert b["type"] == "transaction" and all(e["request"]["method"] == "POST" for e in b["entry"])
+    assert all(e["fullUrl"].startswith("urn:uuid:") and e["request"]["ifNoneExist"].startswith("identifier=") for e in b["entry"])
+
+
+def test_same_input_twice_is_byte_identical(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    assert run("convert", str(FIXTURES / "tid1501_containers.dcm"), "-o", str(a)).exit_code == 0
+    assert run("convert", str(FIXTURES / "tid1501_containers.dcm"), "-o", str(b)).exit_code == 0
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_ndjson_uses_relative_references(tmp_path: Path) -> None:
+    out = tmp_path / "o.ndjson"
+    assert run("convert", str(IG_EXAMPLE), "-b", "ndjson", "-o", str(out)).exit_code == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    ids = {f"{r['resourceType']}/{r['id']}" for r in lines}
+    refs = [v for r in lines for v in _refs(r)]
+    assert refs and all(not x.startswith("urn:uuid:") for x in refs) and set(refs) <= ids
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return ([node["reference"]] if isinstance(node.get("reference"), str) else []) + [x for v in node.values() for x in _refs(v)]
+    if isinstance(node, list):
+        return [x for v in node for x in _refs(v)]
+    return []
+
+
+def test_collection_and_diagnostic_report() -> None:
+    r = run("convert", str(IG_EXAMPLE), "-b", "collection", "--diagnostic-report")
+    b = json.loads(r.stdout)
+    assert b["type"] == "collection"
+    (dr,) = [e["resource"] for e in b["entry"] if e["resource"]["resourceType"] == "DiagnosticReport"]
+    assert dr["code"]["coding"][0]["code"] == "126000" and len(dr["result"]) == 1
+
+
+def test_stdin(tmp_path: Path) -> None:
+    r = run("convert", "-", input=(FIXTURES / "tid1410_planar_regions.dcm").read_bytes())
+    assert r.exit_code == 0 and json.loads(r.stdout)["resourceType"] == "Bundle"
+
+
+def make_ct(path: Path) -> None:
+    ds = pydicom.Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.SOPInstanceUID = "2.25.123"
+    ds.PatientID = "X"
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.save_as(path, enforce_file_format=True)
+
+
+@pytest.mark.parametrize(("kind", "code"), [("missing", 10), ("text", 11), ("json", 11), ("ct", 13), ("rdsr", 14), ("truncated", 12)])
+def test_failure_classes_exit_codes_and_no_output(tmp_path: Path, kind: str, code: int) -> None:
+    f = tmp_path / f"in-{kind}"
+    if kind == "text":
+        f.write_text("not dicom\n" * 50)
+    elif kind == "json":
+        f.write_text('{"00100020": {"vr": "LO", "Value": ["x"]}, ')
+    elif kind == "ct":
+        make_ct(f)
+    elif kind == "rdsr":
+        f = SHARED / "data" / "non-tid1500" / "openrem__MG-RDSR-Hologic_2D.dcm"
+    elif kind == "truncated":
+        data = (FIXTURES / "tid1411_volumetric.dcm").read_bytes()
+        f.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out.json"
+    r = run("convert", str(f), "-o", str(out))
+    assert r.exit_code == code, r.output
+    assert str(f) in r.stderr and "Traceback" not in r.output + r.stderr
+    assert not out.exists() and not list(tmp_path.glob(".out.json.*"))  # no half-written output
+
+
+def test_batch_goes_on_and_summarises(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bad.dcm").write_text("nope")
+    (tmp_path / "in" / "good.dcm").write_bytes((FIXTURES / "tid1410_planar_regions.dcm").read_bytes())
+    (tmp_path / "in" / "partial.dcm").write_bytes((FIXTURES / "tid1501_containers.dcm").read_bytes())
+    r = run("convert", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--outcome", str(tmp_path / "oo"))
+    assert r.exit_code == 11
+    assert "3 file(s): 1 converted, 1 partially converted (see warnings), 1 failed" in r.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.json", "partial.json"]
+    oo = json.loads((tmp_path / "oo" / "partial.outcome.json").read_text())
+    assert oo["resourceType"] == "OperationOutcome" and any("content item 1.5.1.12" in i.get("location", [""])[0] for i in oo["issue"])
+    bad = json.loads((tmp_path / "oo" / "bad.outcome.json").read_text())
+    assert bad["issue"][0]["severity"] == "fatal"
+
+
+def test_strict_fails_on_warnings(tmp_path: Path) -> None:
+    out = tmp_path / "o.json"
+    r = run("convert", "--strict", str(FIXTURES / "tid1501_containers.dcm"), "-o", str(out))
+    assert r.exit_code == 3 and not out.exists()
+    assert run("convert", "--strict", str(FIXTURES / "tid1410_planar_regions.dcm"), "-o", str(out)).exit_code == 0
+
+
+def test_no_patient_data_in_messages(tmp_path: Path) -> None:
+    """Patient names, IDs and birth dates may be in the FHIR output only, never in stderr or outcomes."""
+    manifest = json.loads((FIXTURES / "manifest.json").read_text())
+    secrets = [manifest["patient"]["PatientID"], manifest["patient"]["PatientBirthDate"], "Patricia", "Fixture^Patricia",
+               "PID-11235", "EXAMPLE^MEASUREMENT", "MEASUREMENT", "19670701"]
+    inputs = [str(p) for p in sorted(FIXTURES.glob("*.dcm"))] + [str(IG_EXAMPLE)]
+    cut = tmp_path / "cut.dcm"
+    data = (FIXTURES / "tid1501_containers.dcm").read_bytes()
+    cut.write_bytes(data[: len(data) * 3 // 4])
+    r = run("convert", "-v", *inputs, str(cut), "-o", str(tmp_path / "out"), "--outcome", str(tmp_path / "oo"))
+    text = r.stderr + "".join(p.read_text() for p in (tmp_path / "oo").iterdir())
+    assert "content item" in text  # diagnostics were produced ...
+    for s in secrets:
+        assert s not in text, s  # ... without patient data
+    assert manifest["patient"]["PatientID"] in (tmp_path / "out" / "tid1501_containers.json").read_text()
+
+
+def test_dump() -> None:
+    r = run("dump", str(IG_EXAMPLE))
+    assert r.exit_code == 0
+    assert '    1.4.1.9 CONTAINS NUM (118565006, SCT, "Volume") = 31112.20 mm3' in r.stdout
+    assert "RADIOLOGIST" not in run("dump", "--no-names", str(IG_EXAMPLE)).stdout
+
+
+def test_help_and_module_entry_point() -> None:
+    r = subprocess.run([sys.executable, "-m", "sr2fhir", "convert", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--bundle" in r.stdout and "transaction" in r.stdout

@@ -1,0 +1,89 @@
+"""Reading Part 10 and DICOM JSON into the content tree, leniently, with precise errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from sr2fhir.content import MeasuredValue, SpatialCoordinates
+from sr2fhir.diagnostics import ConversionError, Diagnostics
+from sr2fhir.reader import Limits, read
+from tests.conftest import FIXTURES, IG_EXAMPLE, SHARED
+
+
+def test_paths_and_values_of_the_worked_example() -> None:
+    (doc,) = read(IG_EXAMPLE)
+    assert doc.root.template == "1500"
+    group = doc.find("1.4.1")
+    assert group is not None and group.concept and group.concept.value == "125007"
+    num = doc.find("1.4.1.9")
+    assert num is not None and isinstance(num.value, MeasuredValue)
+    assert num.value.numeric == "31112.20"  # JSON 3.111220E+04: all seven digits kept and num.value.unit and num.value.unit.value == "mm3"
+    assert [c.value for c in num.children][:1] == ["pylidc"]
+
+
+def test_json_array_gives_one_document_per_object(tmp_path: Path) -> None:
+    obj = json.loads(IG_EXAMPLE.read_text())
+    f = tmp_path / "two.json"
+    f.write_text(json.dumps([obj, obj]))
+    docs = read(f)
+    assert [d.source for d in docs] == [f"{f}[0]", f"{f}[1]"]
+
+
+def test_graphic_data_keeps_float32_digits() -> None:
+    (doc,) = read(FIXTURES / "tid1410_planar_regions.dcm")
+    (polyline,) = [i.value for i in doc.root.walk() if isinstance(i.value, SpatialCoordinates) and i.value.graphic_type == "POLYLINE"]
+    assert polyline.graphic_data[:4] == [0.25, 0.25, 0.75, 0.25]
+
+
+def test_long_code_value_is_read_as_the_code() -> None:
+    path = SHARED / "data" / "tid1500-variants" / "highdicom__sr_document__6d55e3c4_LongCodeValue.dcm"
+    ds = pydicom.dcmread(path)
+    lang = ds.ContentSequence[0].ConceptNameCodeSequence[0]
+    assert "LongCodeValue" in lang and "CodeValue" not in lang
+    (doc,) = read(path)
+    assert doc.root.children[0].concept and doc.root.children[0].concept.value == str(lang.LongCodeValue)
+
+
+@pytest.mark.parametrize(("content", "code", "exit_code"), [
+    (None, "not-found", 10),
+    (b"hello, this is not DICOM at all" * 10, "not-dicom", 11),
+    (b"{ not json", "not-dicom", 11),
+    (b'{"00100010": 5}', "not-dicom", 11),
+])
+def test_unreadable_inputs(tmp_path: Path, content: bytes | None, code: str, exit_code: int) -> None:
+    f = tmp_path / "input"
+    if content is not None:
+        f.write_bytes(content)
+    with pytest.raises(ConversionError) as e:
+        read(f)
+    assert (e.value.code, e.value.exit_code) == (code, exit_code)
+    assert str(f) in str(e.value)
+
+
+def test_truncated_part10(tmp_path: Path) -> None:
+    data = (FIXTURES / "tid1501_containers.dcm").read_bytes()
+    f = tmp_path / "cut.dcm"
+    f.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(ConversionError) as e:
+        read(f)
+    assert e.value.code == "truncated" and e.value.exit_code == 12
+
+
+def test_depth_and_item_limits() -> None:
+    with pytest.raises(ConversionError) as e:
+        read(FIXTURES / "tid1501_containers.dcm", limits=Limits(max_depth=3))
+    assert e.value.code == "too-deep" and "content item 1.5.1" in str(e.value) or "content item" in str(e.value)
+    with pytest.raises(ConversionError) as e2:
+        read(FIXTURES / "tid1501_containers.dcm", limits=Limits(max_items=5))
+    assert e2.value.code == "too-many"
+
+
+def test_bare_value_warning_names_the_tag() -> None:
+    d = Diagnostics()
+    read(IG_EXAMPLE, diagnostics=d)
+    (w,) = [x for x in d.items if x.rule == "json-bare-value"]
+    assert "(0008,0050)" in w.message
