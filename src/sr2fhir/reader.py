@@ -12,7 +12,6 @@ import json
 import os
 import struct
 import warnings
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable
@@ -23,16 +22,9 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
-from .content import (
-    Code,
-    ContentItem,
-    MeasuredValue,
-    SopReference,
-    SpatialCoordinates,
-    SRDocument,
-    TemporalCoordinates,
-)
+from .content import SRDocument
 from .diagnostics import ConversionError, Diagnostics
+from .tree import Limits, TreeBuilder
 
 # Exit codes of the failure classes (documented in the README).
 EXIT_NOT_A_FILE = 10
@@ -41,18 +33,8 @@ EXIT_TRUNCATED = 12
 EXIT_NOT_SR = 13
 EXIT_NOT_TID1500 = 14
 EXIT_LIMIT = 15
-
-
-DEFAULT_MAX_DEPTH = 64
-DEFAULT_MAX_ITEMS = 2_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Bounds against hostile input."""
-
-    max_depth: int = DEFAULT_MAX_DEPTH
-    max_items: int = DEFAULT_MAX_ITEMS
+DEFAULT_MAX_DEPTH = Limits().max_depth
+DEFAULT_MAX_ITEMS = Limits().max_items
 
 
 # Header attributes the mapping reads, by keyword (PS3.3 C.7, C.17.2).
@@ -229,8 +211,7 @@ def document_from_dataset(ds: Dataset, name: str, *, limits: Limits = Limits(), 
         if "ValueType" not in ds and "ContentSequence" not in ds:
             kind = _sop_class_name(sop_class) if sop_class else "no SOP Class UID"
             raise ConversionError(f"{name}: DICOM but not a Structured Report ({kind}): no SR content tree", code="not-sr", exit_code=EXIT_NOT_SR)
-        builder = _TreeBuilder(name, limits, diags)
-        root = builder.build_root(ds)
+        root = TreeBuilder(name, limits, diags).build(ds)
         header = {kw: _plain(ds.get(kw)) for kw in HEADER_KEYWORDS if kw in ds}
         return SRDocument(
             source=name,
@@ -282,214 +263,6 @@ def _plain(v: Any) -> Any:
     if isinstance(v, (int, float)):
         return v
     return str(v)
-
-
-def _code(seq: Any) -> Code | None:
-    """The first item of a Code Sequence as a Code (Code Value, Long Code Value or URN Code Value)."""
-    if not seq:
-        return None
-    item = seq[0]
-    value = item.get("CodeValue") or item.get("LongCodeValue") or item.get("URNCodeValue")
-    scheme = item.get("CodingSchemeDesignator")
-    if value is None and scheme is None:
-        return None
-    return Code(
-        value=str(value or "").strip(),
-        scheme=str(scheme or "").strip(),
-        meaning=str(item.get("CodeMeaning", "") or "").strip(),
-        version=_str(item.get("CodingSchemeVersion")),
-    )
-
-
-def _floats(v: Any) -> list[float]:
-    if v is None:
-        return []
-    if isinstance(v, (list, MultiValue, tuple)):
-        return [float(x) for x in v]
-    if isinstance(v, (bytes, bytearray)):
-        import array
-
-        a = array.array("f")
-        a.frombytes(bytes(v)[: len(v) - len(v) % 4])
-        return [float(x) for x in a]
-    try:
-        return [float(x) for x in v]  # numpy array
-    except TypeError:
-        return [float(v)]
-
-
-def _ints(v: Any) -> list[int]:
-    if v is None or v == "":
-        return []
-    if isinstance(v, (list, MultiValue, tuple)):
-        return [int(x) for x in v]
-    return [int(v)]
-
-
-class _TreeBuilder:
-    """Builds the content tree iteratively (no recursion, bounded depth and item count)."""
-
-    def __init__(self, name: str, limits: Limits, diags: Diagnostics) -> None:
-        self.name = name
-        self.limits = limits
-        self.diags = diags
-        self.count = 0
-
-    def build_root(self, ds: Dataset) -> ContentItem:
-        root = self._item(ds, "1", None)
-        stack: list[tuple[ContentItem, Dataset, int]] = [(root, ds, 1)]
-        while stack:
-            parent, pds, depth = stack.pop()
-            seq = pds.get("ContentSequence")
-            if not seq:
-                continue
-            if depth >= self.limits.max_depth:
-                raise ConversionError(
-                    f"{self.name}: content tree deeper than {self.limits.max_depth} levels at content item {parent.path}",
-                    code="too-deep",
-                    exit_code=EXIT_LIMIT,
-                )
-            for i, cds in enumerate(seq, 1):
-                self.count += 1
-                if self.count > self.limits.max_items:
-                    raise ConversionError(
-                        f"{self.name}: more than {self.limits.max_items} content items", code="too-many", exit_code=EXIT_LIMIT
-                    )
-                child = self._item(cds, f"{parent.path}.{i}", pds)
-                parent.children.append(child)
-                stack.append((child, cds, depth + 1))
-        return root
-
-    def _item(self, ds: Dataset, path: str, parent: Dataset | None) -> ContentItem:
-        vt = _str(ds.get("ValueType"))
-        rel = _str(ds.get("RelationshipType"))
-        concept = _code(ds.get("ConceptNameCodeSequence"))
-        item = ContentItem(path=path, relationship=rel, value_type=vt, concept=concept)
-        item.observation_uid = _str(ds.get("ObservationUID"))
-        item.observation_datetime = _str(ds.get("ObservationDateTime"))
-        tseq = ds.get("ContentTemplateSequence")
-        if tseq:
-            item.template = _str(tseq[0].get("TemplateIdentifier"))
-        if vt is None:
-            ref = ds.get("ReferencedContentItemIdentifier")
-            if ref is not None:
-                item.reference = _ints(ref)
-            elif parent is not None:
-                self.diags.warn("missing-value-type", "content item has no Value Type (0040,A040)", path=path, concept=concept, action="kept without a value")
-            return item
-        reader = _VALUE_READERS.get(vt)
-        if reader is None:
-            if vt != "CONTAINER":
-                self.diags.warn("unknown-value-type", f"unknown Value Type {vt!r}", path=path, concept=concept, action="kept without a value")
-            return item
-        item.value = reader(ds)
-        return item
-
-
-def _read_num(ds: Dataset) -> MeasuredValue:
-    mv = MeasuredValue()
-    mvs = ds.get("MeasuredValueSequence")
-    if mvs:
-        m = mvs[0]
-        text = _numeric_text(m)
-        if text:
-            mv.numeric = text
-        fv = m.get("FloatingPointValue")
-        if fv is not None and fv != "":
-            mv.floating = float(fv[0] if isinstance(fv, (list, MultiValue)) else fv)
-        mv.unit = _code(m.get("MeasurementUnitsCodeSequence"))
-    mv.qualifier = _code(ds.get("NumericValueQualifierCodeSequence"))
-    return mv
-
-
-def _numeric_text(m: Dataset) -> str | None:
-    """Numeric Value (0040,A30A) as written: the DS string keeps the source precision."""
-    raw = m.get_item(0x0040A30A)
-    if raw is None:
-        return None
-    v = raw.value
-    if isinstance(v, (bytes, bytearray)):
-        text = v.decode("ascii", "replace").strip(" \x00").split("\\")[0].strip()
-    else:
-        if isinstance(v, (list, MultiValue)):
-            v = v[0] if len(v) else None
-        if v is None:
-            return None
-        orig = getattr(v, "original_string", None)
-        text = str(orig if orig is not None else v).strip()
-    return text or None
-
-
-def _read_sop(ds: Dataset) -> SopReference | None:
-    seq = ds.get("ReferencedSOPSequence")
-    if not seq:
-        return None
-    r = seq[0]
-    return SopReference(
-        sop_class_uid=_str(r.get("ReferencedSOPClassUID")),
-        sop_instance_uid=_str(r.get("ReferencedSOPInstanceUID")),
-        frames=_ints(r.get("ReferencedFrameNumber")),
-        segments=_ints(r.get("ReferencedSegmentNumber")),
-    )
-
-
-def _shortest_f32(x: float) -> float:
-    """The shortest decimal that is the same FL (float32) value: 0.25, not 0.25000000372529."""
-    packed = struct.pack("<f", x)
-    for digits in range(6, 10):
-        y = float(f"{x:.{digits}g}")
-        if struct.pack("<f", y) == packed:
-            return y
-    return x
-
-
-def _read_scoord(ds: Dataset) -> SpatialCoordinates:
-    data = _floats(ds.get("GraphicData"))
-    if ds.get("ValueType") == "SCOORD":  # Graphic Data is FL for SCOORD, FD for SCOORD3D
-        data = [_shortest_f32(x) for x in data]
-    return SpatialCoordinates(
-        graphic_type=_str(ds.get("GraphicType")) or "",
-        graphic_data=data,
-        frame_of_reference_uid=_str(ds.get("ReferencedFrameOfReferenceUID")),
-    )
-
-
-def _read_tcoord(ds: Dataset) -> TemporalCoordinates:
-    return TemporalCoordinates(
-        range_type=_str(ds.get("TemporalRangeType")) or "",
-        sample_positions=_ints(ds.get("ReferencedSamplePositions")),
-        time_offsets=_floats(ds.get("ReferencedTimeOffsets")),
-        datetimes=[str(x) for x in (ds.get("ReferencedDateTime") or [])] if isinstance(ds.get("ReferencedDateTime"), (list, MultiValue)) else ([str(ds.get("ReferencedDateTime"))] if ds.get("ReferencedDateTime") else []),
-    )
-
-
-def _text(keyword: str):  # noqa: ANN202 - small factory
-    def read_value(ds: Dataset) -> str | None:
-        v = ds.get(keyword)
-        if v is None:
-            return None
-        return str(v[0] if isinstance(v, (list, MultiValue)) and len(v) else v).strip() or None
-
-    return read_value
-
-
-# Value type -> how to read its value (PS3.3 Table C.17-5 and the macros it names).
-_VALUE_READERS: dict[str, Any] = {
-    "TEXT": _text("TextValue"),
-    "CODE": lambda ds: _code(ds.get("ConceptCodeSequence")),
-    "NUM": _read_num,
-    "UIDREF": _text("UID"),
-    "PNAME": _text("PersonName"),
-    "DATE": _text("Date"),
-    "TIME": _text("Time"),
-    "DATETIME": _text("DateTime"),
-    "IMAGE": _read_sop,
-    "COMPOSITE": _read_sop,
-    "WAVEFORM": _read_sop,
-    "SCOORD": _read_scoord,
-    "SCOORD3D": _read_scoord,
-    "TCOORD": _read_tcoord,
-}
 
 
 def iter_input_files(inputs: Iterable[str]) -> Iterable[str]:
