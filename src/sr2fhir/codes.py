@@ -91,11 +91,13 @@ class CodingSchemes:
         return s
 
     def coding(self, code: Code) -> dict[str, Any]:
-        scheme, value = code.scheme, code.value
+        scheme, value = code.scheme, " ".join(code.value.split())
         if scheme in SNOMED_RT_DESIGNATORS:
             sct = SRT_TO_SCT.get(value)
             scheme, value = ("SCT", sct) if sct else ("SNM3", value)
-        c: dict[str, Any] = {"system": self.system(scheme), "code": value}
+        c: dict[str, Any] = {"system": self.system(scheme)}
+        if value:
+            c["code"] = value
         if code.version and code.scheme not in ("DCM", "SCT", "SRT"):
             c["version"] = code.version
         if code.meaning:
@@ -103,6 +105,9 @@ class CodingSchemes:
         return c
 
     def concept(self, code: Code) -> dict[str, Any]:
+        """A CodeableConcept; a code without a Code Value keeps only its meaning as text."""
+        if not code.value.strip():
+            return {"text": code.meaning or "(no code value in the SR)"}
         return {"coding": [self.coding(code)]}
 
 
@@ -231,6 +236,14 @@ def sop_class_coding(uid: str) -> dict[str, str]:
     if display:
         c["display"] = display
     return c
+
+
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+
+def uid_ok(uid: str | None) -> bool:
+    """A DICOM UID that can go into a FHIR `id` or `urn:oid:` (digits and dots, at most 64)."""
+    return bool(uid) and len(uid) <= 64 and _UID.match(uid) is not None  # type: ignore[arg-type]
 
 
 def urn_oid(uid: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 
 _DT = re.compile(
@@ -34,7 +35,9 @@ def instant(dt: str | None, default_zone: str) -> str | None:
     if not (1 <= int(g["M"]) <= 12 and 1 <= int(g["D"]) <= 31):
         return None
     h, mi, s = g["h"] or "00", g["m"] or "00", g["s"] or "00"
-    if int(h) > 23 or int(mi) > 59 or int(s) > 60:
+    try:
+        _dt.datetime(int(g["Y"]), int(g["M"]), int(g["D"]), int(h), int(mi), min(int(s), 59))
+    except ValueError:
         return None
     frac = f".{g['f']}" if g["f"] else ""
     zone = offset(g["z"]) or default_zone

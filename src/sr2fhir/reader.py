@@ -8,17 +8,20 @@ message that names the file and, where there is one, the content item.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import struct
 import warnings
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO, Iterable, Iterator
 
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
@@ -88,46 +91,61 @@ def read(path: str | os.PathLike[str], *, limits: Limits = Limits(), diagnostics
         raise ConversionError(f"{name}: permission denied", code="not-found", exit_code=EXIT_NOT_A_FILE) from None
 
 
+@contextmanager
+def _quiet_pydicom() -> Iterator[None]:
+    """pydicom's warnings quote element values (patient names among them): keep them out of logs."""
+    logger = logging.getLogger("pydicom")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def read_stream(fh: BinaryIO, name: str, *, limits: Limits = Limits(), diagnostics: Diagnostics | None = None) -> list[SRDocument]:
     """Read an open binary stream (a file or stdin), sniffing Part 10 vs DICOM JSON."""
-    diags = diagnostics if diagnostics is not None else Diagnostics()
-    head = fh.read(132)
-    fh.seek(0) if fh.seekable() else None
-    stripped = head.lstrip()
-    if stripped[:1] in (b"{", b"["):
-        data = head + fh.read() if not fh.seekable() else fh.read()
+    with _quiet_pydicom():
+        return _read_stream(fh, name, limits, diagnostics if diagnostics is not None else Diagnostics())
+
+
+def _read_stream(fh: BinaryIO, name: str, limits: Limits, diags: Diagnostics) -> list[SRDocument]:
+    # The whole input in memory: a corrupt length can then never make pydicom allocate more
+    # than the file holds (BytesIO.read(n) stops at the end; a file's read(n) allocates n first).
+    data = fh.read()
+    if data.lstrip()[:1] in (b"{", b"["):
         datasets = _datasets_from_json(data, name, diags)
     else:
-        if not fh.seekable():
-            import io
-
-            fh = io.BytesIO(head + fh.read())
-        datasets = [_dataset_from_part10(fh, name)]
+        datasets = [_dataset_from_part10(io.BytesIO(data), name)]
     return [document_from_dataset(ds, name if len(datasets) == 1 else f"{name}[{i}]", limits=limits, diagnostics=diags)
             for i, ds in enumerate(datasets)]
 
 
 def _dataset_from_part10(fh: BinaryIO, name: str) -> Dataset:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(fh)
+        ds = pydicom.dcmread(fh)
         _check_complete(ds, name)
         return ds
+    except ConversionError:
+        raise
     except InvalidDicomError:
         raise ConversionError(
             f"{name}: not a DICOM file (no DICM preamble and not DICOM JSON)",
             code="not-dicom",
             exit_code=EXIT_NOT_DICOM,
         ) from None
-    except (EOFError, OSError, ValueError, struct.error, IndexError, KeyError, TypeError, NotImplementedError) as exc:
+    except RecursionError:
+        raise ConversionError(f"{name}: sequences nested too deeply to read", code="too-deep", exit_code=EXIT_LIMIT) from None
+    except MemoryError:
+        raise ConversionError(f"{name}: corrupt DICOM file: an element declares more data than can be held", code="too-large", exit_code=EXIT_LIMIT) from None
+    except Exception as exc:  # pydicom raises many types on corrupt input
         raise ConversionError(
-            f"{name}: truncated or corrupt DICOM file ({type(exc).__name__}: {_safe(exc)})",
+            f"{name}: truncated or corrupt DICOM file ({_describe(exc)})",
             code="truncated",
             exit_code=EXIT_TRUNCATED,
         ) from None
-    except RecursionError:
-        raise ConversionError(f"{name}: sequences nested too deeply to read", code="too-deep", exit_code=EXIT_LIMIT) from None
 
 
 def _check_complete(ds: Dataset, name: str) -> None:
@@ -144,16 +162,19 @@ def _check_complete(ds: Dataset, name: str) -> None:
             )
 
 
-def _safe(exc: BaseException) -> str:
-    """An exception text cut short; pydicom's messages name tags, never values."""
-    return str(exc).splitlines()[0][:160] if str(exc) else ""
+def _describe(exc: BaseException) -> str:
+    """The exception's type, and its text only for kinds whose text names positions and tags:
+    other pydicom messages can quote element values, patient data among them."""
+    if isinstance(exc, (EOFError, OSError, struct.error, json.JSONDecodeError, BytesLengthException)) and str(exc):
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+    return type(exc).__name__
 
 
 def _datasets_from_json(data: bytes, name: str, diags: Diagnostics) -> list[Dataset]:
     try:
         obj = json.loads(data, parse_float=Decimal)  # Decimal keeps a DS value's digits
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConversionError(f"{name}: invalid DICOM JSON ({_safe(exc)})", code="not-dicom", exit_code=EXIT_NOT_DICOM) from None
+        raise ConversionError(f"{name}: invalid DICOM JSON ({_describe(exc)})", code="not-dicom", exit_code=EXIT_NOT_DICOM) from None
     objs = obj if isinstance(obj, list) else [obj]
     if not objs or not all(isinstance(o, dict) for o in objs):
         raise ConversionError(f"{name}: invalid DICOM JSON: expected an object or an array of objects", code="not-dicom", exit_code=EXIT_NOT_DICOM)
@@ -164,13 +185,11 @@ def _datasets_from_json(data: bytes, name: str, diags: Diagnostics) -> list[Data
         except ConversionError as exc:
             raise ConversionError(f"{name}: {exc}", code=exc.code, exit_code=exc.exit_code) from None
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                out.append(Dataset.from_json(o))
+            out.append(Dataset.from_json(o))
         except RecursionError:
             raise ConversionError(f"{name}: DICOM JSON nested too deeply", code="too-deep", exit_code=EXIT_LIMIT) from None
         except Exception as exc:  # pydicom raises many types on malformed JSON
-            raise ConversionError(f"{name}: invalid DICOM JSON in object {i} ({type(exc).__name__}: {_safe(exc)})", code="not-dicom", exit_code=EXIT_NOT_DICOM) from None
+            raise ConversionError(f"{name}: invalid DICOM JSON in object {i} ({_describe(exc)})", code="not-dicom", exit_code=EXIT_NOT_DICOM) from None
     return out
 
 
@@ -211,14 +230,19 @@ def document_from_dataset(ds: Dataset, name: str, *, limits: Limits = Limits(), 
         if "ValueType" not in ds and "ContentSequence" not in ds:
             kind = _sop_class_name(sop_class) if sop_class else "no SOP Class UID"
             raise ConversionError(f"{name}: DICOM but not a Structured Report ({kind}): no SR content tree", code="not-sr", exit_code=EXIT_NOT_SR)
-        root = TreeBuilder(name, limits, diags).build(ds)
+        builder = TreeBuilder(name, limits, diags)
+        root = builder.build(ds)
         header = {kw: _plain(ds.get(kw)) for kw in HEADER_KEYWORDS if kw in ds}
+
+        def uid(keyword: str) -> str | None:
+            return builder.uid(_str(ds.get(keyword)), root, f"{keyword} of the SR header")
+
         return SRDocument(
             source=name,
-            sop_class_uid=sop_class,
-            sop_instance_uid=str(ds.get("SOPInstanceUID", "") or ""),
-            series_instance_uid=_str(ds.get("SeriesInstanceUID")),
-            study_instance_uid=_str(ds.get("StudyInstanceUID")),
+            sop_class_uid=uid("SOPClassUID") or "",
+            sop_instance_uid=uid("SOPInstanceUID") or "",
+            series_instance_uid=uid("SeriesInstanceUID"),
+            study_instance_uid=uid("StudyInstanceUID"),
             root=root,
             header=header,
         )
@@ -226,9 +250,9 @@ def document_from_dataset(ds: Dataset, name: str, *, limits: Limits = Limits(), 
         raise
     except RecursionError:
         raise ConversionError(f"{name}: content tree nested too deeply to read", code="too-deep", exit_code=EXIT_LIMIT) from None
-    except (EOFError, OSError, ValueError, struct.error, IndexError, KeyError, TypeError, AttributeError, NotImplementedError) as exc:
+    except Exception as exc:  # pydicom's lazy parsing of sequences fails here on corrupt input
         raise ConversionError(
-            f"{name}: truncated or corrupt DICOM data ({type(exc).__name__}: {_safe(exc)})",
+            f"{name}: truncated or corrupt DICOM data ({_describe(exc)})",
             code="truncated",
             exit_code=EXIT_TRUNCATED,
         ) from None

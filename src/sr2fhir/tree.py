@@ -15,6 +15,7 @@ from typing import Any, Callable
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from .codes import uid_ok
 from .content import Code, ContentItem, MeasuredValue, SopReference, SpatialCoordinates, TemporalCoordinates
 from .diagnostics import ConversionError, Diagnostics
 
@@ -320,6 +321,26 @@ class TreeBuilder:
         reader = VALUE_READERS.get(vt)
         if reader is not None:
             item.value = reader(ds)
+            self._check_uids(item)
         elif vt != "CONTAINER":
             self.diags.warn("unknown-value-type", f"unknown Value Type {vt!r}", path=path, concept=concept, action="kept without a value")
+        if item.observation_uid is not None:
+            item.observation_uid = self.uid(item.observation_uid, item, "Observation UID (0040,A171)")
         return item
+
+    def uid(self, value: str | None, item: ContentItem, what: str) -> str | None:
+        """`value` if it is a valid UID; else None and a warning (the value is not quoted)."""
+        if value is None or uid_ok(value):
+            return value
+        self.diags.warn("invalid-uid", f"{what} is not a valid UID", path=item.path, concept=item.concept, action="treated as absent")
+        return None
+
+    def _check_uids(self, item: ContentItem) -> None:
+        v = item.value
+        if isinstance(v, SopReference):
+            v.sop_class_uid = self.uid(v.sop_class_uid, item, "Referenced SOP Class UID (0008,1150)")
+            v.sop_instance_uid = self.uid(v.sop_instance_uid, item, "Referenced SOP Instance UID (0008,1155)")
+        elif isinstance(v, SpatialCoordinates):
+            v.frame_of_reference_uid = self.uid(v.frame_of_reference_uid, item, "Referenced Frame of Reference UID (3006,0024)")
+        elif item.value_type == "UIDREF" and isinstance(v, str):
+            item.value = self.uid(v, item, "UID (0040,A124)")

@@ -155,9 +155,11 @@ def test_referenced_segment(ex: Converted, ig_examples: dict[str, Any]) -> None:
     # 10.4.5: the example's SEG UID has a different root; the JSON's is used.
     assert seg["instance"][0]["uid"] == STUDY_UID + ".2.1"
     assert ex.resolve(seg["bodySite"]["reference"]) == ex.one("dicom-sr-finding-site")
-    # 10.4.6: only a source *series* is given and no evidence lists its images: no
-    # source-image-for-segmentation (instance 1..*), reported (D-6).
-    assert "focus" not in seg and "source-series-only" in ex.rules()
+    # 10.4.6: only a source *series* is given, and its UID has 66 characters (DICOM allows 64):
+    # it is reported as invalid, and no source-image-for-segmentation is made (D-6).
+    assert "focus" not in seg
+    (bad,) = [d for d in ex.diagnostics.items if d.rule == "invalid-uid"]
+    assert bad.path == "1.4.1.7" and "121232" in (bad.concept or "")
 
 
 def test_json_leniency_reported() -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import datetimes
-from ..codes import CodingSchemes
+from ..codes import CodingSchemes, uid_ok
 from ..content import ContentItem, SRDocument
 from ..diagnostics import Diagnostics
 from ..fhir import references
@@ -136,8 +136,9 @@ def evidence_index(header: dict[str, Any]) -> dict[str, tuple[str | None, str | 
                 ser = series.get("SeriesInstanceUID")
                 for sop in series.get("ReferencedSOPSequence") or []:
                     iuid = sop.get("ReferencedSOPInstanceUID")
-                    if iuid:
-                        out.setdefault(str(iuid), (suid, ser, sop.get("ReferencedSOPClassUID")))
+                    cls = sop.get("ReferencedSOPClassUID")
+                    if uid_ok(iuid):
+                        out.setdefault(str(iuid), (suid if uid_ok(suid) else None, ser if uid_ok(ser) else None, cls if uid_ok(cls) else None))
     return out
 
 

@@ -44,6 +44,11 @@ def _first(v: Any) -> str | None:
     return str(v).strip() if v not in (None, "") else None
 
 
+def _uid(v: Any) -> str | None:
+    u = _first(v)
+    return u if codes.uid_ok(u) else None
+
+
 def _equipment_attrs(src: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     manufacturer = _first(src.get("Manufacturer"))
@@ -61,7 +66,7 @@ def _equipment_attrs(src: dict[str, Any]) -> dict[str, Any]:
 def general_equipment(ctx: ReportContext) -> dict[str, Any]:
     """The GeneralEquipmentDevice of the SR's General Equipment Module (PS3.3 C.7.5.1); one per SR."""
     h = ctx.doc.header
-    uid = _first(h.get("DeviceUID"))
+    uid = _uid(h.get("DeviceUID"))
     keyparts = ("equipment", uid or "", _first(h.get("Manufacturer")) or "", _first(h.get("ManufacturerModelName")) or "",
                 _first(h.get("DeviceSerialNumber")) or "", _first(h.get("StationName")) or "")
     rid = resource_id(*keyparts) if any(keyparts[1:]) else ctx.id("equipment")
@@ -103,8 +108,8 @@ def participant_device(ctx: ReportContext, equipment: dict[str, Any]) -> dict[st
     for p in h.get("ParticipantSequence") or []:
         if (_first(p.get("ObserverType")) or "").upper() != "DEV":
             continue
-        uid = _first(p.get("DeviceUID"))
-        euid = _first(h.get("DeviceUID"))
+        uid = _uid(p.get("DeviceUID"))
+        euid = _uid(h.get("DeviceUID"))
         same = (uid and uid == euid) or (
             not uid and not euid
             and _first(p.get("Manufacturer")) == _first(h.get("Manufacturer"))
