@@ -54,13 +54,7 @@ def patient_reference(header: dict[str, Any], diags: Diagnostics) -> dict[str, A
     if not pid:
         diags.error("no-patient-id", "the SR has no Patient ID (0010,0020)", action="subject is a display-only reference that no server can resolve")
         return {"type": "Patient", "display": "Patient ID absent from the DICOM SR"}
-    ident: dict[str, Any] = {}
-    if system:
-        ident["system"] = system
-    ident["value"] = pid
-    if assigner:
-        ident["assigner"] = {"display": assigner}
-    return {"type": "Patient", "identifier": ident}
+    return {"type": "Patient", "identifier": _identifier(None, system, pid, assigner)}
 
 
 def imaging_study_reference(study_uid: str | None, diags: Diagnostics) -> dict[str, Any]:
@@ -80,13 +74,19 @@ def service_request_reference(header: dict[str, Any], diags: Diagnostics) -> dic
     if not acc:
         return None
     system, assigner = issuer_system(header.get("IssuerOfAccessionNumberSequence"), diags, "Accession Number")
-    ident: dict[str, Any] = {"type": {"coding": [dict(FIXED["accession-id"])]}}
+    return {"type": "ServiceRequest", "identifier": _identifier("accession-id", system, acc, assigner)}
+
+
+def _identifier(type_code: str | None, system: str | None, value: str, assigner: str | None) -> dict[str, Any]:
+    ident: dict[str, Any] = {}
+    if type_code:
+        ident["type"] = {"coding": [dict(FIXED[type_code])]}
     if system:
         ident["system"] = system
-    ident["value"] = acc
+    ident["value"] = value
     if assigner:
         ident["assigner"] = {"display": assigner}
-    return {"type": "ServiceRequest", "identifier": ident}
+    return ident
 
 
 def _first(v: Any) -> str | None:

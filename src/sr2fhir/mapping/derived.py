@@ -15,10 +15,9 @@ from typing import Any
 from .. import codes
 from ..codes import FIXED
 from ..content import ContentItem
-from . import imaging_selections
 from .context import ReportContext, Scope
 from .groups import measurement_group
-from .imaging_observation import observation, unmapped
+from .imaging_observation import observation, require_concept, set_derived_from, unmapped
 from .measurements import num_value, with_own_device
 
 
@@ -39,8 +38,7 @@ def derived_measurements(ctx: ReportContext, scope: Scope, container: ContentIte
 
 
 def derived_measurement(ctx: ReportContext, scope: Scope, item: ContentItem) -> dict[str, Any] | None:
-    if item.concept is None:
-        ctx.diags.warn("num-without-concept", "NUM without a Concept Name Code Sequence", path=item.path, action="skipped")
+    if not require_concept(ctx, item):
         return None
     scope = with_own_device(ctx, scope.with_item(ctx, item), item)
     rid = ctx.id("observation", item.path)
@@ -63,12 +61,7 @@ def derived_measurement(ctx: ReportContext, scope: Scope, item: ContentItem) -> 
                 ctx.diags.warn("unresolved-reference", f"by-reference item points at content item {target}, which produced no measurement group", path=ch.path, action="reference not mapped")
         elif k not in codes.ALGORITHM_CODES:
             unmapped(ctx, ch, "not mapped by the IG (TID 1420 rows other than groups and TID 4019)")
-    derived = list(groups)
-    src = imaging_selections.source_sr_content_item(ctx, item)
-    if src:
-        derived.append(src)
-    if derived:
-        obs["derivedFrom"] = derived
+    set_derived_from(ctx, obs, item, list(groups))
     if not valued or not groups:
         obs.pop("meta", None)
         if valued:

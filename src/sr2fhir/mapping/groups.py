@@ -19,7 +19,7 @@ from ..content import Code, ContentItem
 from . import imaging_selections, practitioners
 from .body_structures import Tracking, finding_site
 from .context import ReportContext, Scope
-from .imaging_observation import GroupInheritance, observation, unmapped
+from .imaging_observation import GroupInheritance, observation, set_derived_from, unmapped
 from .measurements import imaging_measurement, method_of, with_own_device
 from .qualitative import is_qualitative, qualitative_evaluation
 
@@ -66,12 +66,7 @@ def measurement_group(ctx: ReportContext, scope: Scope, item: ContentItem) -> di
         obs["method"] = method
     if site:
         site.apply(obs)
-    derived = selections.derived_from()
-    src = imaging_selections.source_sr_content_item(ctx, item)
-    if src:
-        derived.append(src)
-    if derived:
-        obs["derivedFrom"] = derived
+    set_derived_from(ctx, obs, item, selections.derived_from())
 
     inherit = GroupInheritance(selections=selections, site=site, method=method)
     members = []

@@ -16,7 +16,7 @@ from ..codes import DICOM_UID, FIXED, RFC3986, urn_oid
 from ..content import Code, ContentItem, MeasuredValue
 from .body_structures import Site
 from .context import ReportContext, Scope, profile_url
-from .imaging_selections import Selections
+from .imaging_selections import Selections, source_sr_content_item
 
 DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 
@@ -49,6 +49,22 @@ class GroupInheritance:
 def unmapped(ctx: ReportContext, item: ContentItem, why: str = "not mapped by the IG") -> None:
     """Report a content item that produces nothing, so that nothing is dropped silently."""
     ctx.diags.info("not-mapped", why, path=item.path, concept=item.concept, action="skipped")
+
+
+def set_derived_from(ctx: ReportContext, obs: dict[str, Any], item: ContentItem, refs: list[dict[str, Any]]) -> None:
+    """derivedFrom = `refs` plus the item's source-sr-content-item selection (if it has an Observation UID)."""
+    src = source_sr_content_item(ctx, item)
+    refs = refs + [src] if src else refs
+    if refs:
+        obs["derivedFrom"] = refs
+
+
+def require_concept(ctx: ReportContext, item: ContentItem) -> bool:
+    """A NUM needs a concept name to become an Observation (code 1..1)."""
+    if item.concept is None:
+        ctx.diags.warn("num-without-concept", "NUM without a Concept Name Code Sequence", path=item.path, action="skipped")
+        return False
+    return True
 
 
 def identity(ctx: ReportContext, item: ContentItem | None, rid: str) -> tuple[list[dict[str, Any]], str]:

@@ -15,7 +15,7 @@ from ..content import Code, ContentItem, MeasuredValue
 from . import devices, imaging_selections
 from .body_structures import Tracking, finding_site
 from .context import ReportContext, Scope
-from .imaging_observation import GroupInheritance, absent_reason, observation, quantity, unmapped
+from .imaging_observation import GroupInheritance, absent_reason, observation, quantity, require_concept, set_derived_from, unmapped
 
 # Children of a NUM that the mapping consumes (TID 300 / 1419 rows); the rest is reported.
 _CONSUMED: frozenset[tuple[str, str]] = frozenset(
@@ -56,8 +56,7 @@ def num_value(ctx: ReportContext, obs: dict[str, Any], item: ContentItem) -> boo
 
 def imaging_measurement(ctx: ReportContext, scope: Scope, item: ContentItem, group: GroupInheritance) -> dict[str, Any] | None:
     """The ImagingMeasurement Observation of one NUM; None if it has no concept name."""
-    if item.concept is None:
-        ctx.diags.warn("num-without-concept", "NUM without a Concept Name Code Sequence", path=item.path, action="skipped")
+    if not require_concept(ctx, item):
         return None
     scope = with_own_device(ctx, scope.with_item(ctx, item), item)
     rid = ctx.id("observation", item.path)
@@ -72,12 +71,7 @@ def imaging_measurement(ctx: ReportContext, scope: Scope, item: ContentItem, gro
     if site:
         site.apply(obs)
     own = imaging_selections.collect(ctx, item, site, any_concept=True)
-    derived = group.selections.overridden_by(own).derived_from()
-    src = imaging_selections.source_sr_content_item(ctx, item)
-    if src:
-        derived.append(src)
-    if derived:
-        obs["derivedFrom"] = derived
+    set_derived_from(ctx, obs, item, group.selections.overridden_by(own).derived_from())
     for ch in item.children:
         k = codes.key(ch.concept)
         if k in _CONSUMED or ch.value_type in ("SCOORD", "SCOORD3D"):

@@ -12,9 +12,8 @@ from .. import codes
 from ..codes import FIXED
 from ..content import Code, ContentItem
 from .context import ReportContext, Scope
-from .imaging_observation import GroupInheritance, observation, unmapped
+from .imaging_observation import GroupInheritance, observation, set_derived_from, unmapped
 from .measurements import with_own_device
-from . import imaging_selections
 
 
 def is_qualitative(item: ContentItem) -> bool:
@@ -42,17 +41,9 @@ def qualitative_evaluation(ctx: ReportContext, scope: Scope, item: ContentItem, 
     obs, condition = observation(ctx, scope, item, rid, "imaging-qualitative-evaluation", ctx.schemes.concept(item.concept))
     obs["category"] = [{"coding": [dict(FIXED["qualitative-evaluations"])]}]
     obs["valueCodeableConcept"] = value
-    if group is not None:
-        if group.site:
-            group.site.apply(obs)
-        derived = group.selections.derived_from()
-    else:
-        derived = []
-    src = imaging_selections.source_sr_content_item(ctx, item)
-    if src:
-        derived.append(src)
-    if derived:
-        obs["derivedFrom"] = derived
+    if group is not None and group.site:
+        group.site.apply(obs)
+    set_derived_from(ctx, obs, item, group.selections.derived_from() if group is not None else [])
     for ch in item.children:
         if codes.key(ch.concept) not in codes.ALGORITHM_CODES:
             unmapped(ctx, ch, "qualifier of a qualitative evaluation ($QualModType) not mapped (D-9)")
