@@ -103,7 +103,12 @@ def convert(
     """Convert SR Measurement Reports into a FHIR Bundle (or NDJSON) per input."""
     if bundle not in BUNDLE_TYPES:
         raise typer.BadParameter(f"--bundle must be one of {', '.join(BUNDLE_TYPES)}")
-    options = Options(default_timezone=timezone, coding_schemes=_parse_schemes(coding_scheme), diagnostic_report=diagnostic_report)
+    options = Options(
+        default_timezone=timezone,
+        coding_schemes=_parse_schemes(coding_scheme),
+        diagnostic_report=diagnostic_report,
+        conditional_references=bundle == "transaction",
+    )
     limits = Limits(max_depth=max_depth, max_items=max_items)
     files = list(iter_input_files(inputs))
     many = len(files) > 1 or any(i != "-" and Path(i).is_dir() for i in inputs)

@@ -71,7 +71,12 @@ def test_context_references(ex: Converted, ig_examples: dict[str, Any]) -> None:
     assert (ours["system"], ours["value"], ours["type"]["coding"][0]["code"]) == (sr["system"], sr["value"], "ACSN")
     # 10.4.11: the example Patient says PID-12345 and system http://test-hospital.org/mr; the JSON
     # has PID-11235 with issuer "test-hospital.org", which is no absolute URI (D-22).
-    assert g["subject"] == {"type": "Patient", "identifier": {"value": "PID-11235", "assigner": {"display": "Test Hospital"}}}
+    assert g["subject"] == {
+        "reference": "Patient?identifier=PID-11235",
+        "type": "Patient",
+        "identifier": {"value": "PID-11235", "assigner": {"display": "Test Hospital"}},
+    }
+    assert g["partOf"][0]["reference"] == f"ImagingStudy?identifier=urn:dicom:uid|urn:oid:{STUDY_UID}"
     assert "issuer-not-uri" in ex.rules()
 
 

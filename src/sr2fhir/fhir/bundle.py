@@ -55,7 +55,9 @@ class ResourceSet:
 
 
 def reference(resource: dict[str, Any]) -> dict[str, str]:
-    return {"reference": full_url(resource["id"])}
+    """A reference inside the Bundle. `type` is set because validators do not resolve urn:uuid
+    references when they discriminate slices by type (derived-imaging-measurement derivedFrom)."""
+    return {"reference": full_url(resource["id"]), "type": resource["resourceType"]}
 
 
 def transaction(entries: Iterable[Entry], bundle_key: str) -> dict[str, Any]:
@@ -78,6 +80,7 @@ def collection(entries: Iterable[Entry], bundle_key: str) -> dict[str, Any]:
 def to_relative_references(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rewrite urn:uuid references to Type/id (for NDJSON, where there is no Bundle)."""
     types = {full_url(r["id"]): f"{r['resourceType']}/{r['id']}" for r in resources}
+    # A reference that is neither in the set nor conditional stays as it is (logical references have none).
 
     def fix(node: Any) -> Any:
         if isinstance(node, dict):

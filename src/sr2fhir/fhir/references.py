@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import quote
 
 from ..codes import DICOM_UID, FIXED, urn_oid
 from ..diagnostics import Diagnostics
@@ -87,6 +88,19 @@ def _identifier(type_code: str | None, system: str | None, value: str, assigner:
     if assigner:
         ident["assigner"] = {"display": assigner}
     return ident
+
+
+def conditional(ref: dict[str, Any] | None, enabled: bool) -> dict[str, Any] | None:
+    """Add a conditional reference (`Type?identifier=system|value`) to a logical one.
+
+    In a transaction the server resolves it to the existing resource; it also tells validators
+    the target type, which the `type`-discriminated slices need (D-1).
+    """
+    if not enabled or ref is None or "identifier" not in ref:
+        return ref
+    ident = ref["identifier"]
+    token = f"{ident['system']}|{ident['value']}" if "system" in ident else ident["value"]
+    return {"reference": f"{ref['type']}?identifier={quote(token, safe=':/|.-_')}", **ref}
 
 
 def _first(v: Any) -> str | None:

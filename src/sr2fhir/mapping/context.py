@@ -34,6 +34,9 @@ class Options:
     """Extra Coding Scheme Designator -> system URI (D-17)."""
     diagnostic_report: bool = False
     """Also emit a DiagnosticReport grouping the top-level Observations (D-24)."""
+    conditional_references: bool = True
+    """Reference Patient / ImagingStudy / ServiceRequest by conditional reference as well as by
+    identifier (for transaction Bundles, D-1); False gives logical references only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +95,9 @@ def build_context(doc: SRDocument, options: Options, diags: Diagnostics) -> Repo
         diags=diags,
         schemes=CodingSchemes(h.get("CodingSchemeIdentificationSequence"), options.coding_schemes),
         resources=ResourceSet(),
-        subject=references.patient_reference(h, diags),
-        study=references.imaging_study_reference(doc.study_instance_uid, diags),
-        service_request=references.service_request_reference(h, diags),
+        subject=references.conditional(references.patient_reference(h, diags), options.conditional_references),
+        study=references.conditional(references.imaging_study_reference(doc.study_instance_uid, diags), options.conditional_references),
+        service_request=references.conditional(references.service_request_reference(h, diags), options.conditional_references),
         status=observation_status(h, diags),
         default_zone=zone,
         evidence=evidence_index(h),

@@ -56,7 +56,7 @@ def derived_measurement(ctx: ReportContext, scope: Scope, item: ContentItem) -> 
             target = ".".join(str(n) for n in ch.reference)
             gid = ctx.id("observation", target)
             if gid in ctx.resources:
-                groups.append({"reference": f"urn:uuid:{gid}"})
+                groups.append({"reference": f"urn:uuid:{gid}", "type": "Observation"})
             else:
                 ctx.diags.warn("unresolved-reference", f"by-reference item points at content item {target}, which produced no measurement group", path=ch.path, action="reference not mapped")
         elif k not in codes.ALGORITHM_CODES:

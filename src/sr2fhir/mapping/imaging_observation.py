@@ -137,8 +137,9 @@ def quantity(ctx: ReportContext, mv: MeasuredValue) -> dict[str, Any] | None:
     if mv.unit:
         if mv.unit.meaning:
             q["unit"] = mv.unit.meaning
-        q["system"] = ctx.schemes.system(mv.unit.scheme)
-        q["code"] = mv.unit.value
+        if mv.unit.value.strip():
+            q["system"] = ctx.schemes.system(mv.unit.scheme)
+            q["code"] = " ".join(mv.unit.value.split())
     return q
 
 
