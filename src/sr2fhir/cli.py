@@ -1,8 +1,8 @@
 """The `sr2fhir` command line: convert, dump.
 
 Exit codes: 0 every input converted (warnings allowed unless --strict); 1 inputs failed for
-different reasons, or an internal error; 2 usage error; 3 --strict and a warning or error was
-reported; 10 not a file; 11 not DICOM / invalid DICOM JSON; 12 truncated DICOM; 13 DICOM but not
+different reasons, an internal error, or `validate` found errors; 2 usage error; 3 --strict and a
+warning or error was reported; 4 --validate found errors in the output; 10 not a file; 11 not DICOM / invalid DICOM JSON; 12 truncated DICOM; 13 DICOM but not
 an SR; 14 SR but not a TID 1500 Measurement Report; 15 a limit was exceeded (depth, item count).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -26,6 +26,7 @@ from .reader import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, Limits, iter_input_fil
 
 EXIT_MIXED = 1
 EXIT_STRICT = 3
+EXIT_INVALID = 4
 
 app = typer.Typer(
     add_completion=False,
@@ -98,6 +99,8 @@ def convert(
     max_items: Annotated[int, typer.Option("--max-items", help="Most content items accepted in one report.")] = DEFAULT_MAX_ITEMS,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Also show information diagnostics (items the IG does not map).")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Show no diagnostics, only the summary of a batch.")] = False,
+    validate: Annotated[bool, typer.Option("--validate", help="Check the output against R5 and the IG's profiles; write nothing that fails.")] = False,
+    ig: Annotated[Optional[str], typer.Option("--ig", help="The IG package folder for --validate (default: ~/.fhir/packages/hl7.fhir.uv.dicom-sr#1.0.0).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show a traceback for internal errors.")] = False,
 ) -> None:
     """Convert SR Measurement Reports into a FHIR Bundle (or NDJSON) per input."""
@@ -110,6 +113,7 @@ def convert(
         conditional_references=bundle == "transaction",
     )
     limits = Limits(max_depth=max_depth, max_items=max_items)
+    profiles = _profiles(ig) if validate else None
     files = list(iter_input_files(inputs))
     many = len(files) > 1 or any(i != "-" and Path(i).is_dir() for i in inputs)
     results: list[FileResult] = []
@@ -120,6 +124,8 @@ def convert(
         if r.error is None and strict and r.status != "converted":
             r.error = ConversionError(f"{f}: --strict: warnings or errors were reported", code="strict", exit_code=EXIT_STRICT)
             _report(FileResult(f, error=r.error), verbose, quiet)
+        if r.error is None and profiles is not None:
+            _validate_output(r, profiles, quiet)
         if r.error is None:
             text = render(r.conversions, bundle, pretty=pretty)
             if output is None:
@@ -142,6 +148,60 @@ def convert(
     if many:
         _summary(results)
     raise typer.Exit(_exit_code(results))
+
+
+def _profiles(ig: str | None) -> Any:
+    from .validation.package import load_profiles
+
+    try:
+        return load_profiles(ig)
+    except FileNotFoundError as exc:
+        err.print(f"error: {exc}", style="bold red", markup=False)
+        raise typer.Exit(2) from None
+
+
+def _validate_output(r: FileResult, profiles: Any, quiet: bool) -> None:
+    from .fhir.ids import full_url
+    from .validation import validate_resources
+
+    for c in r.conversions:
+        resources = c.resources.resources()
+        index = {full_url(x["id"]): x for x in resources}
+        report = validate_resources(resources, index, profiles=profiles, source=r.source)
+        for f in report.findings:
+            if not quiet:
+                err.print(f"{r.source}: validate: {f.text()}", style="red" if f.severity == "error" else "yellow", markup=False)
+        if not report.ok:
+            r.error = ConversionError(f"{r.source}: --validate: {report.count('error')} error(s) in the output", code="invalid-output", exit_code=EXIT_INVALID)
+
+
+@app.command("validate")
+def validate_cmd(
+    files: Annotated[list[str], typer.Argument(help="FHIR JSON files: Bundles, single resources, or NDJSON.", show_default=False)],
+    ig: Annotated[Optional[str], typer.Option("--ig", help="The IG package folder (default: ~/.fhir/packages/hl7.fhir.uv.dicom-sr#1.0.0).")] = None,
+    outcome: Annotated[Optional[str], typer.Option("--outcome", help="Write the findings as a FHIR OperationOutcome (a file; a folder for several inputs).")] = None,
+) -> None:
+    """Check FHIR output against R5, the IG's profiles, and Bundle integrity."""
+    from .validation.validator import load, validate_resources
+
+    profiles = _profiles(ig)
+    failed = False
+    for f in files:
+        try:
+            resources, index, bundle_ = load(f)
+        except (OSError, ValueError) as exc:
+            err.print(f"error: {f}: cannot read FHIR JSON ({type(exc).__name__})", style="bold red", markup=False)
+            failed = True
+            continue
+        report = validate_resources(resources, index, bundle=bundle_, profiles=profiles, source=f)
+        for finding in report.findings:
+            typer.echo(f"{f}: {finding.text()}")
+        typer.echo(f"{f}: {report.resources} resource(s): {report.count('error')} error(s), {report.count('warning')} warning(s)")
+        failed |= not report.ok
+        if outcome is not None:
+            target = Path(outcome) / (Path(f).stem + ".outcome.json") if len(files) > 1 else Path(outcome)
+            write_atomic(target, dumps(report.operation_outcome(), pretty=True) + "\n")
+    raise typer.Exit(1 if failed else 0)
 
 
 def _summary(results: list[FileResult]) -> None:

@@ -101,3 +101,14 @@ def test_every_resource_is_valid_r5_and_references_resolve(tid1500_file: Path) -
 def test_variants_convert(variant_file: Path) -> None:
     c = converted(variant_file)
     assert c.profile("imaging-measurement")
+
+
+def test_our_validator_finds_no_profile_errors(tid1500_file: Path) -> None:
+    from sr2fhir.fhir.ids import full_url
+    from sr2fhir.validation import validate_resources
+    from sr2fhir.validation.package import load_profiles
+    from tests.conftest import SHARED
+
+    resources = converted(tid1500_file).resources
+    report = validate_resources(resources, {full_url(r["id"]): r for r in resources}, profiles=load_profiles(SHARED / "ig-package"))
+    assert report.ok, [f.text() for f in report.findings if f.severity == "error"][:5]

@@ -1,0 +1,174 @@
+"""`sr2fhir validate`: the three layers, reported as findings and as a FHIR OperationOutcome."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .package import Profile, load_profiles
+from .profiles import ProfileValidator
+
+PRE_EXISTING = ("Patient", "ImagingStudy", "ServiceRequest")
+"""Resources the IG assumes on the server: referenced by identifier, never in the Bundle."""
+
+
+@dataclass(slots=True)
+class Finding:
+    severity: str
+    layer: str
+    rule: str
+    resource: str
+    location: str
+    message: str
+
+    def text(self) -> str:
+        return f"{self.severity}: {self.resource} {self.location}: {self.message} [{self.layer}: {self.rule}]"
+
+
+@dataclass(slots=True)
+class Report:
+    source: str
+    resources: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    def count(self, severity: str) -> int:
+        return sum(1 for f in self.findings if f.severity == severity)
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity in ("error", "fatal") for f in self.findings)
+
+    def operation_outcome(self) -> dict[str, Any]:
+        issues = [
+            {
+                "severity": f.severity,
+                "code": "structure" if f.layer == "structure" else ("invariant" if f.rule.startswith("invariant") else "processing"),
+                "details": {"text": f.message},
+                "diagnostics": f"{f.layer}: {f.rule}",
+                "expression": [f.location] if f.location else [],
+            }
+            for f in self.findings
+        ] or [{"severity": "information", "code": "informational", "details": {"text": f"{self.resources} resource(s), no issues"}}]
+        return {"resourceType": "OperationOutcome", "issue": issues}
+
+
+def load(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], dict[str, Any] | None]:
+    """Resources, a fullUrl/relative-URL index, and the Bundle (if the file is one)."""
+    text = Path(path).read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    if stripped.startswith("{") and "\n{" not in stripped.strip():
+        docs = [json.loads(text)]
+    else:
+        docs = [json.loads(line) for line in text.splitlines() if line.strip()]
+    resources: list[dict[str, Any]] = []
+    index: dict[str, dict[str, Any]] = {}
+    bundle = None
+    for d in docs:
+        if d.get("resourceType") == "Bundle":
+            bundle = d
+            for e in d.get("entry", []):
+                r = e.get("resource")
+                if r:
+                    resources.append(r)
+                    if e.get("fullUrl"):
+                        index[e["fullUrl"]] = r
+        else:
+            resources.append(d)
+    for r in resources:
+        if "id" in r:
+            index.setdefault(f"{r['resourceType']}/{r['id']}", r)
+    return resources, index, bundle
+
+
+def validate_resources(
+    resources: list[dict[str, Any]],
+    index: dict[str, dict[str, Any]],
+    *,
+    bundle: dict[str, Any] | None = None,
+    profiles: dict[str, Profile] | None = None,
+    ig: str | None = None,
+    source: str = "",
+) -> Report:
+    profiles = profiles if profiles is not None else load_profiles(ig)
+    report = Report(source, len(resources))
+
+    def resolve(ref: dict[str, Any]) -> dict[str, Any] | None:
+        return index.get(ref.get("reference", "")) if isinstance(ref, dict) else None
+
+    pv = ProfileValidator(profiles, resolve)
+    for i, r in enumerate(resources):
+        name = f"{r.get('resourceType')}/{r.get('id', i)}"
+        for f in _structure(r):
+            report.findings.append(Finding("error", "structure", "r5", name, f[0], f[1]))
+        for issue in pv.validate(r, r.get("resourceType", "")):
+            report.findings.append(Finding(issue.severity, "profile", issue.rule, name, issue.location, issue.message))
+    report.findings.extend(_integrity(resources, index, bundle))
+    return report
+
+
+def _structure(resource: dict[str, Any]) -> list[tuple[str, str]]:
+    from fhir.resources import get_fhir_model_class
+    from pydantic import ValidationError
+
+    try:
+        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    except KeyError:
+        return [("", f"unknown resourceType {resource.get('resourceType')!r}")]
+    except ValidationError as exc:
+        return [(".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()]
+    return []
+
+
+def _references(node: Any) -> list[dict[str, Any]]:
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, dict):
+            if isinstance(n.get("reference"), str) or (set(n) & {"identifier", "display"} and n.get("type") in PRE_EXISTING):
+                out.append(n)
+            stack.extend(v for v in n.values() if isinstance(v, (dict, list)))
+        elif isinstance(n, list):
+            stack.extend(n)
+    return out
+
+
+def _integrity(resources: list[dict[str, Any]], index: dict[str, dict[str, Any]], bundle: dict[str, Any] | None) -> list[Finding]:
+    found: list[Finding] = []
+    referenced: set[int] = set()
+    for r in resources:
+        name = f"{r['resourceType']}/{r.get('id')}"
+        for ref in _references(r):
+            url = ref.get("reference")
+            if url is None:
+                if "identifier" not in ref:
+                    found.append(Finding("warning", "bundle", "display-only-reference", name, "", f"{ref.get('type')} reference has neither reference nor identifier"))
+                continue
+            target = index.get(url)
+            if target is not None:
+                referenced.add(id(target))
+            elif "?" in url and url.split("?")[0] in PRE_EXISTING:
+                continue  # conditional reference to a pre-existing resource
+            elif url.split("/")[0] in PRE_EXISTING and not url.startswith("urn:"):
+                continue  # literal reference to a pre-existing resource on the server
+            else:
+                found.append(Finding("error", "bundle", "unresolved-reference", name, "", f"reference {url} does not resolve inside the Bundle"))
+    for r in resources:
+        if r["resourceType"] != "Observation" and r["resourceType"] not in ("DiagnosticReport", "OperationOutcome") and id(r) not in referenced:
+            found.append(Finding("warning", "bundle", "orphan", f"{r['resourceType']}/{r.get('id')}", "", "nothing in the Bundle references this resource"))
+    seen: Counter[tuple[str, str, str]] = Counter()
+    for r in resources:
+        for ident in r.get("identifier", []) if isinstance(r.get("identifier"), list) else []:
+            if ident.get("value"):
+                seen[(r["resourceType"], ident.get("system", ""), ident["value"])] += 1
+    for (rtype, system, value), n in seen.items():
+        if n > 1:
+            found.append(Finding("error", "bundle", "duplicate-identifier", rtype, "", f"{n} {rtype} resources share identifier {system}|{value}"))
+    if bundle is not None and bundle.get("type") == "transaction":
+        conditions = Counter(e.get("request", {}).get("ifNoneExist") for e in bundle.get("entry", []) if e.get("request", {}).get("ifNoneExist"))
+        for c, n in conditions.items():
+            if n > 1:
+                found.append(Finding("error", "bundle", "duplicate-condition", "Bundle", "", f"{n} entries share ifNoneExist {c}"))
+    return found
