@@ -147,3 +147,11 @@ def test_dump() -> None:
 def test_help_and_module_entry_point() -> None:
     r = subprocess.run([sys.executable, "-m", "sr2fhir", "convert", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--bundle" in r.stdout and "transaction" in r.stdout
+
+
+def test_convert_validate(tmp_path: Path) -> None:
+    out = tmp_path / "o.json"
+    r = run("convert", str(IG_EXAMPLE), "--validate", "--ig", str(SHARED / "ig-package"), "-o", str(out))
+    assert r.exit_code == 0 and out.exists()
+    r = run("convert", str(IG_EXAMPLE), "--validate", "--ig", str(tmp_path / "nowhere"))
+    assert r.exit_code == 2 and "no StructureDefinitions" in r.stderr
