@@ -155,3 +155,11 @@ def test_convert_validate(tmp_path: Path) -> None:
     assert r.exit_code == 0 and out.exists()
     r = run("convert", str(IG_EXAMPLE), "--validate", "--ig", str(tmp_path / "nowhere"))
     assert r.exit_code == 2 and "no StructureDefinitions" in r.stderr
+
+
+def test_parallel_jobs_give_the_same_output(tmp_path: Path) -> None:
+    inputs = [str(p) for p in sorted(FIXTURES.glob("*.dcm"))] + [str(IG_EXAMPLE)]
+    assert run("convert", *inputs, "-o", str(tmp_path / "one")).exit_code == 0
+    assert run("convert", "-j", "2", *inputs, "-o", str(tmp_path / "two")).exit_code == 0
+    for f in (tmp_path / "one").iterdir():
+        assert (tmp_path / "two" / f.name).read_bytes() == f.read_bytes()

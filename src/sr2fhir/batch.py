@@ -6,12 +6,13 @@ converted / partial / failed, with the diagnostics and, for a failure, the reaso
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .diagnostics import ConversionError, Diagnostics, Severity
 from .fhir import bundle
@@ -21,6 +22,8 @@ from .reader import Limits, read, read_stream
 
 Status = Literal["converted", "partial", "failed"]
 EXIT_INTERNAL = 1
+EXIT_STRICT = 3
+EXIT_INVALID = 4
 
 
 @dataclass(slots=True)
@@ -58,6 +61,58 @@ def convert_path(path: str, options: Options = Options(), limits: Limits = Limit
             exit_code=EXIT_INTERNAL,
         )
     return result
+
+
+@dataclass(slots=True)
+class Processed:
+    """One input, converted, checked and rendered: what a worker process sends back."""
+
+    result: FileResult
+    text: str | None
+
+
+@functools.lru_cache(maxsize=4)
+def _profiles(ig: str | None) -> Any:
+    from .validation.package import load_profiles
+
+    return load_profiles(ig)
+
+
+def process(
+    path: str,
+    options: Options,
+    limits: Limits,
+    bundle_type: str,
+    *,
+    pretty: bool = False,
+    strict: bool = False,
+    validate: bool = False,
+    ig: str | None = None,
+    debug: bool = False,
+) -> Processed:
+    """convert_path, then --strict, --validate and rendering; the conversions are dropped."""
+    r = convert_path(path, options, limits, debug=debug)
+    if r.error is None and strict and r.status != "converted":
+        r.error = ConversionError(f"{path}: --strict: warnings or errors were reported", code="strict", exit_code=EXIT_STRICT)
+    if r.error is None and validate:
+        _validate(r, _profiles(ig))
+    text = render(r.conversions, bundle_type, pretty=pretty) if r.error is None else None
+    r.conversions = []
+    return Processed(r, text)
+
+
+def _validate(r: FileResult, profiles: Any) -> None:
+    from .fhir.ids import full_url
+    from .validation import validate_resources
+
+    for c in r.conversions:
+        resources = c.resources.resources()
+        report = validate_resources(resources, {full_url(x["id"]): x for x in resources}, profiles=profiles, source=r.source)
+        for f in report.findings:
+            sev = Severity.ERROR if f.severity == "error" else Severity.WARNING
+            r.diagnostics.add(sev, f"validate-{f.rule}", f"{f.resource} {f.location}: {f.message}")
+        if not report.ok:
+            r.error = ConversionError(f"{r.source}: --validate: {report.count('error')} error(s) in the output", code="invalid-output", exit_code=EXIT_INVALID)
 
 
 def render(conversions: list[Conversion], bundle_type: str, *, pretty: bool = False) -> str:

@@ -8,16 +8,19 @@ an SR; 14 SR but not a TID 1500 Measurement Report; 15 a limit was exceeded (dep
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 from rich.console import Console
 
 from . import __version__
-from .batch import FileResult, convert_path, render, write_atomic
+from .batch import FileResult, process, write_atomic
 from .diagnostics import ConversionError, Severity
 from .dump import lines
 from .fhir.bundle import BUNDLE_TYPES, dumps
@@ -25,8 +28,6 @@ from .mapping.context import Options
 from .reader import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, Limits, iter_input_files, read, read_stream
 
 EXIT_MIXED = 1
-EXIT_STRICT = 3
-EXIT_INVALID = 4
 
 app = typer.Typer(
     add_completion=False,
@@ -99,6 +100,7 @@ def convert(
     max_items: Annotated[int, typer.Option("--max-items", help="Most content items accepted in one report.")] = DEFAULT_MAX_ITEMS,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Also show information diagnostics (items the IG does not map).")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Show no diagnostics, only the summary of a batch.")] = False,
+    jobs: Annotated[int, typer.Option("-j", "--jobs", help="Convert this many files at once (processes); output order is kept.")] = 1,
     validate: Annotated[bool, typer.Option("--validate", help="Check the output against R5 and the IG's profiles; write nothing that fails.")] = False,
     ig: Annotated[Optional[str], typer.Option("--ig", help="The IG package folder for --validate (default: ~/.fhir/packages/hl7.fhir.uv.dicom-sr#1.0.0).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show a traceback for internal errors.")] = False,
@@ -106,6 +108,8 @@ def convert(
     """Convert SR Measurement Reports into a FHIR Bundle (or NDJSON) per input."""
     if bundle not in BUNDLE_TYPES:
         raise typer.BadParameter(f"--bundle must be one of {', '.join(BUNDLE_TYPES)}")
+    if jobs < 1:
+        raise typer.BadParameter("--jobs must be at least 1")
     options = Options(
         default_timezone=timezone,
         coding_schemes=_parse_schemes(coding_scheme),
@@ -113,38 +117,35 @@ def convert(
         conditional_references=bundle == "transaction",
     )
     limits = Limits(max_depth=max_depth, max_items=max_items)
-    profiles = _profiles(ig) if validate else None
+    if validate:
+        _profiles(ig)  # fail early, with a clear message, when the IG package is missing
     files = list(iter_input_files(inputs))
     many = len(files) > 1 or any(i != "-" and Path(i).is_dir() for i in inputs)
+    work = functools.partial(process, options=options, limits=limits, bundle_type=bundle, pretty=pretty, strict=strict, validate=validate, ig=ig, debug=debug)
     results: list[FileResult] = []
-    for f in files:
-        r = convert_path(f, options, limits, debug=debug)
-        results.append(r)
-        _report(r, verbose, quiet)
-        if r.error is None and strict and r.status != "converted":
-            r.error = ConversionError(f"{f}: --strict: warnings or errors were reported", code="strict", exit_code=EXIT_STRICT)
-            _report(FileResult(f, error=r.error), verbose, quiet)
-        if r.error is None and profiles is not None:
-            _validate_output(r, profiles, quiet)
-        if r.error is None:
-            text = render(r.conversions, bundle, pretty=pretty)
-            if output is None:
-                sys.stdout.write(text)
-                sys.stdout.flush()
-            else:
-                try:
-                    write_atomic(_output_path(output, f, bundle, many), text)
-                except OSError as exc:
-                    r.error = ConversionError(f"{f}: cannot write output ({exc.strerror})", code="output", exit_code=EXIT_MIXED)
-                    _report(FileResult(f, error=r.error), verbose, quiet)
-        if outcome is not None:
-            oo = r.diagnostics.operation_outcome(r.source)
-            if r.error is not None:
-                oo["issue"].insert(0, {"severity": "fatal", "code": "processing", "diagnostics": str(r.error)})
-            target = _output_path(outcome, f, "json", many)
-            if many:
-                target = target.with_name(target.stem + ".outcome.json")
-            write_atomic(target, dumps(oo, pretty=True) + "\n")
+    with _pool(jobs if "-" not in files else 1) as pool:
+        for f, done in zip(files, pool.map(work, files, chunksize=4) if pool else map(work, files)):
+            r = done.result
+            results.append(r)
+            _report(r, verbose, quiet)
+            if done.text is not None:
+                if output is None:
+                    sys.stdout.write(done.text)
+                    sys.stdout.flush()
+                else:
+                    try:
+                        write_atomic(_output_path(output, f, bundle, many), done.text)
+                    except OSError as exc:
+                        r.error = ConversionError(f"{f}: cannot write output ({exc.strerror})", code="output", exit_code=EXIT_MIXED)
+                        _report(FileResult(f, error=r.error), verbose, quiet)
+            if outcome is not None:
+                oo = r.diagnostics.operation_outcome(r.source)
+                if r.error is not None:
+                    oo["issue"].insert(0, {"severity": "fatal", "code": "processing", "diagnostics": str(r.error)})
+                target = _output_path(outcome, f, "json", many)
+                if many:
+                    target = target.with_name(target.stem + ".outcome.json")
+                write_atomic(target, dumps(oo, pretty=True) + "\n")
     if many:
         _summary(results)
     raise typer.Exit(_exit_code(results))
@@ -160,19 +161,13 @@ def _profiles(ig: str | None) -> Any:
         raise typer.Exit(2) from None
 
 
-def _validate_output(r: FileResult, profiles: Any, quiet: bool) -> None:
-    from .fhir.ids import full_url
-    from .validation import validate_resources
-
-    for c in r.conversions:
-        resources = c.resources.resources()
-        index = {full_url(x["id"]): x for x in resources}
-        report = validate_resources(resources, index, profiles=profiles, source=r.source)
-        for f in report.findings:
-            if not quiet:
-                err.print(f"{r.source}: validate: {f.text()}", style="red" if f.severity == "error" else "yellow", markup=False)
-        if not report.ok:
-            r.error = ConversionError(f"{r.source}: --validate: {report.count('error')} error(s) in the output", code="invalid-output", exit_code=EXIT_INVALID)
+@contextmanager
+def _pool(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
+    if jobs <= 1:
+        yield None
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        yield pool
 
 
 @app.command("validate")
