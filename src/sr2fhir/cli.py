@@ -199,6 +199,51 @@ def validate_cmd(
     raise typer.Exit(1 if failed else 0)
 
 
+@app.command()
+def push(
+    inputs: Annotated[list[str], typer.Argument(help="DICOM SR files or directories.", show_default=False)],
+    fhir_url: Annotated[str, typer.Option("--fhir-url", help="Base URL of the FHIR R5 server.")],
+    token_env: Annotated[Optional[str], typer.Option("--token-env", help="Environment variable holding a bearer token.")] = None,
+    token_file: Annotated[Optional[str], typer.Option("--token-file", help="File holding a bearer token.")] = None,
+    basic_user: Annotated[Optional[str], typer.Option("--basic-user", help="HTTP basic user; the password comes from SR2FHIR_PASSWORD.")] = None,
+    ca_bundle: Annotated[Optional[str], typer.Option("--ca-bundle", help="CA bundle for TLS verification.")] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates.")] = False,
+    missing: Annotated[str, typer.Option("--missing", help="When the Patient/ImagingStudy/ServiceRequest is not on the server: fail, or logical (push with a logical reference).")] = "fail",
+    multiple: Annotated[str, typer.Option("--multiple", help="When several match: fail, or first.")] = "fail",
+    spool: Annotated[Optional[str], typer.Option("--spool", help="Copy every input that could not be pushed here, for a retry.")] = None,
+    timezone: Annotated[str, typer.Option("--timezone", help="Zone for times when the SR gives none.")] = "+00:00",
+) -> None:
+    """Convert and post one transaction Bundle per SR to a FHIR server (idempotent)."""
+    from rich.progress import Progress
+
+    from .delivery.client import BasicAuthFromEnv, DeliveryError, FhirClient, bearer_from
+    from .delivery.push import push_path
+
+    if missing not in ("fail", "logical") or multiple not in ("fail", "first"):
+        raise typer.BadParameter("--missing is fail|logical, --multiple is fail|first")
+    try:
+        auth = bearer_from(token_env, token_file) if (token_env or token_file) else (BasicAuthFromEnv(basic_user) if basic_user else None)
+    except (DeliveryError, OSError) as exc:
+        err.print(f"error: {exc}", style="bold red", markup=False)
+        raise typer.Exit(2) from None
+    files = list(iter_input_files(inputs))
+    failed = 0
+    with FhirClient(fhir_url, auth=auth, verify=False if insecure else (ca_bundle or True)) as client, Progress(console=err, transient=True, disable=len(files) < 2) as progress:
+        task = progress.add_task("pushing", total=len(files))
+        for f in files:
+            r = push_path(client, f, options=Options(default_timezone=timezone), missing=missing, multiple=multiple, spool=Path(spool) if spool else None)  # type: ignore[arg-type]
+            progress.advance(task)
+            for note in r.notes:
+                err.print(f"{f}: {note}", markup=False)
+            if r.ok:
+                err.print(f"{f}: pushed, {r.entries} entries ({r.created} created)", markup=False)
+            else:
+                failed += 1
+                err.print(f"error: {r.error}", style="bold red", markup=False)
+    err.print(f"summary: {len(files)} file(s): {len(files) - failed} pushed, {failed} failed", markup=False)
+    raise typer.Exit(1 if failed else 0)
+
+
 def _summary(results: list[FileResult]) -> None:
     counts = {"converted": 0, "partial": 0, "failed": 0}
     for r in results:

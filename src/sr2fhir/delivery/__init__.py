@@ -1,0 +1,1 @@
+"""Delivery of converted reports to FHIR servers (client, push)."""
