@@ -54,3 +54,22 @@ def test_participant_equal_to_equipment_is_not_duplicated() -> None:
     header = {"DeviceUID": "2.25.9", "ParticipantSequence": [{"ObserverType": "DEV", "DeviceUID": "2.25.9"}]}
     c = convert_doc(document(group(), header=header))
     assert not c.profile("dicom-participant-device") and len(c.of_type("Device")) == 1
+
+
+def test_root_device_observer_is_the_participant_device() -> None:
+    """TID 1004 at the root (AI writers record themselves there) -> dicom-participant-device (D-28)."""
+    rows = [
+        item("HAS OBS CONTEXT", "CODE", Code("121005", "DCM", "Observer Type"), Code("121007", "DCM", "Device")),
+        item("HAS OBS CONTEXT", "UIDREF", Code("121012", "DCM", "Device Observer UID"), "2.25.42"),
+        item("HAS OBS CONTEXT", "TEXT", Code("121013", "DCM", "Device Observer Name"), "Nodule AI"),
+        item("HAS OBS CONTEXT", "TEXT", Code("121014", "DCM", "Device Observer Manufacturer"), "Vendor"),
+    ]
+    doc = document(group(item("CONTAINS", "NUM", Code("1", "SCT", "a"), MeasuredValue("1"))))
+    doc.root.children[:0] = rows
+    for i, ch in enumerate(doc.root.children, 1):
+        ch.path = f"1.{i}"
+    c = convert_doc(doc)
+    dev = c.one("dicom-participant-device")
+    assert dev["identifier"][0]["value"] == "urn:oid:2.25.42" and dev["manufacturer"] == "Vendor"
+    assert dev["name"] == [{"value": "Nodule AI", "type": "user-friendly-name"}]
+    assert c.resolve(c.one("imaging-measurement")["device"]) == dev

@@ -98,32 +98,57 @@ def _udi_carriers(ctx: ReportContext, seq: list[dict[str, Any]] | None) -> list[
     return out
 
 
-def participant_device(ctx: ReportContext, equipment: dict[str, Any]) -> dict[str, Any] | None:
-    """ParticipantDevice from a Participant Sequence (0040,A07A) item with Observer Type DEV (ConceptMap 02).
+# TID 1004 Device Observer Identifying Attributes -> the Participant Sequence keywords (D-28).
+DEVICE_OBSERVER_ROWS: dict[tuple[str, str], str] = {
+    codes.DEVICE_OBSERVER_UID: "DeviceUID",
+    codes.DEVICE_OBSERVER_NAME: "DeviceObserverName",
+    codes.DEVICE_OBSERVER_MANUFACTURER: "Manufacturer",
+    codes.DEVICE_OBSERVER_MODEL_NAME: "ManufacturerModelName",
+    codes.DEVICE_OBSERVER_SERIAL_NUMBER: "DeviceSerialNumber",
+}
 
-    None when there is none, or when it is the equipment itself (same Device UID, or same
-    manufacturer and model without UIDs: D-23).
+
+def _observer_device(root: ContentItem) -> dict[str, Any] | None:
+    """The root's TID 1004 device observer (HAS OBS CONTEXT items), as Participant Sequence keywords."""
+    found: dict[str, Any] = {}
+    for ch in root.children:
+        kw = DEVICE_OBSERVER_ROWS.get(codes.key(ch.concept))  # type: ignore[arg-type]
+        if kw and ch.relationship == "HAS OBS CONTEXT" and isinstance(ch.value, str) and kw not in found:
+            found[kw] = ch.value
+    return found or None
+
+
+def participant_device(ctx: ReportContext, equipment: dict[str, Any]) -> dict[str, Any] | None:
+    """ParticipantDevice (profile dicom-participant-device).
+
+    From a Participant Sequence (0040,A07A) item with Observer Type DEV (ConceptMap 02), else
+    from the root's TID 1004 device observer context (D-28). None when there is none, or when it
+    is the equipment itself (same Device UID, or same manufacturer and model without UIDs: D-23).
     """
     h = ctx.doc.header
-    for p in h.get("ParticipantSequence") or []:
-        if (_first(p.get("ObserverType")) or "").upper() != "DEV":
-            continue
-        uid = _uid(p.get("DeviceUID"))
-        euid = _uid(h.get("DeviceUID"))
-        same = (uid and uid == euid) or (
-            not uid and not euid
-            and _first(p.get("Manufacturer")) == _first(h.get("Manufacturer"))
-            and _first(p.get("ManufacturerModelName")) == _first(h.get("ManufacturerModelName"))
-        )
-        if same:
-            return None
-        attrs = _equipment_attrs(p)
-        rid = resource_id("participant-device", uid or "", attrs.get("manufacturer", ""), attrs.get("displayName", ""), attrs.get("serialNumber", ""))
-        if not uid and not attrs:
-            rid = ctx.id("participant-device")
-        ident, condition = _uid_identifier(uid, rid, "udi" if uid else None)
-        return ctx.resources.add(_device(rid, "dicom-participant-device", {"identifier": [ident], **attrs}), condition)
-    return None
+    source = next((p for p in h.get("ParticipantSequence") or [] if (_first(p.get("ObserverType")) or "").upper() == "DEV"), None)
+    if source is None:
+        source = _observer_device(ctx.doc.root)
+    if source is None:
+        return None
+    uid = _uid(source.get("DeviceUID"))
+    euid = _uid(h.get("DeviceUID"))
+    same = (uid and uid == euid) or (
+        not uid and not euid
+        and _first(source.get("Manufacturer")) == _first(h.get("Manufacturer"))
+        and _first(source.get("ManufacturerModelName")) == _first(h.get("ManufacturerModelName"))
+    )
+    if same:
+        return None
+    attrs = _equipment_attrs(source)
+    name = _first(source.get("DeviceObserverName"))
+    if name:
+        attrs["name"] = [{"value": name, "type": "user-friendly-name"}]
+    rid = resource_id("participant-device", uid or "", attrs.get("manufacturer", ""), attrs.get("displayName", ""), attrs.get("serialNumber", ""), name or "")
+    if not uid and not attrs:
+        rid = ctx.id("participant-device")
+    ident, condition = _uid_identifier(uid, rid, "udi" if uid else None)
+    return ctx.resources.add(_device(rid, "dicom-participant-device", {"identifier": [ident], **attrs}), condition)
 
 
 def algorithm(ctx: ReportContext, item: ContentItem, equipment: dict[str, Any]) -> dict[str, Any] | None:
