@@ -32,8 +32,8 @@ _GROUP_ROWS: frozenset[tuple[str, str]] = frozenset(
     }
     | codes.ALGORITHM_CODES
 )
-# Context rows the IG leaves unmapped on purpose (architecture.md exclusion list): not reported.
-_SILENT: frozenset[tuple[str, str]] = frozenset({codes.ACTIVITY_SESSION, codes.GEOMETRIC_PURPOSE, codes.OBSERVER_TYPE, codes.PERSON_OBSERVER_NAME})
+# Observer context rows, consumed by the performer (D-10).
+_SILENT: frozenset[tuple[str, str]] = frozenset({codes.OBSERVER_TYPE, codes.PERSON_OBSERVER_NAME})
 
 
 def _code_value(item: ContentItem, k: tuple[str, str]) -> Code | None:

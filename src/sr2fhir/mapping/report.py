@@ -25,9 +25,10 @@ from .imaging_observation import GroupInheritance, unmapped
 from .measurements import imaging_measurement, with_own_device
 from .qualitative import is_qualitative, qualitative_evaluation
 
-# Root rows that are context, not content (TID 1500 rows 1-5, TID 1600): consumed silently.
-_ROOT_CONTEXT: frozenset[tuple[str, str]] = frozenset(
-    {codes.LANGUAGE, ("DCM", "121058"), ("DCM", "111028")}
+# Root rows consumed where they apply (TID 1204 language, TID 1001 observer context: performer
+# and participant device); everything else that produces nothing is reported.
+_ROOT_CONSUMED: frozenset[tuple[str, str]] = frozenset(
+    {codes.LANGUAGE, codes.OBSERVER_TYPE, codes.PERSON_OBSERVER_NAME, *devices.DEVICE_OBSERVER_ROWS}
 )
 
 # Profile titles for narratives (the IG's StructureDefinition titles).
@@ -109,9 +110,9 @@ def _root_row(ctx: ReportContext, scope: Scope, item: ContentItem) -> list[dict[
             return derived_measurements(ctx, scope, item)
         if k == codes.QUALITATIVE_EVALUATIONS:
             return _qualitative_evaluations(ctx, scope, item)
-    if item.relationship in ("HAS OBS CONTEXT", "HAS CONCEPT MOD") or k in _ROOT_CONTEXT:
-        return []  # observer context and document modifiers: read where needed, not mapped
-    unmapped(ctx, item, "root content item not mapped by the IG")
+    if k in _ROOT_CONSUMED:
+        return []
+    unmapped(ctx, item, "root content item not mapped by the IG (e.g. Procedure Reported, Image Library)")
     return []
 
 
