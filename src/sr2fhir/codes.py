@@ -241,9 +241,9 @@ def sop_class_coding(uid: str) -> dict[str, str]:
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
 
-def uid_ok(uid: str | None) -> bool:
+def uid_ok(uid: Any) -> bool:
     """A DICOM UID that can go into a FHIR `id` or `urn:oid:` (digits and dots, at most 64)."""
-    return bool(uid) and len(uid) <= 64 and _UID.match(uid) is not None  # type: ignore[arg-type]
+    return isinstance(uid, str) and 0 < len(uid) <= 64 and _UID.match(uid) is not None
 
 
 def urn_oid(uid: str) -> str:

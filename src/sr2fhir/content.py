@@ -8,7 +8,7 @@ type, value type, concept name and a typed value.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Union
+from typing import Any, Iterator, Union
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,3 +140,13 @@ class SRDocument:
                 return None
             item = item.children[idx]
         return item
+
+
+def first(v: Any) -> str | None:
+    """A header value as one stripped string: the first of a multi-valued one; None if empty."""
+    if isinstance(v, list):
+        v = v[0] if v else None
+    if v is None or isinstance(v, (dict, list)):
+        return None
+    s = str(v).strip()
+    return s or None

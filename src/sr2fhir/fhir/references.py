@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..codes import DICOM_UID, FIXED, urn_oid
+from ..content import first
 from ..diagnostics import Diagnostics
 
 _ABSOLUTE_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$")
@@ -25,10 +26,10 @@ def issuer_system(qualifiers: list[dict[str, Any]] | None, diags: Diagnostics, w
     """
     if not qualifiers:
         return None, None
-    q = qualifiers[0]
-    local = q.get("LocalNamespaceEntityID")
-    universal = q.get("UniversalEntityID")
-    utype = (q.get("UniversalEntityIDType") or "").upper()
+    q = qualifiers[0] if isinstance(qualifiers[0], dict) else {}
+    local = first(q.get("LocalNamespaceEntityID"))
+    universal = first(q.get("UniversalEntityID"))
+    utype = (first(q.get("UniversalEntityIDType")) or "").upper()
     system = None
     if universal:
         if utype == "ISO" and re.fullmatch(r"[0-9.]+", universal):
@@ -48,10 +49,10 @@ def issuer_system(qualifiers: list[dict[str, Any]] | None, diags: Diagnostics, w
 
 def patient_reference(header: dict[str, Any], diags: Diagnostics) -> dict[str, Any]:
     """Reference(Patient) by Patient ID (0010,0020) and its issuer (0010,0021)/(0010,0024)."""
-    pid = _first(header.get("PatientID"))
+    pid = first(header.get("PatientID"))
     system, assigner = issuer_system(header.get("IssuerOfPatientIDQualifiersSequence"), diags, "Patient ID")
     # Issuer of Patient ID (0010,0021) names the issuer better than a non-URI universal id.
-    assigner = _first(header.get("IssuerOfPatientID")) or assigner
+    assigner = first(header.get("IssuerOfPatientID")) or assigner
     if not pid:
         diags.error("no-patient-id", "the SR has no Patient ID (0010,0020)", action="subject is a display-only reference that no server can resolve")
         return {"type": "Patient", "display": "Patient ID absent from the DICOM SR"}
@@ -71,7 +72,7 @@ def imaging_study_reference(study_uid: str | None, diags: Diagnostics) -> dict[s
 
 def service_request_reference(header: dict[str, Any], diags: Diagnostics) -> dict[str, Any] | None:
     """Reference(ServiceRequest) by Accession Number (0008,0050); None when there is none."""
-    acc = _first(header.get("AccessionNumber"))
+    acc = first(header.get("AccessionNumber"))
     if not acc:
         return None
     system, assigner = issuer_system(header.get("IssuerOfAccessionNumberSequence"), diags, "Accession Number")
@@ -102,11 +103,3 @@ def conditional(ref: dict[str, Any] | None, enabled: bool) -> dict[str, Any] | N
     token = f"{ident['system']}|{ident['value']}" if "system" in ident else ident["value"]
     return {"reference": f"{ref['type']}?identifier={quote(token, safe=':/|.-_')}", **ref}
 
-
-def _first(v: Any) -> str | None:
-    if isinstance(v, list):
-        v = v[0] if v else None
-    if v is None:
-        return None
-    s = str(v).strip()
-    return s or None

@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import datetimes
 from ..codes import CodingSchemes, uid_ok
-from ..content import ContentItem, SRDocument
+from ..content import ContentItem, SRDocument, first
 from ..diagnostics import Diagnostics
 from ..fhir import references
 from ..fhir.bundle import ResourceSet
@@ -86,7 +86,7 @@ class ReportContext:
 
 def build_context(doc: SRDocument, options: Options, diags: Diagnostics) -> ReportContext:
     h = doc.header
-    zone = datetimes.offset(_first(h.get("TimezoneOffsetFromUTC"))) or options.default_timezone
+    zone = datetimes.offset(first(h.get("TimezoneOffsetFromUTC"))) or options.default_timezone
     if not doc.sop_instance_uid:
         diags.error("no-sop-instance-uid", "the SR has no SOP Instance UID (0008,0018)", action="ids derived from the file name")
     return ReportContext(
@@ -107,12 +107,12 @@ def build_context(doc: SRDocument, options: Options, diags: Diagnostics) -> Repo
 
 def observation_status(header: dict[str, Any], diags: Diagnostics) -> str:
     """Observation.status <- Preliminary Flag (0040,A496), lowercased (ConceptMap 02); D-4 if absent."""
-    flag = (_first(header.get("PreliminaryFlag")) or "").upper()
+    flag = (first(header.get("PreliminaryFlag")) or "").upper()
     if flag in ("PRELIMINARY", "FINAL"):
         return flag.lower()
     if flag:
         diags.warn("preliminary-flag", f"Preliminary Flag {flag!r} is neither PRELIMINARY nor FINAL", action="status 'final'")
-    completion = (_first(header.get("CompletionFlag")) or "").upper()
+    completion = (first(header.get("CompletionFlag")) or "").upper()
     if completion == "PARTIAL":
         return "preliminary"
     return "final"
@@ -122,7 +122,7 @@ def default_issued(doc: SRDocument, zone: str, diags: Diagnostics) -> str:
     """Content Date/Time (0008,0023/0033), else Instance Creation Date/Time (example.md step 1; D-5)."""
     h = doc.header
     for da, tm in (("ContentDate", "ContentTime"), ("InstanceCreationDate", "InstanceCreationTime")):
-        t = datetimes.instant(datetimes.combine(_first(h.get(da)), _first(h.get(tm))), zone)
+        t = datetimes.instant(datetimes.combine(first(h.get(da)), first(h.get(tm))), zone)
         if t:
             return t
     diags.error("no-content-datetime", "the SR has neither Content Date/Time nor Instance Creation Date/Time", action="issued set to 1970-01-01T00:00:00Z so that Observations stay valid")
@@ -134,18 +134,13 @@ def evidence_index(header: dict[str, Any]) -> dict[str, tuple[str | None, str | 
     out: dict[str, tuple[str | None, str | None, str | None]] = {}
     for kw in ("CurrentRequestedProcedureEvidenceSequence", "PertinentOtherEvidenceSequence"):
         for study in header.get(kw) or []:
-            suid = study.get("StudyInstanceUID")
+            suid = first(study.get("StudyInstanceUID"))
             for series in study.get("ReferencedSeriesSequence") or []:
-                ser = series.get("SeriesInstanceUID")
+                ser = first(series.get("SeriesInstanceUID"))
                 for sop in series.get("ReferencedSOPSequence") or []:
-                    iuid = sop.get("ReferencedSOPInstanceUID")
-                    cls = sop.get("ReferencedSOPClassUID")
+                    iuid = first(sop.get("ReferencedSOPInstanceUID"))
+                    cls = first(sop.get("ReferencedSOPClassUID"))
                     if uid_ok(iuid):
                         out.setdefault(str(iuid), (suid if uid_ok(suid) else None, ser if uid_ok(ser) else None, cls if uid_ok(cls) else None))
     return out
 
-
-def _first(v: Any) -> str | None:
-    if isinstance(v, list):
-        v = v[0] if v else None
-    return str(v).strip() if v not in (None, "") else None

@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import codes
 from ..codes import DICOM_UID, FIXED, RFC3986, urn_oid
-from ..content import ContentItem
+from ..content import ContentItem, first
 from ..fhir.ids import resource_id
 from .context import ReportContext, profile_url
 
@@ -38,22 +38,17 @@ def _uid_identifier(uid: str | None, rid: str, type_code: str | None = None) -> 
     return {"system": RFC3986, "value": value}, f"identifier={RFC3986}|{value}"
 
 
-def _first(v: Any) -> str | None:
-    if isinstance(v, list):
-        v = v[0] if v else None
-    return str(v).strip() if v not in (None, "") else None
-
 
 def _uid(v: Any) -> str | None:
-    u = _first(v)
+    u = first(v)
     return u if codes.uid_ok(u) else None
 
 
 def _equipment_attrs(src: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    manufacturer = _first(src.get("Manufacturer"))
-    model = _first(src.get("ManufacturerModelName"))
-    serial = _first(src.get("DeviceSerialNumber"))
+    manufacturer = first(src.get("Manufacturer"))
+    model = first(src.get("ManufacturerModelName"))
+    serial = first(src.get("DeviceSerialNumber"))
     if manufacturer:
         out["manufacturer"] = manufacturer
     if serial:
@@ -67,8 +62,8 @@ def general_equipment(ctx: ReportContext) -> dict[str, Any]:
     """The GeneralEquipmentDevice of the SR's General Equipment Module (PS3.3 C.7.5.1); one per SR."""
     h = ctx.doc.header
     uid = _uid(h.get("DeviceUID"))
-    keyparts = ("equipment", uid or "", _first(h.get("Manufacturer")) or "", _first(h.get("ManufacturerModelName")) or "",
-                _first(h.get("DeviceSerialNumber")) or "", _first(h.get("StationName")) or "")
+    keyparts = ("equipment", uid or "", first(h.get("Manufacturer")) or "", first(h.get("ManufacturerModelName")) or "",
+                first(h.get("DeviceSerialNumber")) or "", first(h.get("StationName")) or "")
     rid = resource_id(*keyparts) if any(keyparts[1:]) else ctx.id("equipment")
     ident, condition = _uid_identifier(uid, rid)
     attrs: dict[str, Any] = {"identifier": [ident]}
@@ -87,7 +82,7 @@ def _udi_carriers(ctx: ReportContext, seq: list[dict[str, Any]] | None) -> list[
     """udiCarrier <- UDI Sequence (0018,100A) > Unique Device Identifier (0018,1009), GS1 only."""
     out = []
     for item in seq or []:
-        hrf = _first(item.get("UniqueDeviceIdentifier"))
+        hrf = first(item.get("UniqueDeviceIdentifier"))
         if not hrf:
             continue
         m = _GS1_DI.match(hrf)
@@ -126,7 +121,7 @@ def participant_device(ctx: ReportContext, equipment: dict[str, Any]) -> dict[st
     is the equipment itself (same Device UID, or same manufacturer and model without UIDs: D-23).
     """
     h = ctx.doc.header
-    source = next((p for p in h.get("ParticipantSequence") or [] if (_first(p.get("ObserverType")) or "").upper() == "DEV"), None)
+    source = next((p for p in h.get("ParticipantSequence") or [] if (first(p.get("ObserverType")) or "").upper() == "DEV"), None)
     if source is None:
         source = _observer_device(ctx.doc.root)
     if source is None:
@@ -135,13 +130,13 @@ def participant_device(ctx: ReportContext, equipment: dict[str, Any]) -> dict[st
     euid = _uid(h.get("DeviceUID"))
     same = (uid and uid == euid) or (
         not uid and not euid
-        and _first(source.get("Manufacturer")) == _first(h.get("Manufacturer"))
-        and _first(source.get("ManufacturerModelName")) == _first(h.get("ManufacturerModelName"))
+        and first(source.get("Manufacturer")) == first(h.get("Manufacturer"))
+        and first(source.get("ManufacturerModelName")) == first(h.get("ManufacturerModelName"))
     )
     if same:
         return None
     attrs = _equipment_attrs(source)
-    name = _first(source.get("DeviceObserverName"))
+    name = first(source.get("DeviceObserverName"))
     if name:
         attrs["name"] = [{"value": name, "type": "user-friendly-name"}]
     rid = resource_id("participant-device", uid or "", attrs.get("manufacturer", ""), attrs.get("displayName", ""), attrs.get("serialNumber", ""), name or "")

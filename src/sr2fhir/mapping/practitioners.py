@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import codes
 from ..codes import RFC3986
-from ..content import ContentItem
+from ..content import ContentItem, first
 from ..fhir.ids import resource_id
 from .context import ReportContext, profile_url
 
@@ -56,10 +56,10 @@ def practitioner(ctx: ReportContext, pn: str) -> dict[str, Any] | None:
 
 def document_performer(ctx: ReportContext) -> dict[str, Any] | None:
     """The performer from the Participant Sequence (PSN)."""
-    people = [p for p in ctx.doc.header.get("ParticipantSequence") or [] if str(p.get("ObserverType") or "").upper() == "PSN"]
-    people.sort(key=lambda p: 0 if str(p.get("ParticipationType") or "").upper() == "SOURCE" else 1)
+    people = [p for p in ctx.doc.header.get("ParticipantSequence") or [] if (first(p.get("ObserverType")) or "").upper() == "PSN"]
+    people.sort(key=lambda p: 0 if (first(p.get("ParticipationType")) or "").upper() == "SOURCE" else 1)
     for p in people:
-        pn = p.get("PersonName")
+        pn = first(p.get("PersonName"))
         if pn:
             return practitioner(ctx, str(pn))
     return None
