@@ -98,7 +98,7 @@ def test_illustration_visual_explanation_region_in_space(fixture_conversions: di
     # Region in space: correct RT Structure Set UID kept, so the profile (typo I-9) is not claimed (D-25).
     ris = [r for r in c.of_type("ImagingSelection") if codings(r["code"]) == [(DCM, "130488")]]
     (r,) = ris
-    assert "meta" not in r
+    assert "profile" not in r.get("meta", {})
     assert r["instance"][0]["uid"] == exp["region_in_space"]["rtstruct"]
     assert r["instance"][0]["subset"] == [exp["region_in_space"]["roi"]]
     assert r["instance"][0]["sopClass"]["code"] == "1.2.840.10008.5.1.4.1.1.481.3"

@@ -172,3 +172,10 @@ def test_json_leniency_reported() -> None:
     c = convert_one(IG_EXAMPLE)
     assert "json-bare-value" in c.rules()
     assert c.one("imaging-measurement-group")["basedOn"][0]["identifier"]["value"] == "ACSN-235813"
+
+
+def test_provenance_meta_source(ex: Converted) -> None:
+    """D-29: report-made resources record the SR (SOP Instance UID); shared Devices do not."""
+    sr = "urn:oid:" + STUDY_UID + ".1.1"
+    for r in ex.resources:
+        assert r["meta"].get("source") == (None if r["resourceType"] == "Device" else sr), r["resourceType"]

@@ -95,9 +95,14 @@ def convert(doc: SRDocument, options: Options = Options(), diagnostics: Diagnost
         diags.warn("unknown-coding-scheme", f"Coding Scheme Designator {sr!r} has no known URI", action=f"system {codes.UNKNOWN_SCHEME_PREFIX}{sr}; map it with --coding-scheme")
     if options.diagnostic_report:
         _diagnostic_report(ctx, scope, top)
+    source = urn_oid(doc.sop_instance_uid) if doc.sop_instance_uid else None
     for r in ctx.resources.resources():
         prof = r.get("meta", {}).get("profile", [""])[0].rsplit("/", 1)[-1]
         add_narrative(r, PROFILE_TITLES.get(prof, r["resourceType"]))
+        if source and r["resourceType"] != "Device":
+            # Provenance: the SR this resource came from (searchable as _source); Devices are
+            # shared between reports and carry none (D-29).
+            r.setdefault("meta", {})["source"] = source
     return Conversion(doc, ctx.resources, diags)
 
 
