@@ -119,7 +119,7 @@ def _read_stream(fh: BinaryIO, name: str, limits: Limits, diags: Diagnostics) ->
         datasets = _datasets_from_json(data, name, diags)
     else:
         datasets = [_dataset_from_part10(io.BytesIO(data), name)]
-    return [document_from_dataset(ds, name if len(datasets) == 1 else f"{name}[{i}]", limits=limits, diagnostics=diags)
+    return [document_from_dataset(ds, name if len(datasets) == 1 else f"{name}[{i}]", limits=limits, diagnostics=diags, release=True)
             for i, ds in enumerate(datasets)]
 
 
@@ -222,15 +222,20 @@ def _repair_json(obj: dict[str, Any], diags: Diagnostics, where: str, depth: int
 # --- dataset -> content tree -------------------------------------------------------------
 
 
-def document_from_dataset(ds: Dataset, name: str, *, limits: Limits = Limits(), diagnostics: Diagnostics | None = None) -> SRDocument:
-    """Build an :class:`SRDocument` from a pydicom dataset, or raise ConversionError."""
+def document_from_dataset(
+    ds: Dataset, name: str, *, limits: Limits = Limits(), diagnostics: Diagnostics | None = None, release: bool = False
+) -> SRDocument:
+    """Build an :class:`SRDocument` from a pydicom dataset, or raise ConversionError.
+
+    `release` lets the dataset's Content Sequences go as they are read (the reader's own datasets).
+    """
     diags = diagnostics if diagnostics is not None else Diagnostics()
     try:
         sop_class = str(ds.get("SOPClassUID", "") or "")
         if "ValueType" not in ds and "ContentSequence" not in ds:
             kind = _sop_class_name(sop_class) if sop_class else "no SOP Class UID"
             raise ConversionError(f"{name}: DICOM but not a Structured Report ({kind}): no SR content tree", code="not-sr", exit_code=EXIT_NOT_SR)
-        builder = TreeBuilder(name, limits, diags)
+        builder = TreeBuilder(name, limits, diags, release=release)
         root = builder.build(ds)
         header = {kw: _plain(ds.get(kw)) for kw in HEADER_KEYWORDS if kw in ds}
 

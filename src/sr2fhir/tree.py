@@ -269,7 +269,9 @@ VALUE_READERS: dict[str, Callable[[Dataset], Any]] = {
 class TreeBuilder:
     """Builds the content tree iteratively (no recursion; bounded depth and item count)."""
 
-    def __init__(self, name: str, limits: Limits, diags: Diagnostics) -> None:
+    def __init__(self, name: str, limits: Limits, diags: Diagnostics, *, release: bool = False) -> None:
+        self.release = release
+        """Drop each Content Sequence from the pydicom dataset once read (for datasets we own)."""
         self.name = name
         self.limits = limits
         self.diags = diags
@@ -282,6 +284,8 @@ class TreeBuilder:
         while stack:
             parent, pds, depth = stack.pop()
             seq = sequence(pds, CONTENT_SEQUENCE)
+            if self.release:  # let each pydicom item go once our tree has it: a lower peak
+                pds._dict.pop(CONTENT_SEQUENCE, None)
             if not seq:
                 continue
             if depth >= max_depth:
