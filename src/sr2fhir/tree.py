@@ -270,8 +270,7 @@ class TreeBuilder:
     """Builds the content tree iteratively (no recursion; bounded depth and item count)."""
 
     def __init__(self, name: str, limits: Limits, diags: Diagnostics, *, release: bool = False) -> None:
-        self.release = release
-        """Drop each Content Sequence from the pydicom dataset once read (for datasets we own)."""
+        self.release = release  # drop each Content Sequence from the dataset once read (datasets we own)
         self.name = name
         self.limits = limits
         self.diags = diags
