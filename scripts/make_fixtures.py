@@ -19,7 +19,6 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
-from pydicom.uid import UID
 
 ROOT = "1.2.826.0.1.3680043.10.1581"  # UID root for sr2fhir test data (fixed, so output is reproducible)
 STUDY = f"{ROOT}.1"

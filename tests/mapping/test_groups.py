@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from sr2fhir.content import Code, MeasuredValue
 from tests.conftest import Converted, codings, convert_doc, document, group, item

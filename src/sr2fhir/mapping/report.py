@@ -7,7 +7,7 @@ Derived Imaging Measurements (126011) -> TID 1420; Qualitative Evaluations (C003
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from .. import codes
