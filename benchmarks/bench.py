@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import sys
 import tempfile
@@ -27,17 +28,22 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from sr2fhir.batch import convert_path, render
+from sr2fhir.batch import convert_path, render_chunks
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "tid1500"
 
 
-def end_to_end(path: Path) -> str:
+def end_to_end(path: Path) -> int:
+    """Read, map and write a transaction Bundle (to /dev/null, piece by piece, as the CLI does)."""
     result = convert_path(str(path))
     if result.error:
         raise SystemExit(f"benchmark input failed: {result.error}")
-    return render(result.conversions, "transaction")
+    n = 0
+    with open(os.devnull, "w", encoding="utf-8") as sink:
+        for piece in render_chunks(result.conversions, "transaction"):
+            n += sink.write(piece)
+    return n
 
 
 def bare_read(path: Path) -> Dataset:

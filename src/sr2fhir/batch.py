@@ -12,7 +12,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterable, Iterator, Literal
 
 from .diagnostics import ConversionError, Diagnostics, Severity
 from .fhir import bundle
@@ -68,7 +68,8 @@ class Processed:
     """One input, converted, checked and rendered: what a worker process sends back."""
 
     result: FileResult
-    text: str | None
+    text: str | Iterable[str] | None
+    """The output: a string (from a worker process), or pieces made as they are written."""
 
 
 @functools.lru_cache(maxsize=4)
@@ -89,14 +90,23 @@ def process(
     validate: bool = False,
     ig: str | None = None,
     debug: bool = False,
+    materialize: bool = True,
 ) -> Processed:
-    """convert_path, then --strict, --validate and rendering; the conversions are dropped."""
+    """convert_path, then --strict, --validate and rendering.
+
+    `materialize`: return the output as one string and drop the conversions (what crosses a
+    process boundary); else as pieces made while they are written (a lower peak of memory).
+    """
     r = convert_path(path, options, limits, debug=debug)
     if r.error is None and strict and r.status != "converted":
         r.error = ConversionError(f"{path}: --strict: warnings or errors were reported", code="strict", exit_code=EXIT_STRICT)
     if r.error is None and validate:
         _validate(r, _profiles(ig))
-    text = render(r.conversions, bundle_type, pretty=pretty) if r.error is None else None
+    if r.error is not None:
+        return Processed(r, None)
+    if not materialize:
+        return Processed(r, render_chunks(r.conversions, bundle_type, pretty=pretty))
+    text = render(r.conversions, bundle_type, pretty=pretty)
     r.conversions = []
     return Processed(r, text)
 
@@ -115,26 +125,35 @@ def _validate(r: FileResult, profiles: Any) -> None:
             r.error = ConversionError(f"{r.source}: --validate: {report.count('error')} error(s) in the output", code="invalid-output", exit_code=EXIT_INVALID)
 
 
-def render(conversions: list[Conversion], bundle_type: str, *, pretty: bool = False) -> str:
-    """The output text for one input: a Bundle (one per document) or NDJSON."""
-    if bundle_type == "ndjson":
-        return "".join(bundle.ndjson(c.resources.resources()) for c in conversions)
-    out = []
+def render_chunks(conversions: list[Conversion], bundle_type: str, *, pretty: bool = False) -> Iterator[str]:
+    """The output for one input, piece by piece: a Bundle per document (one a line) or NDJSON."""
     for c in conversions:
+        if bundle_type == "ndjson":
+            yield from bundle.iter_ndjson(c.resources.resources())
+            continue
         key = c.document.sop_instance_uid or c.document.source
         b = bundle.transaction(c.resources, key) if bundle_type == "transaction" else bundle.collection(c.resources, key)
-        out.append(bundle.dumps(b, pretty=pretty))
-    return "\n".join(out) + "\n"
+        if pretty:
+            yield bundle.dumps(b, pretty=True)
+        else:
+            yield from bundle.iter_compact(b)
+        yield "\n"
 
 
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
+def render(conversions: list[Conversion], bundle_type: str, *, pretty: bool = False) -> str:
+    """The output text for one input: a Bundle (one per document) or NDJSON."""
+    return "".join(render_chunks(conversions, bundle_type, pretty=pretty))
+
+
+def write_atomic(path: str | os.PathLike[str], text: str | Iterable[str]) -> None:
     """Write via a temporary file in the same folder and rename: never a half-written output."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            for piece in [text] if isinstance(text, str) else text:
+                fh.write(piece)
             fh.flush()
             os.fsync(fh.fileno())
         umask = os.umask(0)

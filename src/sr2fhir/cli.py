@@ -121,16 +121,19 @@ def convert(
         _profiles(ig)  # fail early, with a clear message, when the IG package is missing
     files = list(iter_input_files(inputs))
     many = len(files) > 1 or any(i != "-" and Path(i).is_dir() for i in inputs)
-    work = functools.partial(process, options=options, limits=limits, bundle_type=bundle, pretty=pretty, strict=strict, validate=validate, ig=ig, debug=debug)
+    jobs = jobs if "-" not in files else 1
+    work = functools.partial(
+        process, options=options, limits=limits, bundle_type=bundle, pretty=pretty, strict=strict, validate=validate, ig=ig, debug=debug, materialize=jobs > 1
+    )
     results: list[FileResult] = []
-    with _pool(jobs if "-" not in files else 1) as pool:
+    with _pool(jobs) as pool:
         for f, done in zip(files, pool.map(work, files, chunksize=4) if pool else map(work, files)):
             r = done.result
             results.append(r)
             _report(r, verbose, quiet)
             if done.text is not None:
                 if output is None:
-                    sys.stdout.write(done.text)
+                    sys.stdout.writelines([done.text] if isinstance(done.text, str) else done.text)
                     sys.stdout.flush()
                 else:
                     try:
@@ -138,6 +141,7 @@ def convert(
                     except OSError as exc:
                         r.error = ConversionError(f"{f}: cannot write output ({exc.strerror})", code="output", exit_code=EXIT_MIXED)
                         _report(FileResult(f, error=r.error), verbose, quiet)
+            r.conversions = []  # written: let the resources go before the next file
             if outcome is not None:
                 oo = r.diagnostics.operation_outcome(r.source)
                 if r.error is not None:

@@ -80,16 +80,16 @@ def collection(entries: Iterable[Entry], bundle_key: str) -> dict[str, Any]:
 def to_relative_references(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rewrite urn:uuid references to Type/id (for NDJSON, where there is no Bundle)."""
     types = {full_url(r["id"]): f"{r['resourceType']}/{r['id']}" for r in resources}
-    # A reference that is neither in the set nor conditional stays as it is (logical references have none).
+    return [_relative(r, types) for r in resources]
 
-    def fix(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: (types.get(v, v) if k == "reference" and isinstance(v, str) else fix(v)) for k, v in node.items()}
-        if isinstance(node, list):
-            return [fix(x) for x in node]
-        return node
 
-    return [fix(r) for r in resources]
+def _relative(node: Any, types: dict[str, str]) -> Any:
+    # A reference that is not in the set (logical or conditional ones) stays as it is.
+    if isinstance(node, dict):
+        return {k: (types.get(v, v) if k == "reference" and isinstance(v, str) else _relative(v, types)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_relative(x, types) for x in node]
+    return node
 
 
 _DECIMAL_MARK = "\u0000decimal:"
@@ -111,5 +111,22 @@ def dumps(obj: Any, *, pretty: bool = False) -> str:
     return _DECIMAL_TEXT.sub(r"\1", text) if "u0000decimal:" in text else text
 
 
+def iter_ndjson(resources: list[dict[str, Any]]) -> Iterator[str]:
+    """One resource a line, references rewritten to Type/id one resource at a time."""
+    types = {full_url(r["id"]): f"{r['resourceType']}/{r['id']}" for r in resources}
+    for r in resources:
+        yield dumps(_relative(r, types)) + "\n"
+
+
 def ndjson(resources: list[dict[str, Any]]) -> str:
-    return "".join(dumps(r) + "\n" for r in to_relative_references(resources))
+    return "".join(iter_ndjson(resources))
+
+
+def iter_compact(bundle: dict[str, Any]) -> Iterator[str]:
+    """The compact JSON of a Bundle, entry by entry: the same text as dumps(bundle), without
+    ever holding all of it (peak memory: the resources plus one entry's text)."""
+    head = {k: v for k, v in bundle.items() if k != "entry"}
+    yield dumps(head)[:-1] + ',"entry":['
+    for i, e in enumerate(bundle.get("entry", [])):
+        yield ("," if i else "") + dumps(e)
+    yield "]}"
