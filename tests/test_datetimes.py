@@ -12,6 +12,8 @@ from sr2fhir.datetimes import combine, instant, offset
     ("20190323", "+00:00", "2019-03-23T00:00:00+00:00"),
     ("2019", "+00:00", None),
     ("20191323", "+00:00", None),
+    ("20230824160163", "+00:00", None),  # found by the property tests: second 63
+    ("20161231235960", "+00:00", "2016-12-31T23:59:60+00:00"),
     ("garbage", "+00:00", None),
 ])
 def test_instant(dt: str, zone: str, expected: str | None) -> None:

@@ -35,6 +35,8 @@ def instant(dt: str | None, default_zone: str) -> str | None:
     if not (1 <= int(g["M"]) <= 12 and 1 <= int(g["D"]) <= 31):
         return None
     h, mi, s = g["h"] or "00", g["m"] or "00", g["s"] or "00"
+    if int(s) > 60:  # 60 is a leap second, which FHIR allows
+        return None
     try:
         _dt.datetime(int(g["Y"]), int(g["M"]), int(g["D"]), int(h), int(mi), min(int(s), 59))
     except ValueError:

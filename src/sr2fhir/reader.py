@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
 import pydicom
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.multival import MultiValue
@@ -28,6 +29,9 @@ from pydicom.valuerep import PersonName
 from .content import SRDocument
 from .diagnostics import ConversionError, Diagnostics
 from .tree import Limits, TreeBuilder
+from .tree import multi_text as tree_multi_text
+from .tree import sequence as tree_sequence
+from .tree import text as tree_text
 
 # Exit codes of the failure classes (documented in the README).
 EXIT_NOT_A_FILE = 10
@@ -237,7 +241,7 @@ def document_from_dataset(
             raise ConversionError(f"{name}: DICOM but not a Structured Report ({kind}): no SR content tree", code="not-sr", exit_code=EXIT_NOT_SR)
         builder = TreeBuilder(name, limits, diags, release=release)
         root = builder.build(ds)
-        header = {kw: _plain(ds.get(kw)) for kw in HEADER_KEYWORDS if kw in ds}
+        header = _header(ds)
 
         def uid(keyword: str) -> str | None:
             return builder.uid(_str(ds.get(keyword)), root, f"{keyword} of the SR header")
@@ -275,6 +279,39 @@ def _str(v: Any) -> str | None:
         return str(v[0]).strip() if len(v) else None
     s = str(v).strip()
     return s or None
+
+
+_STRING_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
+
+
+def _header(ds: Dataset) -> dict[str, Any]:
+    """The header attributes the mapping reads, as plain Python (str, list, dict).
+
+    Strings and sequences are read from the raw elements (the evidence sequences of a large
+    study list hundreds of instances); anything else goes through pydicom.
+    """
+    out: dict[str, Any] = {}
+    for kw in HEADER_KEYWORDS:
+        tag = tag_for_keyword(kw)
+        if tag is not None and tag in ds._dict:
+            out[kw] = _plain_element(ds, tag)
+    return out
+
+
+def _plain_element(ds: Dataset, tag: int) -> Any:
+    el = ds._dict[tag]
+    vr = getattr(el, "VR", None)
+    if vr is None:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            return None
+    if vr == "SQ":
+        return [{kw: _plain_element(item, t) for t in list(item._dict) if (kw := keyword_for_tag(t))} for item in tree_sequence(ds, tag)]
+    if vr in _STRING_VRS:
+        values = tree_multi_text(ds, tag) if vr not in ("LT", "ST", "UT") else [v for v in [tree_text(ds, tag)] if v]
+        return values[0] if len(values) == 1 else (values or None)
+    return _plain(ds[tag].value)
 
 
 def _plain(v: Any) -> Any:
