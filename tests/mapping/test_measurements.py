@@ -35,6 +35,14 @@ def test_decimal_digits_kept(text: str, json_number: str) -> None:
     assert f'"value":{json_number},' in dumps(m)
 
 
+@pytest.mark.parametrize("text", ["1E+999999999", "-1e-99999999", "NaN", "inf"])
+def test_absurd_numbers_are_no_values(text: str) -> None:
+    """A 12-character DS can ask for a billion-digit number: never expanded (found by CI's property tests)."""
+    num = item("CONTAINS", "NUM", DIAMETER, MeasuredValue(text, unit=MM))
+    c = convert_doc(document(group(num)))
+    assert "num-without-value" in c.rules() and not c.profile("imaging-measurement")
+
+
 @pytest.mark.parametrize(("qualifier", "reason"), [
     (Code("114000", "DCM", "Not a number"), "not-a-number"),
     (Code("114007", "DCM", "Measurement not attempted"), "not-performed"),

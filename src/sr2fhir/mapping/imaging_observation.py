@@ -118,8 +118,8 @@ def decimal_text(text: str) -> Decimal | None:
         d = Decimal(text.strip())
     except (InvalidOperation, AttributeError):
         return None
-    if not d.is_finite():
-        return None
+    if not d.is_finite() or (d and abs(d.adjusted()) > 300):
+        return None  # beyond any measurement (and "1E+999999999" in plain notation is a gigabyte)
     if "e" in text.lower():
         # FHIR accepts exponents, but plain notation is what servers round-trip (MAPPING 9.8).
         d = Decimal(format(d, "f"))
