@@ -28,7 +28,7 @@ from pydicom.valuerep import PersonName
 
 from .content import SRDocument
 from .diagnostics import ConversionError, Diagnostics
-from .tree import Limits, TreeBuilder
+from .tree import EXIT_LIMIT, Limits, TreeBuilder
 from .tree import multi_text as tree_multi_text
 from .tree import sequence as tree_sequence
 from .tree import text as tree_text
@@ -39,7 +39,6 @@ EXIT_NOT_DICOM = 11
 EXIT_TRUNCATED = 12
 EXIT_NOT_SR = 13
 EXIT_NOT_TID1500 = 14
-EXIT_LIMIT = 15
 DEFAULT_MAX_DEPTH = Limits().max_depth
 DEFAULT_MAX_ITEMS = Limits().max_items
 

@@ -77,12 +77,6 @@ def collection(entries: Iterable[Entry], bundle_key: str) -> dict[str, Any]:
     return {"resourceType": "Bundle", "id": resource_id("bundle", "collection", bundle_key), "type": "collection", "entry": out}
 
 
-def to_relative_references(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rewrite urn:uuid references to Type/id (for NDJSON, where there is no Bundle)."""
-    types = {full_url(r["id"]): f"{r['resourceType']}/{r['id']}" for r in resources}
-    return [_relative(r, types) for r in resources]
-
-
 def _relative(node: Any, types: dict[str, str]) -> Any:
     # A reference that is not in the set (logical or conditional ones) stays as it is.
     if isinstance(node, dict):
@@ -116,10 +110,6 @@ def iter_ndjson(resources: list[dict[str, Any]]) -> Iterator[str]:
     types = {full_url(r["id"]): f"{r['resourceType']}/{r['id']}" for r in resources}
     for r in resources:
         yield dumps(_relative(r, types)) + "\n"
-
-
-def ndjson(resources: list[dict[str, Any]]) -> str:
-    return "".join(iter_ndjson(resources))
 
 
 def iter_compact(bundle: dict[str, Any]) -> Iterator[str]:
