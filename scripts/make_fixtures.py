@@ -147,8 +147,11 @@ REGIONS_2D = [
 ]
 
 
-def planar_regions() -> tuple[Dataset, dict[str, Any]]:
-    """TID 1410 groups, one per SCOORD graphic type, with finding sites of every shape."""
+def planar_regions(count: int = len(REGIONS_2D), correction: float = 0.0, uid_suffix: str = "1") -> tuple[Dataset, dict[str, Any]]:
+    """TID 1410 groups, one per SCOORD graphic type, with finding sites of every shape.
+
+    `count` and `correction` (added to the first diameter) make the corrected version.
+    """
     groups, expected = [], []
     lung, liver, kidney, left = codes.SCT.Lung, codes.SCT.Liver, codes.SCT.Kidney, codes.SCT.Left
     peripheral = Code("14414005", "SCT", "Peripheral")
@@ -159,9 +162,9 @@ def planar_regions() -> tuple[Dataset, dict[str, Any]]:
         (None, None, None),
         ("plain", hd.sr.FindingSite(kidney), {"site": kidney.value}),
     ]
-    for i, ((gtype, points), (site_kind, site, site_codes)) in enumerate(zip(REGIONS_2D, sites)):
+    for i, ((gtype, points), (site_kind, site, site_codes)) in enumerate(zip(REGIONS_2D[:count], sites)):
         tracking = hd.sr.TrackingIdentifier(uid=f"{ROOT}.3.{i + 1}", identifier=f"Lesion {i + 1}")
-        value = 10.0 + i
+        value = 10.0 + i + (correction if i == 0 else 0.0)
         groups.append(
             hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
                 tracking_identifier=tracking,
@@ -188,8 +191,27 @@ def planar_regions() -> tuple[Dataset, dict[str, Any]]:
                 "algorithm": ALGORITHM if i == 0 else None,
             }
         )
-    sr = report(groups, "1")
+    sr = report(groups, uid_suffix)
     return sr, {"groups": expected, "person": PERSON, "status": "final"}
+
+
+def corrected_planar_regions() -> tuple[Dataset, dict[str, Any]]:
+    """A corrected version of planar_regions: Lesion 1 re-measured (+0.5 mm), Lesions 3 and 4
+    withdrawn; its Predecessor Documents Sequence (0040,A360) names the original (PS3.3 C.17.2.3)."""
+    original, _ = planar_regions()
+    sr, expected = planar_regions(count=2, correction=0.5, uid_suffix="11")
+    sop = Dataset()
+    sop.ReferencedSOPClassUID = original.SOPClassUID
+    sop.ReferencedSOPInstanceUID = original.SOPInstanceUID
+    series = Dataset()
+    series.SeriesInstanceUID = original.SeriesInstanceUID
+    series.ReferencedSOPSequence = [sop]
+    study = Dataset()
+    study.StudyInstanceUID = original.StudyInstanceUID
+    study.ReferencedSeriesSequence = [series]
+    sr.PredecessorDocumentsSequence = [study]
+    withdrawn = [f"{ROOT}.3.{i + 1}" for i in range(2, len(REGIONS_2D))]
+    return sr, {**expected, "predecessor": str(original.SOPInstanceUID), "withdrawn_tracking_uids": withdrawn}
 
 
 def region_3d_and_segmentation_frame() -> tuple[Dataset, dict[str, Any]]:
@@ -329,6 +351,7 @@ FIXTURES = {
     "tid1410_region3d_segframe": region_3d_and_segmentation_frame,
     "tid1411_volumetric": volumetric,
     "tid1501_containers": tid1501_and_containers,
+    "tid1410_planar_regions_corrected": corrected_planar_regions,
 }
 
 

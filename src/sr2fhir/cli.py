@@ -13,6 +13,7 @@ import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Optional
 
@@ -104,8 +105,11 @@ def convert(
     validate: Annotated[bool, typer.Option("--validate", help="Check the output against R5 and the IG's profiles; write nothing that fails.")] = False,
     ig: Annotated[Optional[str], typer.Option("--ig", help="The IG package folder for --validate (default: ~/.fhir/packages/hl7.fhir.uv.dicom-sr#1.0.0).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show a traceback for internal errors.")] = False,
+    push_url: Annotated[Optional[str], typer.Option("--push", help="Post each report to this FHIR server instead of writing it (`sr2fhir push` without auth; see its options).")] = None,
 ) -> None:
     """Convert SR Measurement Reports into a FHIR Bundle (or NDJSON) per input."""
+    if push_url is not None:
+        push(inputs, push_url, timezone=timezone, coding_scheme=coding_scheme)
     if bundle not in BUNDLE_TYPES:
         raise typer.BadParameter(f"--bundle must be one of {', '.join(BUNDLE_TYPES)}")
     if jobs < 1:
@@ -203,39 +207,107 @@ def validate_cmd(
     raise typer.Exit(1 if failed else 0)
 
 
+@dataclass(frozen=True)
+class Connection:
+    """How to reach and authenticate to the FHIR server (the options push and seed share)."""
+
+    fhir_url: str
+    token_env: str | None = None
+    token_file: str | None = None
+    basic_user: str | None = None
+    smart_client_id: str | None = None
+    smart_key: str | None = None
+    smart_token_url: str | None = None
+    smart_scope: str | None = None
+    smart_kid: str | None = None
+    ca_bundle: str | None = None
+    insecure: bool = False
+
+    @property
+    def verify(self) -> bool | str:
+        return False if self.insecure else (self.ca_bundle or True)
+
+    def auth(self) -> Any:
+        """The httpx auth the options ask for; exits 2 with a message when it cannot be made."""
+        from .delivery.client import BasicAuthFromEnv, DeliveryError, bearer_from
+
+        chosen = [bool(self.token_env or self.token_file), bool(self.basic_user), bool(self.smart_client_id)]
+        if sum(chosen) > 1:
+            raise typer.BadParameter("choose one of bearer token (--token-env/--token-file), --basic-user and SMART (--smart-client-id)")
+        try:
+            if self.token_env or self.token_file:
+                return bearer_from(self.token_env, self.token_file)
+            if self.basic_user:
+                return BasicAuthFromEnv(self.basic_user)
+            if self.smart_client_id:
+                if not self.smart_key:
+                    raise DeliveryError("--smart-client-id needs --smart-key (a PEM private key file)")
+                from .delivery.smart import from_options
+
+                return from_options(self.smart_client_id, self.smart_key, self.smart_token_url, self.fhir_url, self.smart_scope, self.smart_kid, self.verify)
+            return None
+        except (DeliveryError, OSError) as exc:
+            err.print(f"error: {exc}", style="bold red", markup=False)
+            raise typer.Exit(2) from None
+
+    @contextmanager
+    def client(self) -> Iterator[Any]:
+        from .delivery.client import FhirClient
+
+        with FhirClient(self.fhir_url, auth=self.auth(), verify=self.verify) as client:
+            yield client
+
+
+FhirUrl = Annotated[str, typer.Option("--fhir-url", help="Base URL of the FHIR R5 server.")]
+TokenEnv = Annotated[Optional[str], typer.Option("--token-env", help="Environment variable holding a bearer token.")]
+TokenFile = Annotated[Optional[str], typer.Option("--token-file", help="File holding a bearer token.")]
+BasicUser = Annotated[Optional[str], typer.Option("--basic-user", help="HTTP basic user; the password comes from SR2FHIR_PASSWORD.")]
+CaBundle = Annotated[Optional[str], typer.Option("--ca-bundle", help="CA bundle for TLS verification.")]
+Insecure = Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates.")]
+
+
+SmartClientId = Annotated[Optional[str], typer.Option("--smart-client-id", help="SMART Backend Services client id (signed-JWT client credentials).")]
+SmartKey = Annotated[Optional[str], typer.Option("--smart-key", help="PEM private key (RSA: RS384, EC P-384: ES384) for SMART.")]
+SmartTokenUrl = Annotated[Optional[str], typer.Option("--smart-token-url", help="SMART token endpoint; default: from .well-known/smart-configuration.")]
+SmartScope = Annotated[Optional[str], typer.Option("--smart-scope", help="SMART scopes to ask for; default: what push needs (system/...).")]
+SmartKid = Annotated[Optional[str], typer.Option("--smart-kid", help="Key id (kid) to put in the JWT header.")]
+
+
 @app.command()
 def push(
     inputs: Annotated[list[str], typer.Argument(help="DICOM SR files or directories.", show_default=False)],
-    fhir_url: Annotated[str, typer.Option("--fhir-url", help="Base URL of the FHIR R5 server.")],
-    token_env: Annotated[Optional[str], typer.Option("--token-env", help="Environment variable holding a bearer token.")] = None,
-    token_file: Annotated[Optional[str], typer.Option("--token-file", help="File holding a bearer token.")] = None,
-    basic_user: Annotated[Optional[str], typer.Option("--basic-user", help="HTTP basic user; the password comes from SR2FHIR_PASSWORD.")] = None,
-    ca_bundle: Annotated[Optional[str], typer.Option("--ca-bundle", help="CA bundle for TLS verification.")] = None,
-    insecure: Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates.")] = False,
+    fhir_url: FhirUrl,
+    token_env: TokenEnv = None,
+    token_file: TokenFile = None,
+    basic_user: BasicUser = None,
+    smart_client_id: SmartClientId = None,
+    smart_key: SmartKey = None,
+    smart_token_url: SmartTokenUrl = None,
+    smart_scope: SmartScope = None,
+    smart_kid: SmartKid = None,
+    ca_bundle: CaBundle = None,
+    insecure: Insecure = False,
     missing: Annotated[str, typer.Option("--missing", help="When the Patient/ImagingStudy/ServiceRequest is not on the server: fail, or logical (push with a logical reference).")] = "fail",
     multiple: Annotated[str, typer.Option("--multiple", help="When several match: fail, or first.")] = "fail",
     spool: Annotated[Optional[str], typer.Option("--spool", help="Copy every input that could not be pushed here, for a retry.")] = None,
     timezone: Annotated[str, typer.Option("--timezone", help="Zone for times when the SR gives none.")] = "+00:00",
+    coding_scheme: Annotated[list[str], typer.Option("--coding-scheme", help="Map a Coding Scheme Designator to a FHIR system URI: DESIGNATOR=URI (repeatable).")] = [],
 ) -> None:
     """Convert and post one transaction Bundle per SR to a FHIR server (idempotent)."""
     from rich.progress import Progress
 
-    from .delivery.client import BasicAuthFromEnv, DeliveryError, FhirClient, bearer_from
     from .delivery.push import push_path
 
     if missing not in ("fail", "logical") or multiple not in ("fail", "first"):
         raise typer.BadParameter("--missing is fail|logical, --multiple is fail|first")
-    try:
-        auth = bearer_from(token_env, token_file) if (token_env or token_file) else (BasicAuthFromEnv(basic_user) if basic_user else None)
-    except (DeliveryError, OSError) as exc:
-        err.print(f"error: {exc}", style="bold red", markup=False)
-        raise typer.Exit(2) from None
+    conn = Connection(fhir_url, token_env, token_file, basic_user, smart_client_id, smart_key, smart_token_url, smart_scope, smart_kid, ca_bundle, insecure)
+    options = Options(default_timezone=timezone, coding_schemes=_parse_schemes(coding_scheme))
     files = list(iter_input_files(inputs))
     failed = 0
-    with FhirClient(fhir_url, auth=auth, verify=False if insecure else (ca_bundle or True)) as client, Progress(console=err, transient=True, disable=len(files) < 2) as progress:
+    with conn.client() as client, Progress(console=err, transient=True, disable=len(files) < 2) as progress:
         task = progress.add_task("pushing", total=len(files))
         for f in files:
-            r = push_path(client, f, options=Options(default_timezone=timezone), missing=missing, multiple=multiple, spool=Path(spool) if spool else None)  # type: ignore[arg-type]
+            r = push_path(client, f, options=options, missing=missing, multiple=multiple, spool=Path(spool) if spool else None)  # type: ignore[arg-type]
             progress.advance(task)
             for note in r.notes:
                 err.print(f"{f}: {note}", markup=False)
@@ -245,6 +317,45 @@ def push(
                 failed += 1
                 err.print(f"error: {r.error}", style="bold red", markup=False)
     err.print(f"summary: {len(files)} file(s): {len(files) - failed} pushed, {failed} failed", markup=False)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def seed(
+    inputs: Annotated[list[str], typer.Argument(help="DICOM SR files or directories.", show_default=False)],
+    fhir_url: FhirUrl,
+    token_env: TokenEnv = None,
+    token_file: TokenFile = None,
+    basic_user: BasicUser = None,
+    smart_client_id: SmartClientId = None,
+    smart_key: SmartKey = None,
+    smart_token_url: SmartTokenUrl = None,
+    smart_scope: SmartScope = None,
+    smart_kid: SmartKid = None,
+    ca_bundle: CaBundle = None,
+    insecure: Insecure = False,
+) -> None:
+    """Create the Patient, ImagingStudy and ServiceRequest the SRs refer to (test and demo servers)."""
+    from .delivery.client import DeliveryError
+    from .delivery.seed import seed_bundle
+
+    conn = Connection(fhir_url, token_env, token_file, basic_user, smart_client_id, smart_key, smart_token_url, smart_scope, smart_kid, ca_bundle, insecure)
+    failed = 0
+    files = list(iter_input_files(inputs))
+    with conn.client() as client:
+        for f in files:
+            try:
+                bundles = [seed_bundle(doc) for doc in read(f)]
+                for b in bundles:
+                    if b is None:
+                        raise DeliveryError("no Patient ID or Study Instance UID: nothing to seed")
+                    client.transaction(b)
+            except (ConversionError, DeliveryError) as exc:
+                failed += 1
+                err.print(f"error: {f}: {exc}", style="bold red", markup=False)
+            else:
+                err.print(f"{f}: seeded", markup=False)
+    err.print(f"summary: {len(files)} file(s): {len(files) - failed} seeded, {failed} failed", markup=False)
     raise typer.Exit(1 if failed else 0)
 
 

@@ -61,6 +61,9 @@ UNKNOWN_SCHEME_PREFIX = "urn:dicom:coding-scheme:"
 Identification Sequence resolves (docs/decisions.md D-17)."""
 
 
+_LEADING_ANNOTATION = re.compile(r"^(\{[^{}]*\})(?=[^./])")
+
+
 class CodingSchemes:
     """Resolves Coding Scheme Designators for one report.
 
@@ -71,6 +74,7 @@ class CodingSchemes:
     def __init__(self, identification: list[dict[str, Any]] | None = None, overrides: dict[str, str] | None = None) -> None:
         self.map = dict(CODING_SCHEMES)
         self.unresolved: set[str] = set()
+        self.repaired_units: set[str] = set()
         for item in identification or []:
             designator = item.get("CodingSchemeDesignator")
             if not designator or designator in self.map:
@@ -89,6 +93,20 @@ class CodingSchemes:
             self.unresolved.add(designator)
             s = UNKNOWN_SCHEME_PREFIX + (designator or "unknown")
         return s
+
+    def unit_code(self, system: str, value: str) -> str:
+        """Quantity.code for a unit; a UCUM code DICOM writes with a leading annotation is repaired.
+
+        CID 85 writes SUV units as `{SUVbw}g/ml`: UCUM lets an annotation stand alone only
+        between operators, so FHIR validators (org.fhir.ucum) refuse it. `{SUVbw}.g/ml` is the
+        same unit (an annotation is 1) in valid UCUM (docs/decisions.md D-31).
+        """
+        if system == UCUM:
+            fixed = _LEADING_ANNOTATION.sub(r"\1.", value)
+            if fixed != value:
+                self.repaired_units.add(value)
+                return fixed
+        return value
 
     def coding(self, code: Code) -> dict[str, Any]:
         scheme, value = code.scheme, " ".join(code.value.split())

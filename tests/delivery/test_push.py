@@ -11,7 +11,7 @@ import pytest
 
 from sr2fhir.delivery.client import FhirClient, RetryPolicy
 from sr2fhir.delivery.push import push_path
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, transaction_bundles
 
 
 class FakeServer:
@@ -71,3 +71,49 @@ def test_ambiguous_target(policy: str, ok: bool) -> None:
     if ok:
         parts = {e["resource"]["partOf"][0]["reference"] for e in server.posted[0]["entry"] if "partOf" in e["resource"]}
         assert parts == {"ImagingStudy/imagingstudy-0"}
+
+
+CORRECTED = FIXTURES / "tid1410_planar_regions_corrected.dcm"
+
+
+class FakeServerWithPredecessor(FakeServer):
+    """Also answers `_source` searches with what the predecessor report left on the server."""
+
+    def __init__(self, predecessor: list[dict[str, Any]]) -> None:
+        super().__init__({})
+        self.predecessor = predecessor
+        self.sources: list[str] = []
+
+    def __call__(self, req: httpx.Request) -> httpx.Response:
+        source = req.url.params.get("_source")
+        if req.method == "GET" and source:
+            self.sources.append(source)
+            rtype = req.url.path.rsplit("/", 1)[-1]
+            return httpx.Response(200, json={"resourceType": "Bundle", "entry": [{"resource": r} for r in self.predecessor if r["resourceType"] == rtype]})
+        return super().__call__(req)
+
+
+def test_corrected_report_updates_in_place_and_retires_the_rest(manifest: dict[str, Any]) -> None:
+    predecessor = manifest["fixtures"]["tid1410_planar_regions_corrected"]["predecessor"]
+    bundle = transaction_bundles(CORRECTED)[0]
+    kept = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation")
+    source = f"urn:oid:{predecessor}#request-17"  # servers append a request id
+    server = FakeServerWithPredecessor([
+        {"resourceType": "Observation", "id": "same", "status": "final", "identifier": kept["identifier"], "meta": {"source": source}},
+        {"resourceType": "Observation", "id": "withdrawn", "status": "final", "identifier": [{"system": "urn:ietf:rfc:3986", "value": "urn:uuid:0"}], "meta": {"source": source, "versionId": "3"}},
+        {"resourceType": "Observation", "id": "already", "status": "entered-in-error", "meta": {"source": source}},
+    ])
+    r = push(server, CORRECTED)
+    assert r.ok and r.retired == 1 and server.sources == [f"urn:oid:{predecessor}"] * 2  # Observation, ImagingSelection
+    posted = server.posted[0]["entry"]
+    for e in posted[: len(bundle["entry"])]:
+        rtype = e["resource"]["resourceType"]
+        if rtype in ("Observation", "ImagingSelection"):
+            assert e["request"]["method"] == "PUT" and e["request"]["url"].startswith(f"{rtype}?identifier=") and "id" not in e["resource"]
+        else:
+            assert e["request"]["method"] == "POST" and "ifNoneExist" in e["request"]
+    retired = posted[len(bundle["entry"]) :]
+    assert [e["request"] for e in retired] == [{"method": "PUT", "url": "Observation/withdrawn", "ifMatch": 'W/"3"'}]
+    assert retired[0]["fullUrl"] == "http://fhir.test/fhir/Observation/withdrawn"
+    assert retired[0]["resource"]["status"] == "entered-in-error" and retired[0]["resource"]["meta"] == {"source": f"urn:oid:{predecessor}"}
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 
 from sr2fhir.content import Code, MeasuredValue, SopReference, SpatialCoordinates
 from sr2fhir.fhir.bundle import dumps
-from tests.conftest import Converted, codings, convert_doc, document, group, item, validate_r5
+from tests.conftest import SHARED, Converted, codings, convert_doc, converted, document, group, item, validate_r5
 
 UCUM = "http://unitsofmeasure.org"
 DIAMETER = Code("81827009", "SCT", "Diameter")
@@ -88,3 +89,30 @@ def test_observation_datetime_overrides_issued(fixture_conversions: dict[str, Co
     assert m["issued"] == exp["num_issued"]
     assert m["identifier"][0]["type"]["coding"][0]["code"] == "observation-uid"
     assert c.resolve(m["derivedFrom"][-1])["instance"][0]["subset"] == [exp["num_observation_uid"]]
+
+
+@pytest.mark.parametrize(
+    ("dicom", "fhir"),
+    [
+        ("{SUVbw}g/ml", "{SUVbw}.g/ml"),  # CID 85 SUV units: annotation first, which UCUM does not allow
+        ("{SUVbsa}cm2/ml", "{SUVbsa}.cm2/ml"),
+        ("{SUVlbm(James128)}g/ml", "{SUVlbm(James128)}.g/ml"),
+        ("{ratio}", "{ratio}"),  # an annotation alone is valid UCUM
+        ("{Particles}/ml", "{Particles}/ml"),
+        ("mg{creat}", "mg{creat}"),
+    ],
+)
+def test_ucum_leading_annotation_repaired(dicom: str, fhir: str) -> None:
+    num = item("CONTAINS", "NUM", DIAMETER, MeasuredValue(numeric="2.5", unit=Code(dicom, "UCUM", "Standardized Uptake Value body weight")))
+    c = convert_doc(document(group(num)))
+    q = c.profile("imaging-measurement")[0]["valueQuantity"]
+    assert q["code"] == fhir and q["unit"] == "Standardized Uptake Value body weight"
+    assert ("ucum-annotation-repaired" in c.rules()) is (dicom != fhir)
+
+
+def test_suv_units_of_a_real_report_are_valid_ucum() -> None:
+    """dcmqi's PET example (../shared/data) records SUVbw as `{SUVbw}g/ml`."""
+    c = converted(SHARED / "data" / "tid1500" / "dcmqi__sr-example__sr.dcm")
+    codes_ = {o["valueQuantity"]["code"] for o in c.profile("imaging-measurement") if "valueQuantity" in o}
+    assert "{SUVbw}.g/ml" in codes_
+    assert not [code for code in codes_ if re.match(r"^\{[^}]*\}[^./]", code)]

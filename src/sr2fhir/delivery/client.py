@@ -7,17 +7,24 @@ transaction again is safe: every entry is a conditional create (D-21).
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Callable
 
 import httpx
 
+from ..fhir.bundle import dumps
+
 FHIR_JSON = "application/fhir+json"
+NO_CACHE = {"Cache-Control": "no-cache"}
+"""Searches must see what the previous push wrote; servers such as HAPI reuse recent search
+results unless told not to."""
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
@@ -70,16 +77,27 @@ def bearer_from(env: str | None = None, file: str | None = None) -> BearerAuth:
     return BearerAuth(token)
 
 
-def outcome_text(body: Any) -> str:
-    """The issues of an OperationOutcome as one readable line."""
-    if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
-        parts = []
-        for i in body.get("issue", []):
-            where = ", ".join(i.get("expression", []) or i.get("location", []))
-            text = i.get("diagnostics") or i.get("details", {}).get("text", "")
-            parts.append(f"{i.get('severity')}: {text}{' at ' + where if where else ''}")
-        return "; ".join(parts) or "empty OperationOutcome"
-    return ""
+def outcome_text(body: Any, limit: int = 5) -> str:
+    """The issues of an OperationOutcome as one readable line: errors first, the rest counted."""
+    if not (isinstance(body, dict) and body.get("resourceType") == "OperationOutcome"):
+        return ""
+    issues = body.get("issue", [])
+    serious = [i for i in issues if i.get("severity") in ("fatal", "error")]
+    shown = (serious or issues)[:limit]
+    parts = []
+    for i in shown:
+        where = ", ".join(i.get("expression", []) or i.get("location", []))
+        text = i.get("diagnostics") or i.get("details", {}).get("text", "")
+        parts.append(f"{i.get('severity')}: {text}{' at ' + where if where else ''}")
+    rest = len(issues) - len(shown)
+    if rest:
+        parts.append(f"and {rest} more issue(s){' (warnings and information)' if serious and len(serious) <= limit else ''}")
+    return "; ".join(parts) or "empty OperationOutcome"
+
+
+def _json(response: httpx.Response) -> Any:
+    """The body as JSON, decimals kept exact (a resource read back and sent again is unchanged)."""
+    return json.loads(response.content, parse_float=Decimal) if response.content else None
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -118,6 +136,10 @@ class FhirClient:
             headers={"Accept": FHIR_JSON, "User-Agent": "sr2fhir"},
         )
 
+    def absolute(self, relative: str) -> str:
+        """The absolute URL of a server resource (`Type/id`)."""
+        return str(self.http.base_url.join(relative))
+
     def close(self) -> None:
         self.http.close()
 
@@ -138,9 +160,9 @@ class FhirClient:
                 last = f"network error ({type(exc).__name__})"
             else:
                 if response.status_code < 300:
-                    return response.json() if response.content else None
+                    return _json(response)
                 try:
-                    body = response.json()
+                    body = _json(response)
                 except ValueError:
                     body = None
                 detail = outcome_text(body) or response.reason_phrase
@@ -153,9 +175,22 @@ class FhirClient:
         raise DeliveryError(f"{method} {url}: gave up after {self.retry.attempts} attempts: {last}", retryable=True)
 
     def transaction(self, bundle: dict[str, Any], body: str | None = None) -> dict[str, Any]:
-        content = body if body is not None else __import__("json").dumps(bundle)
+        content = body if body is not None else dumps(bundle)
         return self.request("POST", "", content=content.encode("utf-8"), headers={"Content-Type": FHIR_JSON})
 
-    def search(self, resource_type: str, **params: str) -> list[dict[str, Any]]:
-        result = self.request("GET", resource_type, params=params)
-        return [e["resource"] for e in (result or {}).get("entry", []) if "resource" in e]
+    def search(self, resource_type: str, *, max_pages: int = 1000, **params: str) -> list[dict[str, Any]]:
+        """Every resource matching the search, following the Bundle's next links."""
+        found: list[dict[str, Any]] = []
+        page = self.request("GET", resource_type, params=params, headers=NO_CACHE)
+        for _ in range(max_pages):
+            found += [e["resource"] for e in (page or {}).get("entry", []) if "resource" in e]
+            nxt = next((link["url"] for link in (page or {}).get("link", []) if link.get("relation") == "next"), None)
+            if not nxt:
+                return found
+            page = self.request("GET", nxt, headers=NO_CACHE)
+        raise DeliveryError(f"search {resource_type}: more than {max_pages} pages")
+
+    def count(self, resource_type: str, **params: str) -> int:
+        """How many resources match (`_summary=count`)."""
+        result = self.request("GET", resource_type, params={**params, "_summary": "count"}, headers=NO_CACHE)
+        return int((result or {}).get("total", 0))

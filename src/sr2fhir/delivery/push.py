@@ -4,6 +4,13 @@ The Patient, ImagingStudy and ServiceRequest the report refers to are looked up 
 first; when one is missing or ambiguous the policy decides (fail with a clear message, or fall
 back to a logical reference / the first match). Every entry is a conditional create, so a push
 that is repeated (or retried after an interruption) creates nothing twice.
+
+A corrected report (Predecessor Documents Sequence (0040,A360) names the earlier SR) replaces
+what the earlier one produced, in the same transaction (docs/decisions.md D-30): its
+Observations and ImagingSelections become conditional updates, so one with the same identity
+(Observation UID, Tracking UID...) is updated in place, and the earlier report's Observations
+and ImagingSelections that the correction no longer contains (found by `_source`, D-29) are
+set to `entered-in-error`.
 """
 
 from __future__ import annotations
@@ -15,12 +22,17 @@ from typing import Any, Literal
 from urllib.parse import unquote
 
 from ..batch import FileResult, convert_path
+from ..codes import urn_oid
+from ..content import first
 from ..fhir import bundle as fhir_bundle
 from ..mapping.context import Options
 from ..reader import Limits
 from .client import DeliveryError, FhirClient
 
 PRE_EXISTING = ("Patient", "ImagingStudy", "ServiceRequest")
+CORRECTED_TYPES = ("Observation", "ImagingSelection")
+"""What a corrected report replaces: the report's claims. Devices and BodyStructures describe
+things that exist whatever the report says, and are shared by identity (D-30)."""
 Missing = Literal["fail", "logical"]
 Multiple = Literal["fail", "first"]
 
@@ -32,6 +44,7 @@ class PushResult:
     error: str | None = None
     entries: int = 0
     created: int = 0
+    retired: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -79,6 +92,58 @@ def resolve_references(client: FhirClient, resources: list[dict[str, Any]], miss
     return notes
 
 
+def predecessor_uids(header: dict[str, Any]) -> list[str]:
+    """SOP Instance UIDs of the SRs this one corrects (Predecessor Documents Sequence, PS3.3 C.17.2)."""
+    out: list[str] = []
+    for study in header.get("PredecessorDocumentsSequence") or []:
+        for series in (study or {}).get("ReferencedSeriesSequence") or []:
+            for sop in (series or {}).get("ReferencedSOPSequence") or []:
+                uid = first((sop or {}).get("ReferencedSOPInstanceUID"))
+                if uid:
+                    out.append(str(uid))
+    return out
+
+
+def _identity_tokens(resource: dict[str, Any]) -> set[str]:
+    return {f"{i['system']}|{i['value']}" if "system" in i else str(i.get("value")) for i in resource.get("identifier", []) if isinstance(i, dict)}
+
+
+def _retire(client: FhirClient, resource: dict[str, Any]) -> dict[str, Any]:
+    """A transaction entry that sets a server resource to entered-in-error, as it is otherwise."""
+    meta = {k: v for k, v in resource.get("meta", {}).items() if k in ("profile", "tag", "security", "source")}
+    if "source" in meta:
+        meta["source"] = meta["source"].split("#", 1)[0]  # servers append "#<request id>"
+    retired = {**resource, "meta": meta, "status": "entered-in-error"}
+    url = f"{resource['resourceType']}/{resource['id']}"
+    request = {"method": "PUT", "url": url}
+    version = resource.get("meta", {}).get("versionId")
+    if version:
+        # Only the version we read: a change made meanwhile fails the transaction, not lost.
+        request["ifMatch"] = f'W/"{version}"'
+    return {"fullUrl": client.absolute(url), "resource": retired, "request": request}
+
+
+def apply_correction(client: FhirClient, bundle: dict[str, Any], predecessors: list[str]) -> int:
+    """Rewrite a transaction so that it replaces its predecessors' resources; returns how many it retires."""
+    replacing: dict[str, set[str]] = {}
+    for e in bundle["entry"]:
+        rtype, req = e["resource"]["resourceType"], e["request"]
+        if rtype in CORRECTED_TYPES and "ifNoneExist" in req:
+            # The id is ours, not the server's: a conditional update must not carry it.
+            e["resource"] = {k: v for k, v in e["resource"].items() if k != "id"}
+            e["request"] = {"method": "PUT", "url": f"{rtype}?{req['ifNoneExist']}"}
+            replacing.setdefault(rtype, set()).update(_identity_tokens(e["resource"]))
+    retired = 0
+    for uid in predecessors:
+        for rtype in CORRECTED_TYPES:
+            for old in client.search(rtype, _source=urn_oid(uid)):
+                if old.get("status") == "entered-in-error" or _identity_tokens(old) & replacing.get(rtype, set()):
+                    continue
+                bundle["entry"].append(_retire(client, old))
+                retired += 1
+    return retired
+
+
 def push_path(
     client: FhirClient,
     path: str,
@@ -100,6 +165,10 @@ def push_path(
                 resources = c.resources.resources()
                 result.notes += resolve_references(client, resources, missing, multiple)
                 b = fhir_bundle.transaction(c.resources, c.document.sop_instance_uid or c.document.source)
+                predecessors = predecessor_uids(c.document.header)
+                if predecessors:
+                    result.retired += apply_correction(client, b, predecessors)
+                    result.notes.append(f"corrects {len(predecessors)} earlier report(s): {result.retired} earlier resource(s) set to entered-in-error")
                 response = client.transaction(b, fhir_bundle.dumps(b))
                 entries = (response or {}).get("entry", [])
                 result.entries += len(entries)

@@ -139,7 +139,7 @@ def quantity(ctx: ReportContext, mv: MeasuredValue) -> dict[str, Any] | None:
             q["unit"] = mv.unit.meaning
         if mv.unit.value.strip():
             q["system"] = ctx.schemes.system(mv.unit.scheme)
-            q["code"] = " ".join(mv.unit.value.split())
+            q["code"] = ctx.schemes.unit_code(q["system"], " ".join(mv.unit.value.split()))
     return q
 
 

@@ -93,6 +93,8 @@ def convert(doc: SRDocument, options: Options = Options(), diagnostics: Diagnost
         top.extend(_root_row(ctx, scope, ch))
     for sr in ctx.schemes.unresolved:
         diags.warn("unknown-coding-scheme", f"Coding Scheme Designator {sr!r} has no known URI", action=f"system {codes.UNKNOWN_SCHEME_PREFIX}{sr}; map it with --coding-scheme")
+    for unit in sorted(ctx.schemes.repaired_units):
+        diags.info("ucum-annotation-repaired", f"UCUM unit {unit!r} starts with an annotation that UCUM does not allow there", action="'.' inserted after the annotation, the same unit in valid UCUM (D-31)")
     if options.diagnostic_report:
         _diagnostic_report(ctx, scope, top)
     source = urn_oid(doc.sop_instance_uid) if doc.sop_instance_uid else None

@@ -1,0 +1,87 @@
+package sr2fhir.hapi;
+
+import ca.uhn.fhir.context.FhirContext;
+import ca.uhn.fhir.context.support.DefaultProfileValidationSupport;
+import ca.uhn.fhir.context.support.IValidationSupport;
+import ca.uhn.fhir.parser.IParser;
+import ca.uhn.fhir.parser.LenientErrorHandler;
+import ca.uhn.fhir.rest.server.interceptor.RequestValidatingInterceptor;
+import ca.uhn.fhir.validation.ResultSeverityEnum;
+import java.io.IOException;
+import java.io.Reader;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+import org.hl7.fhir.common.hapi.validation.support.CommonCodeSystemsTerminologyService;
+import org.hl7.fhir.common.hapi.validation.support.InMemoryTerminologyServerValidationSupport;
+import org.hl7.fhir.common.hapi.validation.support.PrePopulatedValidationSupport;
+import org.hl7.fhir.common.hapi.validation.support.SnapshotGeneratingValidationSupport;
+import org.hl7.fhir.common.hapi.validation.support.UnknownCodeSystemWarningValidationSupport;
+import org.hl7.fhir.common.hapi.validation.support.ValidationSupportChain;
+import org.hl7.fhir.common.hapi.validation.validator.FhirInstanceValidator;
+import org.hl7.fhir.instance.model.api.IBaseResource;
+
+/**
+ * HAPI's request validation against the IG's profiles, read from the compiled IG folder
+ * (../shared/ig-package: snapshots/ for the StructureDefinitions, resources/ for the CodeSystems).
+ * A request with an error-level issue is refused with 422 and its OperationOutcome.
+ */
+final class IgValidation {
+    private IgValidation() {}
+
+    static RequestValidatingInterceptor interceptor(FhirContext ctx, Path igDir) throws IOException {
+        PrePopulatedValidationSupport ig = new PrePopulatedValidationSupport(ctx);
+        int loaded = 0;
+        for (Path f : jsonFiles(igDir.resolve("snapshots"))) {
+            ig.addResource(parse(ctx, f));
+            loaded++;
+        }
+        for (Path f : jsonFiles(igDir.resolve("resources"))) {
+            if (f.getFileName().toString().startsWith("CodeSystem-")) {
+                ig.addResource(parse(ctx, f));
+                loaded++;
+            }
+        }
+        if (loaded == 0) {
+            throw new IOException("no profiles found under " + igDir);
+        }
+        // DICOM, SNOMED CT and LOINC are not available offline: an unknown code system is a warning.
+        UnknownCodeSystemWarningValidationSupport unknown = new UnknownCodeSystemWarningValidationSupport(ctx);
+        unknown.setNonExistentCodeSystemSeverity(IValidationSupport.IssueSeverity.WARNING);
+        ValidationSupportChain chain = new ValidationSupportChain(
+                new DefaultProfileValidationSupport(ctx),
+                ig,
+                new CommonCodeSystemsTerminologyService(ctx),
+                new InMemoryTerminologyServerValidationSupport(ctx),
+                new SnapshotGeneratingValidationSupport(ctx),
+                unknown);
+        FhirInstanceValidator validator = new FhirInstanceValidator(chain);
+        RequestValidatingInterceptor interceptor = new RequestValidatingInterceptor();
+        interceptor.addValidatorModule(validator);
+        interceptor.setFailOnSeverity(ResultSeverityEnum.ERROR);
+        interceptor.setAddResponseHeaderOnSeverity(null);
+        interceptor.setAddResponseOutcomeHeaderOnSeverity(null);
+        System.out.println("sr2fhir-hapi: request validation against " + loaded + " IG resources from " + igDir);
+        return interceptor;
+    }
+
+    private static List<Path> jsonFiles(Path dir) throws IOException {
+        if (!Files.isDirectory(dir)) {
+            return List.of();
+        }
+        try (Stream<Path> s = Files.list(dir)) {
+            List<Path> out = new ArrayList<>(s.filter(p -> p.toString().endsWith(".json")).sorted().toList());
+            return out;
+        }
+    }
+
+    private static IBaseResource parse(FhirContext ctx, Path f) throws IOException {
+        // The snapshot generator adds bookkeeping properties (__packageId...) that are not FHIR.
+        IParser parser = ctx.newJsonParser().setParserErrorHandler(new LenientErrorHandler(false));
+        try (Reader r = Files.newBufferedReader(f)) {
+            return parser.parseResource(r);
+        }
+    }
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# A HAPI FHIR JPA server (R5, H2 database) on 127.0.0.1 for trying sr2fhir end to end and for the
+# integration tests. Built from Maven Central by hapi/pom.xml (our launcher), with request
+# validation against the IG's profiles (../shared/ig-package).
+#
+#   scripts/hapi-server.sh start [PORT]   build if needed, start, wait until it answers (default port 8089)
+#   scripts/hapi-server.sh stop           stop it
+#   scripts/hapi-server.sh status         print its base URL, or exit 1
+#
+# Environment: SR2FHIR_HAPI_DIR (state folder: pid, log, port; default .hapi),
+# SR2FHIR_HAPI_DB (an H2 file to keep data between runs; default: in memory),
+# SR2FHIR_IG (compiled IG folder; default ../shared/ig-package).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+STATE="${SR2FHIR_HAPI_DIR:-$ROOT/.hapi}"
+IG="${SR2FHIR_IG:-$ROOT/../shared/ig-package}"
+mkdir -p "$STATE"
+
+running() { [ -f "$STATE/pid" ] && kill -0 "$(cat "$STATE/pid")" 2>/dev/null; }
+url() { echo "http://127.0.0.1:$(cat "$STATE/port")/fhir"; }
+
+case "${1:-}" in
+start)
+  PORT="${2:-8089}"
+  if running; then echo "already running at $(url)"; exit 0; fi
+  [ -d "$IG/snapshots" ] || { echo "hapi-server: no compiled IG at $IG" >&2; exit 1; }
+  command -v mvn >/dev/null && command -v java >/dev/null || { echo "hapi-server: needs Java 17 and Maven" >&2; exit 1; }
+  (cd "$ROOT/hapi" && mvn -q -B -Dstyle.color=never compile dependency:build-classpath -Dmdep.outputFile=target/classpath.txt)
+  echo "$PORT" > "$STATE/port"
+  ARGS=("$PORT" "$IG")
+  [ -n "${SR2FHIR_HAPI_DB:-}" ] && ARGS+=("$SR2FHIR_HAPI_DB")
+  : > "$STATE/server.log"  # before the background start, so that an old "ready" cannot be read
+  nohup java -Xmx3g -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+    -cp "$ROOT/hapi/target/classes:$(cat "$ROOT/hapi/target/classpath.txt")" \
+    sr2fhir.hapi.Launcher "${ARGS[@]}" >> "$STATE/server.log" 2>&1 &
+  echo $! > "$STATE/pid"
+  start=$SECONDS
+  until grep -q "sr2fhir-hapi: ready" "$STATE/server.log" 2>/dev/null; do
+    if ! running; then echo "hapi-server: the server exited; see $STATE/server.log" >&2; tail -5 "$STATE/server.log" >&2; exit 1; fi
+    if (( SECONDS - start > 600 )); then echo "hapi-server: not ready after 600 s; see $STATE/server.log" >&2; exit 1; fi
+    sleep 1
+  done
+  echo "HAPI FHIR R5 ready at $(url) (started in $((SECONDS - start)) s)"
+  ;;
+stop)
+  if running; then
+    pid="$(cat "$STATE/pid")"; kill "$pid"
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$STATE/pid"
+  ;;
+status)
+  running && url || { echo "not running" >&2; exit 1; }
+  ;;
+*)
+  sed -n 2,14p "$0"; exit 2
+  ;;
+esac

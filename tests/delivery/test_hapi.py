@@ -1,0 +1,269 @@
+"""`seed` and `push` against a real HAPI FHIR JPA server in R5 mode with IG request validation.
+
+What is expected comes from the inputs: every resource sr2fhir makes has an identity (the
+entry's ifNoneExist), so after any number of pushes the server must hold exactly one resource
+per distinct identity; the corrected fixture's expectations come from how make_fixtures.py
+built it (manifest.json).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import unquote
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from sr2fhir.batch import convert_path
+from sr2fhir.cli import app
+from sr2fhir.codes import urn_oid
+from sr2fhir.delivery.client import DeliveryError, FhirClient, RetryPolicy
+from sr2fhir.delivery.push import push_path
+from tests.conftest import FIXTURES, IG_EXAMPLE, shared_files, transaction_bundles
+
+TYPES = ("Observation", "ImagingSelection", "Device", "BodyStructure", "Practitioner")
+SEEDED = ("Patient", "ImagingStudy", "ServiceRequest")
+runner = CliRunner()
+
+
+def cli(*args: str) -> Any:
+    return runner.invoke(app, list(args))
+
+
+def identities(paths: list[Path]) -> Counter[str]:
+    """Distinct identities (type and ifNoneExist) per resource type across the inputs."""
+    seen = {(e["request"]["url"], e["request"]["ifNoneExist"]) for p in paths for b in transaction_bundles(p) for e in b["entry"]}
+    return Counter(t for t, _ in seen)
+
+
+def totals(client: FhirClient, types: tuple[str, ...] = TYPES + SEEDED) -> dict[str, int]:
+    return {t: client.count(t) for t in types}
+
+
+def sr_uid(path: Path) -> str:
+    r = convert_path(str(path))
+    return r.conversions[0].document.sop_instance_uid
+
+
+@pytest.fixture(scope="module")
+def reports() -> list[Path]:
+    return [IG_EXAMPLE, *shared_files("tid1500")]
+
+
+@pytest.fixture(scope="module")
+def pushed(fhir_url: str, reports: list[Path]) -> dict[str, int]:
+    """Seed and push the IG example and every SR of ../shared/data/tid1500 once; the totals after."""
+    args = [*map(str, reports), "--fhir-url", fhir_url]
+    seeded = cli("seed", *args)
+    assert seeded.exit_code == 0, seeded.output
+    result = cli("push", *args)
+    assert result.exit_code == 0, result.output
+    assert f"{len(reports)} pushed, 0 failed" in result.output
+    with FhirClient(fhir_url) as client:
+        return totals(client)
+
+
+def test_every_resource_lands_exactly_once(pushed: dict[str, int], reports: list[Path]) -> None:
+    expected = identities(reports)
+    for rtype in TYPES:
+        assert pushed[rtype] == expected[rtype], rtype
+    assert pushed["Observation"] > 1500  # the pyradiomics report alone has 1,561 measurements
+
+
+def test_read_back_references_resolve_to_seeded_resources(pushed: dict[str, int], reports: list[Path], fhir: FhirClient) -> None:
+    for path in reports:
+        conv = convert_path(str(path)).conversions[0]
+        header = conv.document.header
+        patients = fhir.search("Patient", identifier=str(header["PatientID"]))
+        studies = fhir.search("ImagingStudy", identifier=f"urn:dicom:uid|{urn_oid(conv.document.study_instance_uid)}")
+        assert len(patients) == 1 and len(studies) == 1, path.name
+        patient, study = f"Patient/{patients[0]['id']}", f"ImagingStudy/{studies[0]['id']}"
+        source = urn_oid(conv.document.sop_instance_uid)
+        made = Counter(r["resourceType"] for r in conv.resources.resources() if r["resourceType"] != "Device")
+        read_back: dict[str, list[dict[str, Any]]] = {t: fhir.search(t, _source=source) for t in made}
+        for rtype, n in made.items():
+            # Shared resources (a finding site or reader named by another report) may come from there.
+            assert 0 < len(read_back[rtype]) <= n, (path.name, rtype)
+        for obs in read_back.get("Observation", []):
+            assert obs["subject"]["reference"] == patient, path.name
+            assert study in [p.get("reference") for p in obs.get("partOf", [])], path.name
+        for sel in read_back.get("ImagingSelection", []):
+            assert sel["subject"]["reference"] == patient, path.name
+        if "AccessionNumber" in header and header["AccessionNumber"]:
+            orders = fhir.search("ServiceRequest", identifier=str(header["AccessionNumber"]).split("|")[-1])
+            assert len(orders) == 1
+            for obs in read_back.get("Observation", []):
+                assert f"ServiceRequest/{orders[0]['id']}" in [b.get("reference") for b in obs.get("basedOn", [])], path.name
+        # Every reference between the report's resources resolves on the server.
+        targets = {ref for rs in read_back.values() for r in rs for ref in _references(r)}
+        for ref in sorted(targets)[:200]:
+            rtype, rid = ref.split("/")[:2]
+            assert fhir.request("GET", f"{rtype}/{rid}")["id"] == rid, ref
+
+
+def _references(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str):
+            assert not ref.startswith(("urn:uuid:", "urn:oid:")) and "?" not in ref, ref  # the server made them literal
+            yield ref
+        for v in node.values():
+            yield from _references(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _references(v)
+
+
+def test_second_push_changes_nothing(pushed: dict[str, int], reports: list[Path], fhir_url: str, fhir: FhirClient) -> None:
+    result = cli("push", *map(str, reports), "--fhir-url", fhir_url)
+    assert result.exit_code == 0, result.output
+    assert "(0 created)" in result.output and totals(fhir) == pushed
+    again = cli("convert", str(IG_EXAMPLE), "--push", fhir_url)  # convert --push is push
+    assert again.exit_code == 0 and "(0 created)" in again.output, again.output
+    assert totals(fhir) == pushed
+
+
+class DroppingProxy(ThreadingHTTPServer):
+    """Forwards to the FHIR server; for the first `drops` POSTs it lets the server do the work,
+    then drops the connection before the client sees the response (an interrupted push)."""
+
+    def __init__(self, upstream: str, drops: int) -> None:
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.upstream = upstream.rstrip("/")
+        self.drops = drops
+        self.posts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/fhir"
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    server: DroppingProxy
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path = self.path.split("/fhir", 1)[-1]
+        headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "accept", "cache-control")}
+        r = httpx.request(self.command, self.server.upstream + path, content=body, headers=headers, timeout=300)
+        if self.command == "POST":
+            self.server.posts += 1
+            if self.server.drops > 0:
+                self.server.drops -= 1
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+        self.send_response(r.status_code)
+        self.send_header("Content-Type", r.headers.get("Content-Type", "application/fhir+json"))
+        self.send_header("Content-Length", str(len(r.content)))
+        self.end_headers()
+        self.wfile.write(r.content)
+
+    do_GET = do_POST = do_PUT = _forward
+
+
+def test_interrupted_push_is_retried_without_duplicates(fhir_url: str, fhir: FhirClient) -> None:
+    report = FIXTURES / "tid1411_volumetric.dcm"
+    assert cli("seed", str(report), "--fhir-url", fhir_url).exit_code == 0
+    before = totals(fhir)
+    proxy = DroppingProxy(fhir_url, drops=2)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        with FhirClient(proxy.url, retry=RetryPolicy(attempts=4, base_delay=0.1)) as client:
+            r = push_path(client, str(report))
+    finally:
+        proxy.shutdown()
+    assert r.ok, r.error
+    assert proxy.posts == 3  # two transactions committed whose responses were lost, one answered
+    assert all(n == 1 for n in identity_counts(fhir, report).values())
+    new = identities([report])
+    after = totals(fhir)
+    for rtype in TYPES:
+        # Devices (equipment, algorithm) may already exist from the reports pushed before.
+        assert after[rtype] - before[rtype] == new[rtype] or (rtype == "Device" and after[rtype] - before[rtype] <= new[rtype]), rtype
+
+
+def identity_counts(client: FhirClient, path: Path) -> dict[str, int]:
+    """How many resources on the server carry each identity of the report's resources."""
+    out = {}
+    for b in transaction_bundles(path):
+        for e in b["entry"]:
+            token = unquote(e["request"]["ifNoneExist"].split("=", 1)[1])
+            out[f"{e['request']['url']}?{token}"] = client.count(e["request"]["url"], identifier=token)
+    return out
+
+
+def test_corrected_report_replaces_its_predecessor(fhir_url: str, fhir: FhirClient, manifest: dict[str, Any]) -> None:
+    original, corrected = FIXTURES / "tid1410_planar_regions.dcm", FIXTURES / "tid1410_planar_regions_corrected.dcm"
+    exp = manifest["fixtures"]["tid1410_planar_regions_corrected"]
+    assert cli("seed", str(original), "--fhir-url", fhir_url).exit_code == 0
+    assert cli("push", str(original), "--fhir-url", fhir_url).exit_code == 0
+    old = urn_oid(exp["predecessor"])
+    assert {o["status"] for o in fhir.search("Observation", _source=old)} == {"final"}
+
+    result = cli("push", str(corrected), "--fhir-url", fhir_url)
+    assert result.exit_code == 0, result.output
+    assert "corrects 1 earlier report(s)" in result.output
+    # Nothing the original said is still current.
+    for rtype in ("Observation", "ImagingSelection"):
+        assert {r["status"] for r in fhir.search(rtype, _source=old)} == {"entered-in-error"}, rtype
+    # The correction's measurements are current: Lesion 1 re-measured, Lesion 2 unchanged.
+    new = fhir.search("Observation", _source=urn_oid(sr_uid(corrected)))
+    assert new and {o["status"] for o in new} == {"final"}
+    diameters = sorted(float(o["valueQuantity"]["value"]) for o in new if "valueQuantity" in o)
+    assert diameters == sorted(g["measurement"]["value"] for g in exp["groups"])
+    # Of everything either version said, only the correction's diameters are current.
+    both = fhir.search("Observation", _source=f"{old},{urn_oid(sr_uid(corrected))}")
+    current = sorted(float(o["valueQuantity"]["value"]) for o in both if "valueQuantity" in o and o["status"] != "entered-in-error")
+    withdrawn = sorted(float(o["valueQuantity"]["value"]) for o in both if "valueQuantity" in o and o["status"] == "entered-in-error")
+    assert current == diameters and withdrawn == sorted(g["measurement"]["value"] for g in manifest["fixtures"]["tid1410_planar_regions"]["groups"])
+
+    # Pushing the correction again, or replaying the original, changes nothing.
+    before = totals(fhir)
+    assert cli("push", str(corrected), "--fhir-url", fhir_url).exit_code == 0
+    assert cli("push", str(original), "--fhir-url", fhir_url).exit_code == 0
+    assert totals(fhir) == before
+    assert {r["status"] for r in fhir.search("Observation", _source=old)} == {"entered-in-error"}
+
+
+def test_server_validation_refuses_a_profile_error(fhir_url: str, fhir: FhirClient) -> None:
+    """The server checks the IG's profiles: a measurement without its required code is refused,
+    readably, and the transaction stores nothing (all or nothing)."""
+    report = FIXTURES / "tid1501_containers.dcm"
+    assert cli("seed", str(report), "--fhir-url", fhir_url).exit_code == 0
+    bundle = transaction_bundles(report)[0]
+    measurement = next(e["resource"] for e in bundle["entry"] if e["resource"].get("meta", {}).get("profile", [""])[0].endswith("/imaging-measurement"))
+    del measurement["code"]
+    before = totals(fhir)
+    with pytest.raises(DeliveryError) as caught:
+        fhir.transaction(bundle)
+    assert caught.value.status in (400, 422) and "error:" in str(caught.value) and "Observation.code" in str(caught.value)
+    assert totals(fhir) == before
+
+
+def test_missing_patient_fails_clearly_and_keeps_the_report(fhir_url: str, fhir: FhirClient, tmp_path: Path) -> None:
+    # Another patient's report: rewrite the Patient ID of a fixture (as DICOM JSON) so it is not seeded.
+    import pydicom
+
+    ds = pydicom.dcmread(FIXTURES / "tid1411_volumetric.dcm")
+    ds.PatientID = "NOT-SEEDED-0001"
+    ds.SOPInstanceUID = ds.SOPInstanceUID + ".9"
+    report = tmp_path / "unseeded.json"
+    report.write_text(json.dumps([ds.to_json_dict()]))
+    before = totals(fhir)
+    result = cli("push", str(report), "--fhir-url", fhir_url, "--spool", str(tmp_path / "spool"))
+    assert result.exit_code == 1
+    assert "Patient with identifier system (no system)" in result.output and "not on the server" in result.output
+    assert "NOT-SEEDED-0001" not in result.output  # no patient data in messages
+    assert (tmp_path / "spool" / report.name).read_bytes() == report.read_bytes()
+    assert totals(fhir) == before
