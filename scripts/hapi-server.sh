@@ -25,7 +25,9 @@ start)
   if running; then echo "already running at $(url)"; exit 0; fi
   [ -d "$IG/snapshots" ] || { echo "hapi-server: no compiled IG at $IG" >&2; exit 1; }
   command -v mvn >/dev/null && command -v java >/dev/null || { echo "hapi-server: needs Java 17 and Maven" >&2; exit 1; }
-  (cd "$ROOT/hapi" && mvn -q -B -Dstyle.color=never compile dependency:build-classpath -Dmdep.outputFile=target/classpath.txt)
+  if ! build="$(cd "$ROOT/hapi" && mvn -q -B compile dependency:build-classpath -Dmdep.outputFile=target/classpath.txt 2>&1)"; then
+    echo "hapi-server: the Maven build failed:" >&2; echo "$build" >&2; exit 1
+  fi
   echo "$PORT" > "$STATE/port"
   ARGS=("$PORT" "$IG")
   [ -n "${SR2FHIR_HAPI_DB:-}" ] && ARGS+=("$SR2FHIR_HAPI_DB")

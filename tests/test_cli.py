@@ -163,3 +163,16 @@ def test_parallel_jobs_give_the_same_output(tmp_path: Path) -> None:
     assert run("convert", "-j", "2", *inputs, "-o", str(tmp_path / "two")).exit_code == 0
     for f in (tmp_path / "one").iterdir():
         assert (tmp_path / "two" / f.name).read_bytes() == f.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--token-env", "T", "--basic-user", "u"], "choose one of"),
+        (["--smart-client-id", "c"], "needs --smart-key"),
+        (["--token-file", "/nonexistent/token"], "No such file"),
+    ],
+)
+def test_push_auth_options_are_checked_before_anything_is_sent(args: list[str], message: str) -> None:
+    r = run("push", str(IG_EXAMPLE), "--fhir-url", "http://127.0.0.1:9/fhir", *args)
+    assert r.exit_code == 2 and message in r.output, r.output

@@ -1,4 +1,4 @@
-"""The `sr2fhir` command line: convert, dump.
+"""The `sr2fhir` command line: convert, validate, push, dump.
 
 Exit codes: 0 every input converted (warnings allowed unless --strict); 1 inputs failed for
 different reasons, an internal error, or `validate` found errors; 2 usage error; 3 --strict and a
@@ -209,7 +209,7 @@ def validate_cmd(
 
 @dataclass(frozen=True)
 class Connection:
-    """How to reach and authenticate to the FHIR server (the options push and seed share)."""
+    """How to reach and authenticate to the FHIR server."""
 
     fhir_url: str
     token_env: str | None = None
@@ -264,8 +264,6 @@ TokenFile = Annotated[Optional[str], typer.Option("--token-file", help="File hol
 BasicUser = Annotated[Optional[str], typer.Option("--basic-user", help="HTTP basic user; the password comes from SR2FHIR_PASSWORD.")]
 CaBundle = Annotated[Optional[str], typer.Option("--ca-bundle", help="CA bundle for TLS verification.")]
 Insecure = Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates.")]
-
-
 SmartClientId = Annotated[Optional[str], typer.Option("--smart-client-id", help="SMART Backend Services client id (signed-JWT client credentials).")]
 SmartKey = Annotated[Optional[str], typer.Option("--smart-key", help="PEM private key (RSA: RS384, EC P-384: ES384) for SMART.")]
 SmartTokenUrl = Annotated[Optional[str], typer.Option("--smart-token-url", help="SMART token endpoint; default: from .well-known/smart-configuration.")]
@@ -292,6 +290,7 @@ def push(
     spool: Annotated[Optional[str], typer.Option("--spool", help="Copy every input that could not be pushed here, for a retry.")] = None,
     timezone: Annotated[str, typer.Option("--timezone", help="Zone for times when the SR gives none.")] = "+00:00",
     coding_scheme: Annotated[list[str], typer.Option("--coding-scheme", help="Map a Coding Scheme Designator to a FHIR system URI: DESIGNATOR=URI (repeatable).")] = [],
+    seed: Annotated[bool, typer.Option("--seed", help="First create the Patient/ImagingStudy/ServiceRequest each report refers to (test and demo servers).")] = False,
 ) -> None:
     """Convert and post one transaction Bundle per SR to a FHIR server (idempotent)."""
     from rich.progress import Progress
@@ -307,55 +306,17 @@ def push(
     with conn.client() as client, Progress(console=err, transient=True, disable=len(files) < 2) as progress:
         task = progress.add_task("pushing", total=len(files))
         for f in files:
-            r = push_path(client, f, options=options, missing=missing, multiple=multiple, spool=Path(spool) if spool else None)  # type: ignore[arg-type]
+            r = push_path(client, f, options=options, missing=missing, multiple=multiple, spool=Path(spool) if spool else None, seed=seed)  # type: ignore[arg-type]
             progress.advance(task)
             for note in r.notes:
                 err.print(f"{f}: {note}", markup=False)
             if r.ok:
-                err.print(f"{f}: pushed, {r.entries} entries ({r.created} created)", markup=False)
+                retired = f", {r.retired} earlier set to entered-in-error" if r.retired else ""
+                err.print(f"{f}: pushed, {r.entries} entries ({r.created} created{retired})", markup=False)
             else:
                 failed += 1
                 err.print(f"error: {r.error}", style="bold red", markup=False)
     err.print(f"summary: {len(files)} file(s): {len(files) - failed} pushed, {failed} failed", markup=False)
-    raise typer.Exit(1 if failed else 0)
-
-
-@app.command()
-def seed(
-    inputs: Annotated[list[str], typer.Argument(help="DICOM SR files or directories.", show_default=False)],
-    fhir_url: FhirUrl,
-    token_env: TokenEnv = None,
-    token_file: TokenFile = None,
-    basic_user: BasicUser = None,
-    smart_client_id: SmartClientId = None,
-    smart_key: SmartKey = None,
-    smart_token_url: SmartTokenUrl = None,
-    smart_scope: SmartScope = None,
-    smart_kid: SmartKid = None,
-    ca_bundle: CaBundle = None,
-    insecure: Insecure = False,
-) -> None:
-    """Create the Patient, ImagingStudy and ServiceRequest the SRs refer to (test and demo servers)."""
-    from .delivery.client import DeliveryError
-    from .delivery.seed import seed_bundle
-
-    conn = Connection(fhir_url, token_env, token_file, basic_user, smart_client_id, smart_key, smart_token_url, smart_scope, smart_kid, ca_bundle, insecure)
-    failed = 0
-    files = list(iter_input_files(inputs))
-    with conn.client() as client:
-        for f in files:
-            try:
-                bundles = [seed_bundle(doc) for doc in read(f)]
-                for b in bundles:
-                    if b is None:
-                        raise DeliveryError("no Patient ID or Study Instance UID: nothing to seed")
-                    client.transaction(b)
-            except (ConversionError, DeliveryError) as exc:
-                failed += 1
-                err.print(f"error: {f}: {exc}", style="bold red", markup=False)
-            else:
-                err.print(f"{f}: seeded", markup=False)
-    err.print(f"summary: {len(files)} file(s): {len(files) - failed} seeded, {failed} failed", markup=False)
     raise typer.Exit(1 if failed else 0)
 
 

@@ -1,4 +1,4 @@
-"""`seed` and `push` against a real HAPI FHIR JPA server in R5 mode with IG request validation.
+"""`push` (and `push --seed`) against a real HAPI FHIR JPA server in R5 mode with IG request validation.
 
 What is expected comes from the inputs: every resource sr2fhir makes has an identity (the
 entry's ifNoneExist), so after any number of pushes the server must hold exactly one resource
@@ -14,7 +14,7 @@ import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import unquote
 
 import httpx
@@ -26,7 +26,7 @@ from sr2fhir.cli import app
 from sr2fhir.codes import urn_oid
 from sr2fhir.delivery.client import DeliveryError, FhirClient, RetryPolicy
 from sr2fhir.delivery.push import push_path
-from tests.conftest import FIXTURES, IG_EXAMPLE, shared_files, transaction_bundles
+from tests.conftest import FIXTURES, IG_EXAMPLE, shared_files, transaction_bundles, walk_json
 
 TYPES = ("Observation", "ImagingSelection", "Device", "BodyStructure", "Practitioner")
 SEEDED = ("Patient", "ImagingStudy", "ServiceRequest")
@@ -60,10 +60,7 @@ def reports() -> list[Path]:
 @pytest.fixture(scope="module")
 def pushed(fhir_url: str, reports: list[Path]) -> dict[str, int]:
     """Seed and push the IG example and every SR of ../shared/data/tid1500 once; the totals after."""
-    args = [*map(str, reports), "--fhir-url", fhir_url]
-    seeded = cli("seed", *args)
-    assert seeded.exit_code == 0, seeded.output
-    result = cli("push", *args)
+    result = cli("push", *map(str, reports), "--fhir-url", fhir_url, "--seed")
     assert result.exit_code == 0, result.output
     assert f"{len(reports)} pushed, 0 failed" in result.output
     with FhirClient(fhir_url) as client:
@@ -102,23 +99,12 @@ def test_read_back_references_resolve_to_seeded_resources(pushed: dict[str, int]
             for obs in read_back.get("Observation", []):
                 assert f"ServiceRequest/{orders[0]['id']}" in [b.get("reference") for b in obs.get("basedOn", [])], path.name
         # Every reference between the report's resources resolves on the server.
-        targets = {ref for rs in read_back.values() for r in rs for ref in _references(r)}
+        refs = [n["reference"] for rs in read_back.values() for n in walk_json(rs) if isinstance(n, dict) and isinstance(n.get("reference"), str)]
+        assert not [r for r in refs if r.startswith(("urn:uuid:", "urn:oid:")) or "?" in r]  # the server made them literal
+        targets = set(refs)
         for ref in sorted(targets)[:200]:
             rtype, rid = ref.split("/")[:2]
             assert fhir.request("GET", f"{rtype}/{rid}")["id"] == rid, ref
-
-
-def _references(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        ref = node.get("reference")
-        if isinstance(ref, str):
-            assert not ref.startswith(("urn:uuid:", "urn:oid:")) and "?" not in ref, ref  # the server made them literal
-            yield ref
-        for v in node.values():
-            yield from _references(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _references(v)
 
 
 def test_second_push_changes_nothing(pushed: dict[str, int], reports: list[Path], fhir_url: str, fhir: FhirClient) -> None:
@@ -174,7 +160,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
 def test_interrupted_push_is_retried_without_duplicates(fhir_url: str, fhir: FhirClient) -> None:
     report = FIXTURES / "tid1411_volumetric.dcm"
-    assert cli("seed", str(report), "--fhir-url", fhir_url).exit_code == 0
+    assert cli("push", str(FIXTURES / "tid1410_region3d_segframe.dcm"), "--fhir-url", fhir_url, "--seed").exit_code == 0  # same patient and study
     before = totals(fhir)
     proxy = DroppingProxy(fhir_url, drops=2)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
@@ -206,8 +192,7 @@ def identity_counts(client: FhirClient, path: Path) -> dict[str, int]:
 def test_corrected_report_replaces_its_predecessor(fhir_url: str, fhir: FhirClient, manifest: dict[str, Any]) -> None:
     original, corrected = FIXTURES / "tid1410_planar_regions.dcm", FIXTURES / "tid1410_planar_regions_corrected.dcm"
     exp = manifest["fixtures"]["tid1410_planar_regions_corrected"]
-    assert cli("seed", str(original), "--fhir-url", fhir_url).exit_code == 0
-    assert cli("push", str(original), "--fhir-url", fhir_url).exit_code == 0
+    assert cli("push", str(original), "--fhir-url", fhir_url, "--seed").exit_code == 0
     old = urn_oid(exp["predecessor"])
     assert {o["status"] for o in fhir.search("Observation", _source=old)} == {"final"}
 
@@ -240,7 +225,7 @@ def test_server_validation_refuses_a_profile_error(fhir_url: str, fhir: FhirClie
     """The server checks the IG's profiles: a measurement without its required code is refused,
     readably, and the transaction stores nothing (all or nothing)."""
     report = FIXTURES / "tid1501_containers.dcm"
-    assert cli("seed", str(report), "--fhir-url", fhir_url).exit_code == 0
+    assert cli("push", str(FIXTURES / "tid1410_region3d_segframe.dcm"), "--fhir-url", fhir_url, "--seed").exit_code == 0
     bundle = transaction_bundles(report)[0]
     measurement = next(e["resource"] for e in bundle["entry"] if e["resource"].get("meta", {}).get("profile", [""])[0].endswith("/imaging-measurement"))
     del measurement["code"]

@@ -28,6 +28,7 @@ from ..fhir import bundle as fhir_bundle
 from ..mapping.context import Options
 from ..reader import Limits
 from .client import DeliveryError, FhirClient
+from .seed import seed_bundle
 
 PRE_EXISTING = ("Patient", "ImagingStudy", "ServiceRequest")
 CORRECTED_TYPES = ("Observation", "ImagingSelection")
@@ -153,8 +154,12 @@ def push_path(
     missing: Missing = "fail",
     multiple: Multiple = "fail",
     spool: Path | None = None,
+    seed: bool = False,
 ) -> PushResult:
-    """Convert one input and post it; on failure keep a copy of the input in `spool`."""
+    """Convert one input and post it; on failure keep a copy of the input in `spool`.
+
+    `seed` first creates the Patient, ImagingStudy and ServiceRequest it refers to (seed.py).
+    """
     conv = convert_path(path, options, limits)
     result = PushResult(path, conv)
     if conv.error is not None:
@@ -163,6 +168,10 @@ def push_path(
         try:
             for c in conv.conversions:
                 resources = c.resources.resources()
+                if seed:
+                    seeding = seed_bundle(c.document)
+                    if seeding is not None:
+                        client.transaction(seeding)
                 result.notes += resolve_references(client, resources, missing, multiple)
                 b = fhir_bundle.transaction(c.resources, c.document.sop_instance_uid or c.document.source)
                 predecessors = predecessor_uids(c.document.header)

@@ -1,4 +1,4 @@
-"""`sr2fhir seed`: create the Patient, ImagingStudy and ServiceRequest an SR refers to.
+"""`sr2fhir push --seed`: create the Patient, ImagingStudy and ServiceRequest an SR refers to.
 
 The IG assumes these already exist on the destination server (ConceptMap 00). A test or demo
 server does not have them; `seed` creates minimal ones carrying exactly the identifiers that the

@@ -11,7 +11,6 @@ import java.io.IOException;
 import java.io.Reader;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
 import org.hl7.fhir.common.hapi.validation.support.CommonCodeSystemsTerminologyService;
@@ -72,8 +71,7 @@ final class IgValidation {
             return List.of();
         }
         try (Stream<Path> s = Files.list(dir)) {
-            List<Path> out = new ArrayList<>(s.filter(p -> p.toString().endsWith(".json")).sorted().toList());
-            return out;
+            return s.filter(p -> p.toString().endsWith(".json")).sorted().toList();
         }
     }
 
