@@ -54,7 +54,8 @@ def sr_uid(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def reports() -> list[Path]:
-    return [IG_EXAMPLE, *shared_files("tid1500")]
+    # The demo report adds derived measurements (TID 1420), which the others lack.
+    return [IG_EXAMPLE, *shared_files("tid1500"), FIXTURES / "tid1501_containers.dcm"]
 
 
 @pytest.fixture(scope="module")

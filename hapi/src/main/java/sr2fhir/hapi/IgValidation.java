@@ -58,7 +58,7 @@ final class IgValidation {
                 unknown);
         FhirInstanceValidator validator = new FhirInstanceValidator(chain);
         RequestValidatingInterceptor interceptor = new RequestValidatingInterceptor();
-        interceptor.addValidatorModule(validator);
+        interceptor.addValidatorModule(new KnownIgDefects(validator));
         interceptor.setFailOnSeverity(ResultSeverityEnum.ERROR);
         interceptor.setAddResponseHeaderOnSeverity(null);
         interceptor.setAddResponseOutcomeHeaderOnSeverity(null);
