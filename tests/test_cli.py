@@ -176,3 +176,13 @@ def test_parallel_jobs_give_the_same_output(tmp_path: Path) -> None:
 def test_push_auth_options_are_checked_before_anything_is_sent(args: list[str], message: str) -> None:
     r = run("push", str(IG_EXAMPLE), "--fhir-url", "http://127.0.0.1:9/fhir", *args)
     assert r.exit_code == 2 and message in r.output, r.output
+
+
+def test_push_stops_when_the_server_is_unreachable_and_keeps_everything(tmp_path: Path) -> None:
+    inputs = [FIXTURES / "tid1410_planar_regions.dcm", FIXTURES / "tid1411_volumetric.dcm", FIXTURES / "tid1501_containers.dcm"]
+    spool = tmp_path / "spool"
+    r = run("push", *map(str, inputs), "--fhir-url", "http://127.0.0.1:9/fhir", "--retries", "0", "--spool", str(spool))
+    assert r.exit_code == 1
+    assert "network error" in r.output and "2 more file(s) not attempted" in r.output
+    assert "0 pushed, 3 failed" in r.output
+    assert sorted(p.name for p in spool.iterdir()) == sorted(p.name for p in inputs)  # nothing lost

@@ -222,6 +222,7 @@ class Connection:
     smart_kid: str | None = None
     ca_bundle: str | None = None
     insecure: bool = False
+    retries: int = 5
 
     @property
     def verify(self) -> bool | str:
@@ -252,9 +253,9 @@ class Connection:
 
     @contextmanager
     def client(self) -> Iterator[Any]:
-        from .delivery.client import FhirClient
+        from .delivery.client import FhirClient, RetryPolicy
 
-        with FhirClient(self.fhir_url, auth=self.auth(), verify=self.verify) as client:
+        with FhirClient(self.fhir_url, auth=self.auth(), verify=self.verify, retry=RetryPolicy(attempts=self.retries + 1)) as client:
             yield client
 
 
@@ -290,23 +291,27 @@ def push(
     spool: Annotated[Optional[str], typer.Option("--spool", help="Copy every input that could not be pushed here, for a retry.")] = None,
     timezone: Annotated[str, typer.Option("--timezone", help="Zone for times when the SR gives none.")] = "+00:00",
     coding_scheme: Annotated[list[str], typer.Option("--coding-scheme", help="Map a Coding Scheme Designator to a FHIR system URI: DESIGNATOR=URI (repeatable).")] = [],
+    retries: Annotated[int, typer.Option("--retries", help="Retries after a network error, 429 or 5xx (exponential backoff, Retry-After honoured).")] = 5,
     seed: Annotated[bool, typer.Option("--seed", help="First create the Patient/ImagingStudy/ServiceRequest each report refers to (test and demo servers).")] = False,
 ) -> None:
     """Convert and post one transaction Bundle per SR to a FHIR server (idempotent)."""
     from rich.progress import Progress
 
-    from .delivery.push import push_path
+    from .delivery.push import keep, push_path
 
     if missing not in ("fail", "logical") or multiple not in ("fail", "first"):
         raise typer.BadParameter("--missing is fail|logical, --multiple is fail|first")
-    conn = Connection(fhir_url, token_env, token_file, basic_user, smart_client_id, smart_key, smart_token_url, smart_scope, smart_kid, ca_bundle, insecure)
+    if retries < 0:
+        raise typer.BadParameter("--retries must be 0 or more")
+    conn = Connection(fhir_url, token_env, token_file, basic_user, smart_client_id, smart_key, smart_token_url, smart_scope, smart_kid, ca_bundle, insecure, retries)
     options = Options(default_timezone=timezone, coding_schemes=_parse_schemes(coding_scheme))
     files = list(iter_input_files(inputs))
     failed = 0
+    spool_dir = Path(spool) if spool else None
     with conn.client() as client, Progress(console=err, transient=True, disable=len(files) < 2) as progress:
         task = progress.add_task("pushing", total=len(files))
-        for f in files:
-            r = push_path(client, f, options=options, missing=missing, multiple=multiple, spool=Path(spool) if spool else None, seed=seed)  # type: ignore[arg-type]
+        for i, f in enumerate(files):
+            r = push_path(client, f, options=options, missing=missing, multiple=multiple, spool=spool_dir, seed=seed)  # type: ignore[arg-type]
             progress.advance(task)
             for note in r.notes:
                 err.print(f"{f}: {note}", markup=False)
@@ -316,6 +321,15 @@ def push(
             else:
                 failed += 1
                 err.print(f"error: {r.error}", style="bold red", markup=False)
+            if r.unreachable and i + 1 < len(files):
+                # Stop rather than wait out the retries for every remaining input; keep them all.
+                rest = files[i + 1 :]
+                notes: list[str] = []
+                for g in rest:
+                    keep(g, spool_dir, notes)
+                failed += len(rest)
+                err.print(f"error: the server is unreachable: {len(rest)} more file(s) not attempted{' and kept in ' + str(spool_dir) if spool_dir else ''}", style="bold red", markup=False)
+                break
     err.print(f"summary: {len(files)} file(s): {len(files) - failed} pushed, {failed} failed", markup=False)
     raise typer.Exit(1 if failed else 0)
 

@@ -46,6 +46,8 @@ class PushResult:
     entries: int = 0
     created: int = 0
     retired: int = 0
+    unreachable: bool = False
+    """The server could not be reached (retries exhausted): later inputs would fare no better."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -184,8 +186,15 @@ def push_path(
                 result.created += sum(1 for e in entries if str(e.get("response", {}).get("status", "")).startswith("201"))
         except DeliveryError as exc:
             result.error = f"{path}: {exc}"
-    if result.error is not None and spool is not None and path != "-" and Path(path).is_file():
+            result.unreachable = exc.retryable
+    if result.error is not None:
+        keep(path, spool, result.notes)
+    return result
+
+
+def keep(path: str, spool: Path | None, notes: list[str]) -> None:
+    """Copy an input that was not delivered into the spool folder, for a retry."""
+    if spool is not None and path != "-" and Path(path).is_file():
         spool.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, spool / Path(path).name)
-        result.notes.append(f"kept for retry in {spool}")
-    return result
+        notes.append(f"kept for retry in {spool}")
