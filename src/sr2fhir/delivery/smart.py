@@ -106,7 +106,7 @@ class SmartBackendAuth(httpx.Auth):
         except ValueError:
             pass
         if r.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
-            reason = (body or {}).get("error_description") or (body or {}).get("error") if isinstance(body, dict) else None
+            reason = (body.get("error_description") or body.get("error")) if isinstance(body, dict) else None
             raise DeliveryError(f"SMART token endpoint {self.token_url} refused the client: HTTP {r.status_code}{': ' + str(reason) if reason else ''}", status=r.status_code)
         self._token = str(body["access_token"])
         # Renew a minute early so that a token never expires in flight.
