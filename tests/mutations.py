@@ -38,6 +38,8 @@ def content_items(ds: Dataset) -> list[Dataset]:
 
 
 def flip_bytes(data: bytes, rng: random.Random) -> bytes:
+    if not data:  # truncated to nothing by an earlier round
+        return bytes([rng.randrange(256)])
     b = bytearray(data)
     for _ in range(rng.randint(1, 12)):
         i = rng.randrange(132, len(b)) if len(b) > 132 else rng.randrange(len(b))
@@ -46,11 +48,11 @@ def flip_bytes(data: bytes, rng: random.Random) -> bytes:
 
 
 def truncate(data: bytes, rng: random.Random) -> bytes:
-    return data[: rng.randrange(0, len(data))]
+    return data[: rng.randrange(0, len(data))] if data else data
 
 
 def insert_bytes(data: bytes, rng: random.Random) -> bytes:
-    i = rng.randrange(len(data))
+    i = rng.randrange(len(data) + 1)
     return data[:i] + bytes(rng.randrange(256) for _ in range(rng.randint(1, 16))) + data[i:]
 
 
