@@ -117,3 +117,18 @@ def test_corrected_report_updates_in_place_and_retires_the_rest(manifest: dict[s
     assert retired[0]["fullUrl"] == "http://fhir.test/fhir/Observation/withdrawn"
     assert retired[0]["resource"]["status"] == "entered-in-error" and retired[0]["resource"]["meta"] == {"source": f"urn:oid:{predecessor}"}
 
+
+
+def test_server_messages_never_show_the_patient_id() -> None:
+    """A server may quote the match URL, Patient ID and all, in its OperationOutcome (HAPI-1091)."""
+
+    def server(req: httpx.Request) -> httpx.Response:
+        if req.method == "GET":
+            return FakeServer({})(req)
+        diagnostics = 'HAPI-1091: Invalid match URL "Patient?identifier=FIXTURE-PID-4711" - No resources match this search'
+        return httpx.Response(412, json={"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "processing", "diagnostics": diagnostics}]})
+
+    c = FhirClient("http://fhir.test/fhir", transport=httpx.MockTransport(server), sleep=lambda s: None, retry=RetryPolicy(attempts=1))
+    r = push_path(c, str(REPORT))
+    assert not r.ok and "HAPI-1091" in r.error and "[Patient ID]" in r.error
+    assert "FIXTURE-PID-4711" not in r.error

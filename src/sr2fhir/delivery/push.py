@@ -19,7 +19,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from ..batch import FileResult, convert_path
 from ..codes import urn_oid
@@ -167,6 +167,7 @@ def push_path(
     if conv.error is not None:
         result.error = str(conv.error)
     else:
+        patient_ids = [str(first(c.document.header.get("PatientID")) or "") for c in conv.conversions]
         try:
             for c in conv.conversions:
                 resources = c.resources.resources()
@@ -185,11 +186,20 @@ def push_path(
                 result.entries += len(entries)
                 result.created += sum(1 for e in entries if str(e.get("response", {}).get("status", "")).startswith("201"))
         except DeliveryError as exc:
-            result.error = f"{path}: {exc}"
+            result.error = f"{path}: {scrub(str(exc), patient_ids)}"
             result.unreachable = exc.retryable
     if result.error is not None:
         keep(path, spool, result.notes)
     return result
+
+
+def scrub(message: str, patient_ids: list[str]) -> str:
+    """The message without the Patient IDs that a server's OperationOutcome may quote (in match URLs)."""
+    for pid in patient_ids:
+        if pid.strip():
+            for form in {pid, quote(pid, safe=""), quote(pid, safe=":/|.-_")}:
+                message = message.replace(form, "[Patient ID]")
+    return message
 
 
 def keep(path: str, spool: Path | None, notes: list[str]) -> None:
