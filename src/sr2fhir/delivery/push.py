@@ -85,7 +85,12 @@ def resolve_references(client: FhirClient, resources: list[dict[str, Any]], miss
                 raise DeliveryError(f"the {what} that the report refers to is not on the server (use --missing logical to push anyway)")
             for r in refs:
                 r.pop("reference", None)
-            notes.append(f"{what} not found: logical reference used")
+            caveat = ""
+            if rtype == "ImagingStudy":
+                # partOf[imagingStudyRef] (1..1) is sliced by type on `reference`: a logical
+                # reference has none, so a server validating against the IG refuses it (D-1).
+                caveat = " (a server that validates against the IG refuses it: partOf[imagingStudyRef] needs a reference URL)"
+            notes.append(f"{what} not found: logical reference used{caveat}")
         elif len(found) > 1:
             if multiple == "fail":
                 raise DeliveryError(f"{len(found)} {rtype} resources match the report's identifier ({what}); use --multiple first to take the first")
