@@ -47,6 +47,12 @@ def totals(client: FhirClient, types: tuple[str, ...] = TYPES + SEEDED) -> dict[
     return {t: client.count(t) for t in types}
 
 
+def seed_fixture_study(fhir_url: str) -> None:
+    """The fixtures' Patient, ImagingStudy and ServiceRequest (all fixtures share them), by pushing one with --seed."""
+    result = cli("push", str(FIXTURES / "tid1410_region3d_segframe.dcm"), "--fhir-url", fhir_url, "--seed")
+    assert result.exit_code == 0, result.output
+
+
 def sr_uid(path: Path) -> str:
     r = convert_path(str(path))
     return r.conversions[0].document.sop_instance_uid
@@ -161,7 +167,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
 def test_interrupted_push_is_retried_without_duplicates(fhir_url: str, fhir: FhirClient) -> None:
     report = FIXTURES / "tid1411_volumetric.dcm"
-    assert cli("push", str(FIXTURES / "tid1410_region3d_segframe.dcm"), "--fhir-url", fhir_url, "--seed").exit_code == 0  # same patient and study
+    seed_fixture_study(fhir_url)
     before = totals(fhir)
     proxy = DroppingProxy(fhir_url, drops=2)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
@@ -226,7 +232,7 @@ def test_server_validation_refuses_a_profile_error(fhir_url: str, fhir: FhirClie
     """The server checks the IG's profiles: a measurement without its required code is refused,
     readably, and the transaction stores nothing (all or nothing)."""
     report = FIXTURES / "tid1501_containers.dcm"
-    assert cli("push", str(FIXTURES / "tid1410_region3d_segframe.dcm"), "--fhir-url", fhir_url, "--seed").exit_code == 0
+    seed_fixture_study(fhir_url)
     bundle = transaction_bundles(report)[0]
     measurement = next(e["resource"] for e in bundle["entry"] if e["resource"].get("meta", {}).get("profile", [""])[0].endswith("/imaging-measurement"))
     del measurement["code"]
@@ -246,6 +252,7 @@ def test_missing_patient_fails_clearly_and_keeps_the_report(fhir_url: str, fhir:
     ds.SOPInstanceUID = ds.SOPInstanceUID + ".9"
     report = tmp_path / "unseeded.json"
     report.write_text(json.dumps([ds.to_json_dict()]))
+    seed_fixture_study(fhir_url)
     before = totals(fhir)
     result = cli("push", str(report), "--fhir-url", fhir_url, "--spool", str(tmp_path / "spool"))
     assert result.exit_code == 1
@@ -253,3 +260,8 @@ def test_missing_patient_fails_clearly_and_keeps_the_report(fhir_url: str, fhir:
     assert "NOT-SEEDED-0001" not in result.output  # no patient data in messages
     assert (tmp_path / "spool" / report.name).read_bytes() == report.read_bytes()
     assert totals(fhir) == before
+    # --missing logical: the subject becomes a logical reference, which the profiles accept.
+    result = cli("push", str(report), "--fhir-url", fhir_url, "--missing", "logical")
+    assert result.exit_code == 0 and "logical reference used" in result.output, result.output
+    stored = fhir.search("Observation", _source=urn_oid(ds.SOPInstanceUID))
+    assert stored and all(o["subject"] == {"type": "Patient", "identifier": {"value": "NOT-SEEDED-0001"}} for o in stored)
