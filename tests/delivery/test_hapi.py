@@ -66,7 +66,7 @@ def reports() -> list[Path]:
 
 @pytest.fixture(scope="module")
 def pushed(fhir_url: str, reports: list[Path]) -> dict[str, int]:
-    """Seed and push the IG example and every SR of ../shared/data/tid1500 once; the totals after."""
+    """Push the reports once with --seed; the totals after."""
     result = cli("push", *map(str, reports), "--fhir-url", fhir_url, "--seed")
     assert result.exit_code == 0, result.output
     assert f"{len(reports)} pushed, 0 failed" in result.output
@@ -92,9 +92,10 @@ def test_read_back_references_resolve_to_seeded_resources(pushed: dict[str, int]
         source = urn_oid(conv.document.sop_instance_uid)
         made = Counter(r["resourceType"] for r in conv.resources.resources() if r["resourceType"] != "Device")
         read_back: dict[str, list[dict[str, Any]]] = {t: fhir.search(t, _source=source) for t in made}
+        assert read_back["Observation"], path.name
         for rtype, n in made.items():
-            # Shared resources (a finding site or reader named by another report) may come from there.
-            assert 0 < len(read_back[rtype]) <= n, (path.name, rtype)
+            # Fewer when shared: a finding site or reader another report created first keeps its source.
+            assert len(read_back[rtype]) <= n, (path.name, rtype)
         for obs in read_back.get("Observation", []):
             assert obs["subject"]["reference"] == patient, path.name
             assert study in [p.get("reference") for p in obs.get("partOf", [])], path.name
@@ -109,7 +110,7 @@ def test_read_back_references_resolve_to_seeded_resources(pushed: dict[str, int]
         refs = [n["reference"] for rs in read_back.values() for n in walk_json(rs) if isinstance(n, dict) and isinstance(n.get("reference"), str)]
         assert not [r for r in refs if r.startswith(("urn:uuid:", "urn:oid:")) or "?" in r]  # the server made them literal
         targets = set(refs)
-        for ref in sorted(targets)[:200]:
+        for ref in sorted(targets)[:200]:  # at most 200 reads a report, to bound the run
             rtype, rid = ref.split("/")[:2]
             assert fhir.request("GET", f"{rtype}/{rid}")["id"] == rid, ref
 
