@@ -223,6 +223,7 @@ class Connection:
     ca_bundle: str | None = None
     insecure: bool = False
     retries: int = 5
+    seed: bool = False
 
     @property
     def verify(self) -> bool | str:
@@ -245,7 +246,7 @@ class Connection:
                     raise DeliveryError("--smart-client-id needs --smart-key (a PEM private key file)")
                 from .delivery.smart import from_options
 
-                return from_options(self.smart_client_id, self.smart_key, self.smart_token_url, self.fhir_url, self.smart_scope, self.smart_kid, self.verify)
+                return from_options(self.smart_client_id, self.smart_key, self.smart_token_url, self.fhir_url, self.smart_scope, self.smart_kid, self.verify, seed=self.seed)
             return None
         except (DeliveryError, OSError) as exc:
             err.print(f"error: {exc}", style="bold red", markup=False)
@@ -268,7 +269,7 @@ Insecure = Annotated[bool, typer.Option("--insecure", help="Do not verify TLS ce
 SmartClientId = Annotated[Optional[str], typer.Option("--smart-client-id", help="SMART Backend Services client id (signed-JWT client credentials).")]
 SmartKey = Annotated[Optional[str], typer.Option("--smart-key", help="PEM private key (RSA: RS384, EC P-384: ES384) for SMART.")]
 SmartTokenUrl = Annotated[Optional[str], typer.Option("--smart-token-url", help="SMART token endpoint; default: from .well-known/smart-configuration.")]
-SmartScope = Annotated[Optional[str], typer.Option("--smart-scope", help="SMART scopes to ask for; default: what push needs (system/...).")]
+SmartScope = Annotated[Optional[str], typer.Option("--smart-scope", help="SMART scopes to ask for; default: what push (with --seed) needs (system/...).")]
 SmartKid = Annotated[Optional[str], typer.Option("--smart-kid", help="Key id (kid) to put in the JWT header.")]
 
 
@@ -303,7 +304,7 @@ def push(
         raise typer.BadParameter("--missing is fail|logical, --multiple is fail|first")
     if retries < 0:
         raise typer.BadParameter("--retries must be 0 or more")
-    conn = Connection(fhir_url, token_env, token_file, basic_user, smart_client_id, smart_key, smart_token_url, smart_scope, smart_kid, ca_bundle, insecure, retries)
+    conn = Connection(fhir_url, token_env, token_file, basic_user, smart_client_id, smart_key, smart_token_url, smart_scope, smart_kid, ca_bundle, insecure, retries, seed)
     options = Options(default_timezone=timezone, coding_schemes=_parse_schemes(coding_scheme))
     files = list(iter_input_files(inputs))
     failed = 0

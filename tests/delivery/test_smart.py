@@ -103,3 +103,15 @@ def test_token_endpoint_discovered() -> None:
 def test_key_that_is_not_pem_is_refused() -> None:
     with pytest.raises(DeliveryError, match="not an unencrypted PEM key"):
         SmartBackendAuth("c", b"not a key", TOKEN_URL)
+
+
+def test_seed_asks_for_create_on_the_pre_existing_resources(tmp_path: Any) -> None:
+    from sr2fhir.delivery import smart
+
+    key = tmp_path / "key.pem"
+    key.write_bytes(pem(rsa.generate_private_key(public_exponent=65537, key_size=2048)))
+    plain = smart.from_options("c", str(key), TOKEN_URL, FHIR, None, None, True)
+    seeding = smart.from_options("c", str(key), TOKEN_URL, FHIR, None, None, True, seed=True)
+    assert "system/Patient.rs" in plain.scope and "system/Patient.crs" not in plain.scope
+    assert {"system/Patient.crs", "system/ImagingStudy.crs", "system/ServiceRequest.crs"} <= set(seeding.scope.split())
+    assert smart.from_options("c", str(key), TOKEN_URL, FHIR, "system/*.cruds", None, True, seed=True).scope == "system/*.cruds"

@@ -21,6 +21,8 @@ from .client import DeliveryError
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 DEFAULT_SCOPE = "system/Patient.rs system/ImagingStudy.rs system/ServiceRequest.rs system/Observation.cruds system/ImagingSelection.cruds system/Device.crs system/BodyStructure.crs system/Practitioner.crs"
 """What `push` does: search the pre-existing resources, create and update what a report makes."""
+SEED_SCOPE = DEFAULT_SCOPE.replace("Patient.rs", "Patient.crs").replace("ImagingStudy.rs", "ImagingStudy.crs").replace("ServiceRequest.rs", "ServiceRequest.crs")
+"""`push --seed` also creates the Patient, ImagingStudy and ServiceRequest."""
 
 
 def discover_token_url(fhir_url: str, verify: bool | str = True, transport: httpx.BaseTransport | None = None) -> str:
@@ -120,8 +122,8 @@ class SmartBackendAuth(httpx.Auth):
             yield request
 
 
-def from_options(client_id: str, key_file: str, token_url: str | None, fhir_url: str, scope: str | None, kid: str | None, verify: bool | str) -> SmartBackendAuth:
+def from_options(client_id: str, key_file: str, token_url: str | None, fhir_url: str, scope: str | None, kid: str | None, verify: bool | str, *, seed: bool = False) -> SmartBackendAuth:
     """SmartBackendAuth from the command-line options (the key is read from a file)."""
     pem = Path(key_file).read_bytes()
     url = token_url or discover_token_url(fhir_url, verify)
-    return SmartBackendAuth(client_id, pem, url, scope=scope or DEFAULT_SCOPE, kid=kid, verify=verify)
+    return SmartBackendAuth(client_id, pem, url, scope=scope or (SEED_SCOPE if seed else DEFAULT_SCOPE), kid=kid, verify=verify)
