@@ -25,12 +25,12 @@ from ..batch import FileResult, convert_path
 from ..codes import urn_oid
 from ..content import first
 from ..fhir import bundle as fhir_bundle
+from ..fhir.references import PRE_EXISTING, dicts, identifier_token
 from ..mapping.context import Options
 from ..reader import Limits
 from .client import DeliveryError, FhirClient
 from .seed import seed_bundle
 
-PRE_EXISTING = ("Patient", "ImagingStudy", "ServiceRequest")
 CORRECTED_TYPES = ("Observation", "ImagingSelection")
 """What a corrected report replaces: the report's claims. Devices and BodyStructures describe
 things that exist whatever the report says, and are shared by identity (D-30)."""
@@ -58,16 +58,10 @@ class PushResult:
 def _pre_existing_refs(resources: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Conditional references to Patient / ImagingStudy / ServiceRequest, by URL (shared dicts)."""
     out: dict[str, list[dict[str, Any]]] = {}
-    stack: list[Any] = list(resources)
-    while stack:
-        n = stack.pop()
-        if isinstance(n, dict):
-            ref = n.get("reference")
-            if isinstance(ref, str) and ref.split("?")[0] in PRE_EXISTING and "?" in ref:
-                out.setdefault(ref, []).append(n)
-            stack.extend(v for v in n.values() if isinstance(v, (dict, list)))
-        elif isinstance(n, list):
-            stack.extend(n)
+    for n in dicts(resources):
+        ref = n.get("reference")
+        if isinstance(ref, str) and "?" in ref and ref.split("?")[0] in PRE_EXISTING:
+            out.setdefault(ref, []).append(n)
     return out
 
 
@@ -113,7 +107,7 @@ def predecessor_uids(header: dict[str, Any]) -> list[str]:
 
 
 def _identity_tokens(resource: dict[str, Any]) -> set[str]:
-    return {f"{i['system']}|{i['value']}" if "system" in i else str(i.get("value")) for i in resource.get("identifier", []) if isinstance(i, dict)}
+    return {identifier_token(i) for i in resource.get("identifier", []) if isinstance(i, dict)}
 
 
 def _retire(client: FhirClient, resource: dict[str, Any]) -> dict[str, Any]:

@@ -17,12 +17,11 @@ from ..fhir.ids import full_url, resource_id
 
 
 def _entry(resource: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
-    condition = references.conditional(ref, True)["reference"].split("?", 1)[1]
     resource["identifier"] = [ref["identifier"]]
     return {
         "fullUrl": full_url(resource["id"]),
         "resource": resource,
-        "request": {"method": "POST", "url": resource["resourceType"], "ifNoneExist": condition},
+        "request": {"method": "POST", "url": resource["resourceType"], "ifNoneExist": references.condition(ref["identifier"])},
     }
 
 

@@ -9,12 +9,15 @@ references with `Reference.type` set, so that the `type`-discriminated slices
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import quote
 
 from ..codes import DICOM_UID, FIXED, urn_oid
 from ..content import first
 from ..diagnostics import Diagnostics
+
+PRE_EXISTING = ("Patient", "ImagingStudy", "ServiceRequest")
+"""The resources the IG expects on the server already (ConceptMap 00), referenced by identifier."""
 
 _ABSOLUTE_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$")
 
@@ -91,6 +94,16 @@ def _identifier(type_code: str | None, system: str | None, value: str, assigner:
     return ident
 
 
+def identifier_token(ident: dict[str, Any]) -> str:
+    """An Identifier as a search token: `system|value`, or `value` without a system."""
+    return f"{ident['system']}|{ident['value']}" if "system" in ident else str(ident.get("value"))
+
+
+def condition(ident: dict[str, Any]) -> str:
+    """The search (`identifier=...`) that finds the resource carrying this Identifier."""
+    return f"identifier={quote(identifier_token(ident), safe=':/|.-_')}"
+
+
 def conditional(ref: dict[str, Any] | None, enabled: bool) -> dict[str, Any] | None:
     """Add a conditional reference (`Type?identifier=system|value`) to a logical one.
 
@@ -99,7 +112,16 @@ def conditional(ref: dict[str, Any] | None, enabled: bool) -> dict[str, Any] | N
     """
     if not enabled or ref is None or "identifier" not in ref:
         return ref
-    ident = ref["identifier"]
-    token = f"{ident['system']}|{ident['value']}" if "system" in ident else ident["value"]
-    return {"reference": f"{ref['type']}?identifier={quote(token, safe=':/|.-_')}", **ref}
+    return {"reference": f"{ref['type']}?{condition(ref['identifier'])}", **ref}
 
+
+def dicts(node: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in a resource (or list of resources), depth first."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, dict):
+            yield n
+            stack.extend(v for v in n.values() if isinstance(v, (dict, list)))
+        elif isinstance(n, list):
+            stack.extend(n)

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..fhir.references import PRE_EXISTING, dicts
 from .package import Profile, load_profiles
 from .profiles import ProfileValidator
 
-PRE_EXISTING = ("Patient", "ImagingStudy", "ServiceRequest")
 """Resources the IG assumes on the server: referenced by identifier, never in the Bundle."""
 
 
@@ -123,16 +123,7 @@ def _structure(resource: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _references(node: Any) -> list[dict[str, Any]]:
-    out, stack = [], [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, dict):
-            if isinstance(n.get("reference"), str) or (set(n) & {"identifier", "display"} and n.get("type") in PRE_EXISTING):
-                out.append(n)
-            stack.extend(v for v in n.values() if isinstance(v, (dict, list)))
-        elif isinstance(n, list):
-            stack.extend(n)
-    return out
+    return [n for n in dicts(node) if isinstance(n.get("reference"), str) or (set(n) & {"identifier", "display"} and n.get("type") in PRE_EXISTING)]
 
 
 def _integrity(resources: list[dict[str, Any]], index: dict[str, dict[str, Any]], bundle: dict[str, Any] | None) -> list[Finding]:
