@@ -13,12 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sr2fhir.batch import convert_path
 from tests.conftest import FIXTURES, SHARED
-from tests.mutations import MUTATIONS, check_result, mutate
+from tests.mutations import MUTATIONS, _structural, check_result, mutate
 
 SEEDS = sorted(FIXTURES.glob("*.dcm")) + [
     SHARED / "data" / "tid1500" / name
@@ -56,3 +57,25 @@ def test_every_mutation_kind_runs() -> None:
     data = (FIXTURES / "tid1501_containers.dcm").read_bytes()
     for name, fn in MUTATIONS.items():
         assert any(fn(data, random.Random(s)) != data for s in range(8)), name
+
+
+def test_structural_mutation_of_a_deep_tree_fails_plainly() -> None:
+    """The mutation helper once took 17 GB (an OOM kill in CI): pydicom's writer wraps an error in
+    every nested sequence level with the whole traceback so far, doubling the message per level."""
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
+
+    def deep_unwritable(ds: Dataset, rng: random.Random) -> None:
+        inner = ds
+        for _ in range(40):
+            c = Dataset()
+            c.RelationshipType, c.ValueType = "CONTAINS", "CONTAINER"
+            inner.ContentSequence = [c]
+            inner = c
+        elem = DataElement(0x0040A124, "UI", "1.2")
+        elem.VR = None  # the writer fails 40 levels down
+        inner[0x0040A124] = elem
+
+    with memory_limit(2), pytest.raises(Exception) as caught:
+        _structural(deep_unwritable)((FIXTURES / "tid1411_volumetric.dcm").read_bytes(), random.Random(0))
+    assert not isinstance(caught.value, MemoryError) and len(str(caught.value)) < 10_000
