@@ -132,3 +132,16 @@ def test_server_messages_never_show_the_patient_id() -> None:
     r = push_path(c, str(REPORT))
     assert not r.ok and "HAPI-1091" in r.error and "[Patient ID]" in r.error
     assert "FIXTURE-PID-4711" not in r.error
+
+
+def test_spool_keeps_same_named_reports_from_different_folders(tmp_path: Path) -> None:
+    a, b = tmp_path / "a" / "report.dcm", tmp_path / "b" / "report.dcm"
+    for p, src in ((a, REPORT), (b, FIXTURES / "tid1411_volumetric.dcm")):
+        p.parent.mkdir()
+        p.write_bytes(src.read_bytes())
+    server = FakeServer({"Patient": 0})  # both fail: the Patient is missing
+    for p in (a, b, a):  # a is kept once, however often it fails
+        assert not push(server, p, spool=tmp_path / "spool").ok
+    kept = sorted((tmp_path / "spool").iterdir())
+    assert [k.name for k in kept] == ["report.1.dcm", "report.dcm"]
+    assert {k.read_bytes() for k in kept} == {a.read_bytes(), b.read_bytes()}

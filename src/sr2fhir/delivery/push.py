@@ -205,5 +205,12 @@ def keep(path: str, spool: Path | None, notes: list[str]) -> None:
     """Copy an input that was not delivered into the spool folder, for a retry."""
     if spool is not None and path != "-" and Path(path).is_file():
         spool.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, spool / Path(path).name)
-        notes.append(f"kept for retry in {spool}")
+        src = Path(path)
+        dest = spool / src.name
+        n = 1
+        # Same name from another folder: keep both, never overwrite one lost report with another.
+        while dest.exists() and dest.read_bytes() != src.read_bytes():
+            dest = spool / f"{src.stem}.{n}{src.suffix}"
+            n += 1
+        shutil.copy2(src, dest)
+        notes.append(f"kept for retry as {dest}")
