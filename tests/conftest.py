@@ -1,33 +1,13 @@
-"""Shared fixtures: where the IG and the real data are, and helpers to convert and look up."""
+"""pytest wiring: parametrisation over ../shared/data and session fixtures (helpers: tests/helpers.py)."""
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from sr2fhir import Options, convert, read
-from sr2fhir.diagnostics import Diagnostics
-from sr2fhir.mapping.report import Conversion
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SR2FHIR_SHARED", ROOT.parent / "shared"))
-FIXTURES = ROOT / "tests" / "fixtures"
-IG_EXAMPLE = SHARED / "ig" / "input" / "dicom" / "Example-MeasurementReport.json"
-IG_RESOURCES = SHARED / "ig-package" / "resources"
-PROFILE = "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
-
-
-def shared_files(folder: str) -> list[Path]:
-    """The files of ../shared/data/<folder>; fails loudly when the data is missing."""
-    d = SHARED / "data" / folder
-    if not d.is_dir():
-        pytest.fail(f"test data missing: {d} (../shared must sit beside the checkout)")
-    return sorted(d.glob("*.dcm"))
+from tests.helpers import FIXTURES, IG_EXAMPLE, IG_RESOURCES, SHARED, Converted, convert_one
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -37,56 +17,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             d = SHARED / "data" / folder
             files = sorted(d.glob("*.dcm")) if d.is_dir() else [d / "MISSING"]
             metafunc.parametrize(arg, files, ids=[f.name for f in files])
-
-
-class Converted:
-    """One converted document, with look-ups by profile and by reference."""
-
-    def __init__(self, conversion: Conversion) -> None:
-        self.conversion = conversion
-        self.diagnostics = conversion.diagnostics
-        self.resources = conversion.resources.resources()
-        self.by_url = {f"urn:uuid:{r['id']}": r for r in self.resources}
-
-    def profile(self, name: str) -> list[dict[str, Any]]:
-        return [r for r in self.resources if PROFILE + name in r.get("meta", {}).get("profile", [])]
-
-    def one(self, name: str) -> dict[str, Any]:
-        found = self.profile(name)
-        assert len(found) == 1, f"expected one {name}, found {len(found)}"
-        return found[0]
-
-    def resolve(self, ref: dict[str, Any]) -> dict[str, Any]:
-        return self.by_url[ref["reference"]]
-
-    def of_type(self, rtype: str) -> list[dict[str, Any]]:
-        return [r for r in self.resources if r["resourceType"] == rtype]
-
-    def rules(self) -> list[str]:
-        return [d.rule for d in self.diagnostics.items]
-
-
-def convert_one(path: Path | str, options: Options = Options()) -> Converted:
-    diags = Diagnostics()
-    docs = read(path, diagnostics=diags)
-    assert len(docs) == 1
-    return Converted(convert(docs[0], options, diags))
-
-
-def transaction_bundles(path: Path | str) -> list[dict[str, Any]]:
-    """The transaction Bundles of one input, as `push` posts them (before reference resolution)."""
-    from sr2fhir.batch import convert_path
-    from sr2fhir.fhir import bundle as fhir_bundle
-
-    r = convert_path(str(path))
-    assert r.error is None, r.error
-    return [fhir_bundle.transaction(c.resources, c.document.sop_instance_uid) for c in r.conversions]
-
-
-@functools.lru_cache(maxsize=None)
-def converted(path: Path) -> Converted:
-    """convert_one, once per file for the whole run (tests only read the result)."""
-    return convert_one(path)
 
 
 @pytest.fixture(scope="session")
@@ -117,60 +47,3 @@ def manifest() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def fixture_conversions() -> dict[str, Converted]:
     return {p.stem: convert_one(p) for p in sorted(FIXTURES.glob("*.dcm"))}
-
-
-def validate_r5(resource: dict[str, Any]) -> None:
-    """Base R5 structure (types, cardinality, unknown elements) with fhir.resources."""
-    from fhir.resources import get_fhir_model_class
-
-    get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-
-
-def codings(cc: dict[str, Any] | None) -> list[tuple[str, str]]:
-    return [(c.get("system", ""), c.get("code", "")) for c in (cc or {}).get("coding", [])]
-
-
-def walk_json(node: Any) -> Iterator[Any]:
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        yield n
-        if isinstance(n, dict):
-            stack.extend(n.values())
-        elif isinstance(n, list):
-            stack.extend(n)
-
-
-# --- hand-built content trees, for rules no writer in the wild exercises ------------------------
-
-from sr2fhir.content import Code, ContentItem, SRDocument  # noqa: E402
-
-REPORT_TITLE = Code("126000", "DCM", "Imaging Measurement Report")
-
-
-def item(rel: str | None, vt: str, concept: Code | None, value: Any = None, children: list[ContentItem] | None = None, **kw: Any) -> ContentItem:
-    """A content item; paths are assigned by `document`."""
-    return ContentItem(path="", relationship=rel, value_type=vt, concept=concept, value=value, children=children or [], **kw)
-
-
-def group(*children: ContentItem, **kw: Any) -> ContentItem:
-    return item("CONTAINS", "CONTAINER", Code("125007", "DCM", "Measurement Group"), children=list(children), **kw)
-
-
-def document(*root_children: ContentItem, header: dict[str, Any] | None = None, measurements: bool = True) -> SRDocument:
-    """A TID 1500 document around `root_children` (wrapped in Imaging Measurements by default)."""
-    kids = [item("CONTAINS", "CONTAINER", Code("126010", "DCM", "Imaging Measurements"), children=list(root_children))] if measurements else list(root_children)
-    root = item(None, "CONTAINER", REPORT_TITLE, children=kids, template="1500")
-    stack = [(root, "1")]
-    while stack:
-        node, path = stack.pop()
-        node.path = path
-        stack.extend((ch, f"{path}.{i}") for i, ch in enumerate(node.children, 1))
-    h = {"PatientID": "P-1", "ContentDate": "20240101", "ContentTime": "120000", "Manufacturer": "M", "ManufacturerModelName": "X"}
-    h.update(header or {})
-    return SRDocument("hand-built", "1.2.840.10008.5.1.4.1.1.88.34", "2.25.1", "2.25.2", "2.25.3", root, h)
-
-
-def convert_doc(doc: SRDocument, options: Options = Options()) -> Converted:
-    diags = Diagnostics()
-    return Converted(convert(doc, options, diags))

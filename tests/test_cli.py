@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sr2fhir.cli import app
-from tests.conftest import FIXTURES, IG_EXAMPLE, SHARED
+from tests.helpers import FIXTURES, IG_EXAMPLE, SHARED
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ import pytest
 from sr2fhir.content import MeasuredValue, SpatialCoordinates
 from sr2fhir.diagnostics import ConversionError, Diagnostics
 from sr2fhir.reader import Limits, read
-from tests.conftest import FIXTURES, IG_EXAMPLE, SHARED
+from tests.helpers import FIXTURES, IG_EXAMPLE, SHARED
 
 
 def test_paths_and_values_of_the_worked_example() -> None:

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sr2fhir.batch import convert_path
-from tests.conftest import FIXTURES, SHARED
+from tests.helpers import FIXTURES, SHARED
 from tests.mutations import MUTATIONS, _structural, check_result, mutate
 
 SEEDS = sorted(FIXTURES.glob("*.dcm")) + [

@@ -8,7 +8,7 @@ import pytest
 
 from sr2fhir import convert, read
 from sr2fhir.diagnostics import ConversionError, Diagnostics
-from tests.conftest import SHARED
+from tests.helpers import SHARED
 
 
 def test_non_tid1500_rejected(non_tid1500_file: Path) -> None:
@@ -40,7 +40,7 @@ def test_template_id_variant_is_accepted_with_a_warning() -> None:
 
 
 def test_recognised_by_structure_without_template() -> None:
-    from tests.conftest import convert_doc, document, group
+    from tests.helpers import convert_doc, document, group
 
     doc = document(group())
     doc.root.template = None

@@ -12,7 +12,7 @@ import pytest
 from sr2fhir.batch import convert_path, render
 from sr2fhir.validation.package import load_profiles
 from sr2fhir.validation.validator import load, validate_resources
-from tests.conftest import FIXTURES, IG_EXAMPLE, SHARED
+from tests.helpers import FIXTURES, IG_EXAMPLE, SHARED
 
 PROFILE = "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
 

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 import pydicom.uid
-from pydicom.sr._snomed_dict import mapping as _SNOMED_MAPPING
+from pydicom.sr.coding import snomed_mapping as _SNOMED_MAPPING
 
 from .content import Code
 
@@ -75,6 +75,8 @@ class CodingSchemes:
         self.map = dict(CODING_SCHEMES)
         self.unresolved: set[str] = set()
         self.repaired_units: set[str] = set()
+        self.untranslated: set[str] = set()
+        """SNOMED-RT codes without a SNOMED CT equivalent in PS3.16 Annex O."""
         for item in identification or []:
             designator = item.get("CodingSchemeDesignator")
             if not designator or designator in self.map:
@@ -112,6 +114,8 @@ class CodingSchemes:
         scheme, value = code.scheme, " ".join(code.value.split())
         if scheme in SNOMED_RT_DESIGNATORS:
             sct = SRT_TO_SCT.get(value)
+            if not sct and value:
+                self.untranslated.add(value)
             scheme, value = ("SCT", sct) if sct else ("SNM3", value)
         c: dict[str, Any] = {"system": self.system(scheme)}
         if value:
@@ -139,6 +143,12 @@ DERIVED_IMAGING_MEASUREMENTS: K = ("DCM", "126011")  # TID 1500 row 7
 QUALITATIVE_EVALUATIONS: K = ("UMLS", "C0034375")  # TID 1500 row 8
 MEASUREMENT_GROUP: K = ("DCM", "125007")  # TID 1410/1411/1501 row 1
 LANGUAGE: K = ("DCM", "121049")
+COUNTRY_OF_LANGUAGE: K = ("DCM", "121046")
+PROCEDURE_REPORTED: K = ("DCM", "121058")
+IMAGE_LIBRARY: K = ("DCM", "111028")
+STRUCTURE: frozenset[K] = frozenset({LANGUAGE, COUNTRY_OF_LANGUAGE, PROCEDURE_REPORTED, IMAGE_LIBRARY})
+"""Document structure, not clinical content: reported as information when not mapped (TID 1500
+rows 2-4 and TID 1204 Language of Content)."""
 
 # TID 1001 / 1002 / 1004 Observation Context
 OBSERVER_TYPE: K = ("DCM", "121005")

@@ -125,7 +125,7 @@ class SRDocument:
     series_instance_uid: str | None
     study_instance_uid: str | None
     root: ContentItem
-    header: dict[str, object] = field(default_factory=dict)
+    header: dict[str, Any] = field(default_factory=dict)
     """Header values by keyword (strings, lists, or lists of dicts for sequences)."""
 
     def find(self, path: str) -> ContentItem | None:

@@ -24,6 +24,7 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 from pydicom.valuerep import PersonName
 
 from .content import SRDocument
@@ -293,11 +294,11 @@ def _header(ds: Dataset) -> dict[str, Any]:
     for kw in HEADER_KEYWORDS:
         tag = tag_for_keyword(kw)
         if tag is not None and tag in ds._dict:
-            out[kw] = _plain_element(ds, tag)
+            out[kw] = _plain_element(ds, BaseTag(tag))
     return out
 
 
-def _plain_element(ds: Dataset, tag: int) -> Any:
+def _plain_element(ds: Dataset, tag: BaseTag) -> Any:
     el = ds._dict[tag]
     vr = getattr(el, "VR", None)
     if vr is None:

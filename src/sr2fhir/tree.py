@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from pydicom.dataset import Dataset
+from pydicom.datadict import tag_for_keyword
 from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 
 from .codes import uid_ok
 from .content import Code, ContentItem, MeasuredValue, SopReference, SpatialCoordinates, TemporalCoordinates
@@ -21,46 +23,56 @@ from .diagnostics import ConversionError, Diagnostics
 
 EXIT_LIMIT = 15
 
+
+
+def _tag(keyword: str) -> BaseTag:
+    """The tag of a PS3.6 keyword, from pydicom's data dictionary."""
+    t = tag_for_keyword(keyword)
+    if t is None:
+        raise KeyError(keyword)
+    return BaseTag(t)
+
+
 # Tags read on the hot path (PS3.6).
-CODE_VALUE = 0x00080100
-CODING_SCHEME_DESIGNATOR = 0x00080102
-CODING_SCHEME_VERSION = 0x00080103
-CODE_MEANING = 0x00080104
-LONG_CODE_VALUE = 0x00080119
-URN_CODE_VALUE = 0x00080120
-REFERENCED_SOP_CLASS_UID = 0x00081150
-REFERENCED_SOP_INSTANCE_UID = 0x00081155
-REFERENCED_FRAME_NUMBER = 0x00081160
-REFERENCED_SOP_SEQUENCE = 0x00081199
-MEASUREMENT_UNITS_CODE_SEQUENCE = 0x004008EA
-RELATIONSHIP_TYPE = 0x0040A010
-OBSERVATION_DATETIME = 0x0040A032
-VALUE_TYPE = 0x0040A040
-CONCEPT_NAME_CODE_SEQUENCE = 0x0040A043
-DATETIME = 0x0040A120
-DATE = 0x0040A121
-TIME = 0x0040A122
-PERSON_NAME = 0x0040A123
-UID = 0x0040A124
-TEMPORAL_RANGE_TYPE = 0x0040A130
-REFERENCED_SAMPLE_POSITIONS = 0x0040A132
-REFERENCED_TIME_OFFSETS = 0x0040A138
-REFERENCED_DATETIME = 0x0040A13A
-TEXT_VALUE = 0x0040A160
-FLOATING_POINT_VALUE = 0x0040A161
-CONCEPT_CODE_SEQUENCE = 0x0040A168
-OBSERVATION_UID = 0x0040A171
-MEASURED_VALUE_SEQUENCE = 0x0040A300
-NUMERIC_VALUE_QUALIFIER_CODE_SEQUENCE = 0x0040A301
-NUMERIC_VALUE = 0x0040A30A
-CONTENT_TEMPLATE_SEQUENCE = 0x0040A504
-CONTENT_SEQUENCE = 0x0040A730
-TEMPLATE_IDENTIFIER = 0x0040DB00
-REFERENCED_CONTENT_ITEM_IDENTIFIER = 0x0040DB73
-REFERENCED_SEGMENT_NUMBER = 0x0062000B
-GRAPHIC_DATA = 0x00700022
-GRAPHIC_TYPE = 0x00700023
-REFERENCED_FRAME_OF_REFERENCE_UID = 0x30060024
+CODE_VALUE = _tag("CodeValue")
+CODING_SCHEME_DESIGNATOR = _tag("CodingSchemeDesignator")
+CODING_SCHEME_VERSION = _tag("CodingSchemeVersion")
+CODE_MEANING = _tag("CodeMeaning")
+LONG_CODE_VALUE = _tag("LongCodeValue")
+URN_CODE_VALUE = _tag("URNCodeValue")
+REFERENCED_SOP_CLASS_UID = _tag("ReferencedSOPClassUID")
+REFERENCED_SOP_INSTANCE_UID = _tag("ReferencedSOPInstanceUID")
+REFERENCED_FRAME_NUMBER = _tag("ReferencedFrameNumber")
+REFERENCED_SOP_SEQUENCE = _tag("ReferencedSOPSequence")
+MEASUREMENT_UNITS_CODE_SEQUENCE = _tag("MeasurementUnitsCodeSequence")
+RELATIONSHIP_TYPE = _tag("RelationshipType")
+OBSERVATION_DATETIME = _tag("ObservationDateTime")
+VALUE_TYPE = _tag("ValueType")
+CONCEPT_NAME_CODE_SEQUENCE = _tag("ConceptNameCodeSequence")
+DATETIME = _tag("DateTime")
+DATE = _tag("Date")
+TIME = _tag("Time")
+PERSON_NAME = _tag("PersonName")
+UID = _tag("UID")
+TEMPORAL_RANGE_TYPE = _tag("TemporalRangeType")
+REFERENCED_SAMPLE_POSITIONS = _tag("ReferencedSamplePositions")
+REFERENCED_TIME_OFFSETS = _tag("ReferencedTimeOffsets")
+REFERENCED_DATETIME = _tag("ReferencedDateTime")
+TEXT_VALUE = _tag("TextValue")
+FLOATING_POINT_VALUE = _tag("FloatingPointValue")
+CONCEPT_CODE_SEQUENCE = _tag("ConceptCodeSequence")
+OBSERVATION_UID = _tag("ObservationUID")
+MEASURED_VALUE_SEQUENCE = _tag("MeasuredValueSequence")
+NUMERIC_VALUE_QUALIFIER_CODE_SEQUENCE = _tag("NumericValueQualifierCodeSequence")
+NUMERIC_VALUE = _tag("NumericValue")
+CONTENT_TEMPLATE_SEQUENCE = _tag("ContentTemplateSequence")
+CONTENT_SEQUENCE = _tag("ContentSequence")
+TEMPLATE_IDENTIFIER = _tag("TemplateIdentifier")
+REFERENCED_CONTENT_ITEM_IDENTIFIER = _tag("ReferencedContentItemIdentifier")
+REFERENCED_SEGMENT_NUMBER = _tag("ReferencedSegmentNumber")
+GRAPHIC_DATA = _tag("GraphicData")
+GRAPHIC_TYPE = _tag("GraphicType")
+REFERENCED_FRAME_OF_REFERENCE_UID = _tag("ReferencedFrameOfReferenceUID")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +86,11 @@ class Limits:
 # --- leaf access -------------------------------------------------------------------------------
 
 
-def _converted(ds: Dataset, tag: int) -> Any:
+def _converted(ds: Dataset, tag: BaseTag) -> Any:
     return ds[tag].value
 
 
-def text(ds: Dataset, tag: int) -> str | None:
+def text(ds: Dataset, tag: BaseTag) -> str | None:
     """A single text value (first value of a multi-valued one), stripped; None if empty."""
     e = ds._dict.get(tag)
     if e is None:
@@ -102,7 +114,7 @@ def text(ds: Dataset, tag: int) -> str | None:
     return s or None
 
 
-def multi_text(ds: Dataset, tag: int) -> list[str]:
+def multi_text(ds: Dataset, tag: BaseTag) -> list[str]:
     """All values of a multi-valued string element (IS, DT ...)."""
     e = ds._dict.get(tag)
     if e is None:
@@ -120,7 +132,7 @@ def multi_text(ds: Dataset, tag: int) -> list[str]:
     return [str(v).strip()]
 
 
-def numbers(ds: Dataset, tag: int, fmt: str) -> list[float] | list[int]:
+def numbers(ds: Dataset, tag: BaseTag, fmt: str) -> list[float] | list[int]:
     """Binary numbers (FL 'f', FD 'd', US 'H', UL 'I') of a raw little-endian element, else via pydicom."""
     e = ds._dict.get(tag)
     if e is None:
@@ -143,7 +155,7 @@ def numbers(ds: Dataset, tag: int, fmt: str) -> list[float] | list[int]:
         return [float(v) if fmt in "fd" else int(v)]
 
 
-def sequence(ds: Dataset, tag: int) -> Any:
+def sequence(ds: Dataset, tag: BaseTag) -> Any:
     """A sequence's items (pydicom parses it, once)."""
     e = ds._dict.get(tag)
     if e is None:
@@ -152,7 +164,7 @@ def sequence(ds: Dataset, tag: int) -> Any:
     return v or ()
 
 
-def code(ds: Dataset, tag: int) -> Code | None:
+def code(ds: Dataset, tag: BaseTag) -> Code | None:
     """The first item of a Code Sequence (Code Value, Long Code Value or URN Code Value)."""
     seq = sequence(ds, tag)
     if not seq:
@@ -165,7 +177,7 @@ def code(ds: Dataset, tag: int) -> Code | None:
     return Code(value or "", scheme or "", text(item, CODE_MEANING) or "", text(item, CODING_SCHEME_VERSION))
 
 
-def ints(ds: Dataset, tag: int) -> list[int]:
+def ints(ds: Dataset, tag: BaseTag) -> list[int]:
     """IS / US / UL values, whatever the VR the writer used."""
     e = ds._dict.get(tag)
     if e is None:
@@ -243,7 +255,7 @@ def _tcoord(ds: Dataset) -> TemporalCoordinates:
     )
 
 
-def _text_of(tag: int) -> Callable[[Dataset], str | None]:
+def _text_of(tag: BaseTag) -> Callable[[Dataset], str | None]:
     return lambda ds: text(ds, tag)
 
 

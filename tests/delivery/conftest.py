@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 
 from sr2fhir.delivery.client import FhirClient, RetryPolicy
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def _free_port() -> int:

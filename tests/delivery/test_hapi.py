@@ -26,7 +26,7 @@ from sr2fhir.cli import app
 from sr2fhir.codes import urn_oid
 from sr2fhir.delivery.client import DeliveryError, FhirClient, RetryPolicy
 from sr2fhir.delivery.push import push_path
-from tests.conftest import FIXTURES, IG_EXAMPLE, shared_files, transaction_bundles, walk_json
+from tests.helpers import FIXTURES, IG_EXAMPLE, shared_files, transaction_bundles, walk_json
 
 TYPES = ("Observation", "ImagingSelection", "Device", "BodyStructure", "Practitioner")
 SEEDED = ("Patient", "ImagingStudy", "ServiceRequest")

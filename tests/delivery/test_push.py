@@ -11,7 +11,7 @@ import pytest
 
 from sr2fhir.delivery.client import FhirClient, RetryPolicy
 from sr2fhir.delivery.push import push_path
-from tests.conftest import FIXTURES, transaction_bundles
+from tests.helpers import FIXTURES, transaction_bundles
 
 
 class FakeServer:

@@ -6,7 +6,7 @@ from typing import Any
 
 from sr2fhir import read
 from sr2fhir.delivery.seed import seed_bundle
-from tests.conftest import FIXTURES, transaction_bundles, walk_json
+from tests.helpers import FIXTURES, transaction_bundles, walk_json
 
 
 def test_seed_answers_exactly_the_reports_conditional_references(manifest: dict[str, Any]) -> None:

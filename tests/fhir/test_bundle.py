@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sr2fhir.fhir.bundle import collection, transaction
 from sr2fhir.fhir.ids import resource_id
-from tests.conftest import converted, validate_r5
+from tests.helpers import converted, validate_r5
 
 
 def test_transaction_entries(tid1500_file: Path) -> None:

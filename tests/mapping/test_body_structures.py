@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import Converted, codings
+from tests.helpers import Converted, codings
 
 SCT = "http://snomed.info/sct"
 
@@ -33,7 +33,7 @@ def test_sites(fixture_conversions: dict[str, Converted], manifest: dict[str, An
 
 def test_plain_site_without_tracking_goes_to_bodysite() -> None:
     from sr2fhir.content import Code
-    from tests.conftest import convert_doc, document, group, item
+    from tests.helpers import convert_doc, document, group, item
 
     site = item("HAS CONCEPT MOD", "CODE", Code("363698007", "SCT", "Finding Site"), Code("39607008", "SCT", "Lung"))
     c = convert_doc(document(group(site)))

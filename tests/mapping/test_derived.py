@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sr2fhir.content import Code, MeasuredValue
-from tests.conftest import Converted, codings, convert_doc, document, group, item
+from tests.helpers import Converted, codings, convert_doc, document, group, item
 
 DERIVED = Code("126011", "DCM", "Derived Imaging Measurements")
 PEAK = Code("126031", "DCM", "Peak Value Within ROI")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sr2fhir.content import Code, MeasuredValue
-from tests.conftest import Converted, convert_doc, document, group, item
+from tests.helpers import Converted, convert_doc, document, group, item
 
 NAME = Code("111001", "DCM", "Algorithm Name")
 VERSION = Code("111003", "DCM", "Algorithm Version")

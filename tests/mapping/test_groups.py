@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 
-from sr2fhir.content import Code, MeasuredValue
-from tests.conftest import Converted, codings, convert_doc, document, group, item
+from sr2fhir.content import Code, MeasuredValue, SopReference
+from sr2fhir.diagnostics import Severity
+from tests.helpers import Converted, codings, convert_doc, document, group, item
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 SCT = "http://snomed.info/sct"
@@ -37,11 +38,22 @@ def test_empty_group_still_an_observation() -> None:
     assert "hasMember" not in g
 
 
-def test_unknown_group_rows_are_reported() -> None:
+def test_unknown_group_rows_become_components() -> None:
+    """A group row the IG does not map, with a value a component can carry, is kept (D-33)."""
     date = item("CONTAINS", "DATE", Code("111018", "DCM", "Content Date"), "20240101")
     c = convert_doc(document(group(date)))
+    g = c.one("imaging-measurement-group")
+    assert g["component"] == [{"code": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "111018", "display": "Content Date"}]}, "valueDateTime": "2024-01-01T00:00:00+00:00"}]
+    assert "text" not in g["code"]  # a group's code is its Finding Category alone
+    assert "not-mapped" not in c.rules()
+
+
+def test_unmappable_group_rows_are_warnings() -> None:
+    """A row that can be neither an IG element nor a component is shown by a default run."""
+    source = item("CONTAINS", "IMAGE", Code("260753009", "SCT", "Source"), SopReference("1.2.840.10008.5.1.4.1.1.2", "2.25.9"))
+    c = convert_doc(document(group(source)))
     (d,) = [d for d in c.diagnostics.items if d.rule == "not-mapped"]
-    assert d.path == "1.1.1.1" and "111018" in (d.concept or "")
+    assert d.path == "1.1.1.1" and "260753009" in (d.concept or "") and d.severity == Severity.WARNING
 
 
 def test_group_person_observer_overrides_performer() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from sr2fhir.content import Code, SopReference, SpatialCoordinates
-from tests.conftest import Converted, codings, convert_doc, document, group, item
+from tests.helpers import Converted, codings, convert_doc, document, group, item
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 SECT_B5 = "https://dicom.nema.org/medical/dicom/current/output/chtml/part04/sect_B.5"

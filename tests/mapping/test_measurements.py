@@ -10,7 +10,7 @@ import pytest
 
 from sr2fhir.content import Code, MeasuredValue, SopReference, SpatialCoordinates
 from sr2fhir.fhir.bundle import dumps
-from tests.conftest import SHARED, Converted, codings, convert_doc, converted, document, group, item, validate_r5
+from tests.helpers import SHARED, Converted, codings, convert_doc, converted, document, group, item, validate_r5
 
 UCUM = "http://unitsofmeasure.org"
 DIAMETER = Code("81827009", "SCT", "Diameter")

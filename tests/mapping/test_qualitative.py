@@ -8,7 +8,7 @@ import pytest
 
 from sr2fhir.content import Code
 from sr2fhir.mapping.qualitative import is_qualitative
-from tests.conftest import Converted, codings, convert_doc, document, group, item
+from tests.helpers import Converted, codings, convert_doc, document, group, item
 
 UMLS_QE = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/umls", "code": "C0034375", "display": "Qualitative Evaluations"}]}]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
-from tests.conftest import converted, validate_r5, walk_json
+from tests.helpers import converted, validate_r5, walk_json
 
 # Concept names that are not qualitative evaluations: the IG's list (architecture.md) plus the
 # context rows of TID 1410/1411/1501 and TID 4019 (docs/decisions.md D-3).
@@ -107,7 +107,7 @@ def test_our_validator_finds_no_profile_errors(tid1500_file: Path) -> None:
     from sr2fhir.fhir.ids import full_url
     from sr2fhir.validation import validate_resources
     from sr2fhir.validation.package import load_profiles
-    from tests.conftest import SHARED
+    from tests.helpers import SHARED
 
     resources = converted(tid1500_file).resources
     report = validate_resources(resources, {full_url(r["id"]): r for r in resources}, profiles=load_profiles(SHARED / "ig-package"))

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sr2fhir import Options
-from tests.conftest import IG_EXAMPLE, Converted, codings, convert_one, validate_r5
+from tests.helpers import IG_EXAMPLE, Converted, codings, convert_one, validate_r5
 
 # The IG example renders the private scheme 99LIDCQIICR as this URI; with the same mapping
 # configured, the qualitative evaluations must match the IG examples exactly.

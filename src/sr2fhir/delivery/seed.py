@@ -36,13 +36,13 @@ def seed_bundle(doc: SRDocument) -> dict[str, Any] | None:
     if "identifier" not in patient_ref or "identifier" not in study_ref:
         return None
     key = doc.sop_instance_uid or doc.source
-    patient = {"resourceType": "Patient", "id": resource_id("seed", "Patient", key), "active": True}
+    patient: dict[str, Any] = {"resourceType": "Patient", "id": resource_id("seed", "Patient", key), "active": True}
     subject = {"reference": full_url(patient["id"])}
-    study = {"resourceType": "ImagingStudy", "id": resource_id("seed", "ImagingStudy", key), "status": "available", "subject": subject}
+    study: dict[str, Any] = {"resourceType": "ImagingStudy", "id": resource_id("seed", "ImagingStudy", key), "status": "available", "subject": subject}
     entries = [_entry(patient, patient_ref), _entry(study, study_ref)]
     order_ref = references.service_request_reference(doc.header, diags)
     if order_ref is not None:
-        order = {"resourceType": "ServiceRequest", "id": resource_id("seed", "ServiceRequest", key), "status": "active", "intent": "order", "subject": subject}
+        order: dict[str, Any] = {"resourceType": "ServiceRequest", "id": resource_id("seed", "ServiceRequest", key), "status": "active", "intent": "order", "subject": subject}
         entries.append(_entry(order, order_ref))
         study["basedOn"] = [{"reference": full_url(order["id"])}]
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}

@@ -9,7 +9,7 @@ references with `Reference.type` set, so that the `type`-discriminated slices
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from typing import Any, Iterator, overload
 from urllib.parse import quote
 
 from ..codes import DICOM_UID, FIXED, urn_oid
@@ -104,6 +104,10 @@ def condition(ident: dict[str, Any]) -> str:
     return f"identifier={quote(identifier_token(ident), safe=':/|.-_')}"
 
 
+@overload
+def conditional(ref: dict[str, Any], enabled: bool) -> dict[str, Any]: ...
+@overload
+def conditional(ref: dict[str, Any] | None, enabled: bool) -> dict[str, Any] | None: ...
 def conditional(ref: dict[str, Any] | None, enabled: bool) -> dict[str, Any] | None:
     """Add a conditional reference (`Type?identifier=system|value`) to a logical one.
 

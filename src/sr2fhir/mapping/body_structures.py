@@ -52,6 +52,32 @@ class Tracking:
     def __bool__(self) -> bool:
         return bool(self.identifier or self.uid)
 
+    def identifiers(self) -> list[dict[str, Any]]:
+        """identifier[trackingIdentifier] and identifier[trackingUid] (dicom-sr-finding-site; D-34)."""
+        out: list[dict[str, Any]] = []
+        if self.identifier:
+            out.append({"type": {"coding": [dict(FIXED["tracking-identifier"])]}, "value": self.identifier})
+        if self.uid:
+            out.append({"type": {"coding": [dict(FIXED["tracking-uid"])]}, "system": DICOM_UID, "value": urn_oid(self.uid)})
+        return out
+
+
+def track_on_observation(ctx: ReportContext, obs: dict[str, Any], owner: ContentItem, tracking: Tracking, site: Site | None) -> None:
+    """Tracking ids that no BodyStructure of `owner`'s own carries go to the Observation's identifiers.
+
+    A BodyStructure needs a Finding Site (includedStructure 1..*); without one, the tracking
+    identifier and UID become `Observation.identifier` entries typed DCM 112039 / 112040, which the
+    open, type-discriminated identifier slicing of the imaging-observation profiles allows (D-34).
+    """
+    if not tracking or (site is not None and site.body_structure is not None):
+        return
+    obs["identifier"].extend(tracking.identifiers())
+    ctx.diags.info(
+        "tracking-on-observation",
+        "tracking identifiers without a Finding Site of their own: no BodyStructure can hold them (includedStructure 1..*)",
+        path=owner.path, concept=owner.concept, action="Observation.identifier typed DCM 112039 / 112040 (D-34)",
+    )
+
 
 def _code_child(item: ContentItem, k: tuple[str, str]) -> list[Code]:
     return [ch.value for ch in item.children if codes.key(ch.concept) == k and isinstance(ch.value, Code)]
@@ -63,12 +89,6 @@ def finding_site(ctx: ReportContext, owner: ContentItem, tracking: Tracking = Tr
     if site_item is None or not isinstance(site_item.value, Code):
         if site_item is not None:
             ctx.diags.warn("finding-site-empty", "Finding Site has no coded value", path=site_item.path, concept=site_item.concept, action="not mapped")
-        if tracking:
-            ctx.diags.info(
-                "tracking-without-site",
-                "tracking identifiers without a Finding Site: no BodyStructure can be made (includedStructure 1..*)",
-                path=owner.path, concept=owner.concept, action="tracking identifiers not mapped",
-            )
         return None
     # Laterality and modifiers are children of the Finding Site (TID 1419 rows 3-4); some
     # writers put them beside it, which we accept too.
@@ -84,11 +104,8 @@ def finding_site(ctx: ReportContext, owner: ContentItem, tracking: Tracking = Tr
         included["qualifier"] = [ctx.schemes.concept(m) for m in modifiers]
     # A tracking UID names one lesion: one BodyStructure for it (D-19).
     rid = ctx.id("body-structure", "tracking-uid", tracking.uid) if tracking.uid else ctx.id("body-structure", owner.path)
-    identifiers: list[dict[str, Any]] = []
-    if tracking.identifier:
-        identifiers.append({"type": {"coding": [dict(FIXED["tracking-identifier"])]}, "value": tracking.identifier})
+    identifiers = tracking.identifiers()
     if tracking.uid:
-        identifiers.append({"type": {"coding": [dict(FIXED["tracking-uid"])]}, "system": DICOM_UID, "value": urn_oid(tracking.uid)})
         condition = f"identifier={DICOM_UID}|{urn_oid(tracking.uid)}"
     else:
         identifiers.append({"system": RFC3986, "value": f"urn:uuid:{rid}"})

@@ -17,6 +17,7 @@ from ..codes import FIXED
 from ..content import ContentItem
 from .context import ReportContext, Scope
 from .groups import measurement_group
+from . import modifiers
 from .imaging_observation import observation, require_concept, set_derived_from, unmapped
 from .measurements import num_value, with_own_device
 
@@ -37,12 +38,18 @@ def derived_measurements(ctx: ReportContext, scope: Scope, container: ContentIte
     return out
 
 
+def _consumed(item: ContentItem) -> bool:
+    """TID 1420 rows the mapping takes: source groups (nested or by reference) and TID 4019."""
+    return (item.value_type == "CONTAINER" and codes.key(item.concept) == codes.MEASUREMENT_GROUP) or item.reference is not None or codes.key(item.concept) in codes.ALGORITHM_CODES
+
+
 def derived_measurement(ctx: ReportContext, scope: Scope, item: ContentItem) -> dict[str, Any] | None:
-    if not require_concept(ctx, item):
+    concept = require_concept(ctx, item)
+    if concept is None:
         return None
     scope = with_own_device(ctx, scope.with_item(ctx, item), item)
     rid = ctx.id("observation", item.path)
-    obs, condition = observation(ctx, scope, item, rid, "derived-imaging-measurement", ctx.schemes.concept(item.concept))
+    obs, condition = observation(ctx, scope, item, rid, "derived-imaging-measurement", ctx.schemes.concept(concept))
     obs["category"] = [{"coding": [dict(FIXED["derived-imaging-measurements"])]}]
     ref = ctx.resources.add(obs, condition)
     valued = num_value(ctx, obs, item)
@@ -59,9 +66,8 @@ def derived_measurement(ctx: ReportContext, scope: Scope, item: ContentItem) -> 
                 groups.append({"reference": f"urn:uuid:{gid}", "type": "Observation"})
             else:
                 ctx.diags.warn("unresolved-reference", f"by-reference item points at content item {target}, which produced no measurement group", path=ch.path, action="reference not mapped")
-        elif k not in codes.ALGORITHM_CODES:
-            unmapped(ctx, ch, "not mapped by the IG (TID 1420 rows other than groups and TID 4019)")
     set_derived_from(ctx, obs, item, list(groups))
+    modifiers.apply(obs, modifiers.components(ctx, item, _consumed))
     if not valued or not groups:
         obs.pop("meta", None)
         if valued:

@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import codes
 from ..codes import DICOM_UID, FIXED, RFC3986, urn_oid
-from ..content import ContentItem, first
+from ..content import Code, ContentItem, first
 from ..fhir.ids import resource_id
 from .context import ReportContext, profile_url
 
@@ -166,7 +166,7 @@ def algorithm(ctx: ReportContext, item: ContentItem, equipment: dict[str, Any]) 
             version = ch.value
         elif k == codes.ALGORITHM_PARAMETERS and isinstance(ch.value, str):
             params.append(ch.value)
-        elif k == codes.ALGORITHM_FAMILY and ch.value is not None and not isinstance(ch.value, str):
+        elif k == codes.ALGORITHM_FAMILY and isinstance(ch.value, Code):
             family = ch.value
         elif k == codes.ALGORITHM_MANUFACTURER and isinstance(ch.value, str):
             manufacturer = ch.value

@@ -16,8 +16,8 @@ from typing import Any
 from .. import codes
 from ..codes import FIXED
 from ..content import Code, ContentItem
-from . import imaging_selections, practitioners
-from .body_structures import Tracking, finding_site
+from . import imaging_selections, modifiers, practitioners
+from .body_structures import Tracking, finding_site, track_on_observation
 from .context import ReportContext, Scope
 from .imaging_observation import GroupInheritance, observation, set_derived_from, unmapped
 from .measurements import imaging_measurement, method_of, with_own_device
@@ -49,7 +49,8 @@ def measurement_group(ctx: ReportContext, scope: Scope, item: ContentItem) -> di
     person = practitioners.observer_context_performer(ctx, item)
     if person:
         scope = replace(scope, performer=(person,))
-    site = finding_site(ctx, item, Tracking.of(item))
+    tracking = Tracking.of(item)
+    site = finding_site(ctx, item, tracking)
     selections = imaging_selections.collect(ctx, item, site)
 
     category = _code_value(item, codes.FINDING_CATEGORY)
@@ -58,6 +59,7 @@ def measurement_group(ctx: ReportContext, scope: Scope, item: ContentItem) -> di
     obs, condition = observation(ctx, scope, item, rid, "imaging-measurement-group", code)
     obs["category"] = [{"coding": [dict(FIXED["measurement-group"])]}]
     ref = ctx.resources.add(obs, condition)
+    track_on_observation(ctx, obs, item, tracking, site)
     finding = _code_value(item, codes.FINDING)
     if finding:
         obs["valueCodeableConcept"] = ctx.schemes.concept(finding)
@@ -71,22 +73,27 @@ def measurement_group(ctx: ReportContext, scope: Scope, item: ContentItem) -> di
     inherit = GroupInheritance(selections=selections, site=site, method=method)
     members = []
     for ch in item.children:
-        k = codes.key(ch.concept)
         if ch.value_type == "NUM":
             member = imaging_measurement(ctx, scope, ch, inherit)
         elif is_qualitative(ch):
             member = qualitative_evaluation(ctx, scope, ch, inherit)
         else:
-            if k not in _GROUP_ROWS and k not in _SILENT and not _is_selection(ch):
-                unmapped(ctx, ch)
+            if codes.key(ch.concept) in codes.STRUCTURE:
+                unmapped(ctx, ch, clinical=False)
             continue
         if member:
             members.append(member)
     if members:
         obs["hasMember"] = members
+    modifiers.apply(obs, modifiers.components(ctx, item, _consumed), name_in_code=False)
     return ref
 
 
-def _is_selection(item: ContentItem) -> bool:
+def _consumed(item: ContentItem) -> bool:
+    """Group rows the IG maps (members, context rows, selections, TID 4019) and document structure."""
     k = codes.key(item.concept)
-    return k is not None and (k, item.value_type or "") in imaging_selections.SELECTION_KINDS
+    return (
+        item.value_type == "NUM" or is_qualitative(item) or k in _GROUP_ROWS or k in _SILENT
+        or k in codes.STRUCTURE or imaging_selections.consumes(item)
+    )
+

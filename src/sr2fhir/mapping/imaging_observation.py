@@ -14,6 +14,7 @@ from typing import Any
 
 from ..codes import DICOM_UID, FIXED, RFC3986, urn_oid
 from ..content import Code, ContentItem, MeasuredValue
+from ..diagnostics import Severity
 from .body_structures import Site
 from .context import ReportContext, Scope, profile_url
 from .imaging_selections import Selections, source_sr_content_item
@@ -46,9 +47,14 @@ class GroupInheritance:
     method: dict[str, Any] | None = None
 
 
-def unmapped(ctx: ReportContext, item: ContentItem, why: str = "not mapped by the IG") -> None:
-    """Report a content item that produces nothing, so that nothing is dropped silently."""
-    ctx.diags.info("not-mapped", why, path=item.path, concept=item.concept, action="skipped")
+def unmapped(ctx: ReportContext, item: ContentItem, why: str = "not mapped by the IG", *, clinical: bool = True) -> None:
+    """Report a content item that produces nothing, so that nothing is dropped silently.
+
+    Clinical content is a warning, shown by a default run; pure document structure (Image
+    Library, Language of Content, Procedure Reported) is information, shown with -v.
+    """
+    sev = Severity.WARNING if clinical else Severity.INFORMATION
+    ctx.diags.add(sev, "not-mapped", why, path=item.path, concept=item.concept, action="skipped")
 
 
 def set_derived_from(ctx: ReportContext, obs: dict[str, Any], item: ContentItem, refs: list[dict[str, Any]]) -> None:
@@ -59,12 +65,11 @@ def set_derived_from(ctx: ReportContext, obs: dict[str, Any], item: ContentItem,
         obs["derivedFrom"] = refs
 
 
-def require_concept(ctx: ReportContext, item: ContentItem) -> bool:
-    """A NUM needs a concept name to become an Observation (code 1..1)."""
+def require_concept(ctx: ReportContext, item: ContentItem) -> Code | None:
+    """The concept name a NUM needs to become an Observation (code 1..1); None, reported, if it has none."""
     if item.concept is None:
         ctx.diags.warn("num-without-concept", "NUM without a Concept Name Code Sequence", path=item.path, action="skipped")
-        return False
-    return True
+    return item.concept
 
 
 def identity(ctx: ReportContext, item: ContentItem | None, rid: str) -> tuple[list[dict[str, Any]], str]:

@@ -153,6 +153,17 @@ class Selections:
         return merged
 
 
+def consumes(item: ContentItem, *, any_concept: bool = False) -> bool:
+    """True if `collect` takes this child into an ImagingSelection (same arguments)."""
+    k = codes.key(item.concept)
+    vt = item.value_type or ""
+    if k in (codes.SOURCE_IMAGE_FOR_SEGMENTATION, codes.SOURCE_SERIES_FOR_SEGMENTATION):
+        return True
+    if k is not None and (k, vt) in SELECTION_KINDS:
+        return True
+    return any_concept and vt in ("SCOORD", "SCOORD3D") and item.relationship in (None, "INFERRED FROM", "CONTAINS")
+
+
 def collect(ctx: ReportContext, owner: ContentItem, site: Site | None, *, any_concept: bool = False) -> Selections:
     """Make the ImagingSelections for the selection items among `owner`'s children.
 

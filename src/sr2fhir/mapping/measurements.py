@@ -13,9 +13,10 @@ from typing import Any
 from .. import codes
 from ..content import Code, ContentItem, MeasuredValue
 from . import devices, imaging_selections
-from .body_structures import Tracking, finding_site
+from . import modifiers
+from .body_structures import Tracking, finding_site, track_on_observation
 from .context import ReportContext, Scope
-from .imaging_observation import GroupInheritance, absent_reason, observation, quantity, require_concept, set_derived_from, unmapped
+from .imaging_observation import GroupInheritance, absent_reason, observation, quantity, require_concept, set_derived_from
 
 # Children of a NUM that the mapping consumes (TID 300 / 1419 rows); the rest is reported.
 _CONSUMED: frozenset[tuple[str, str]] = frozenset(
@@ -54,27 +55,37 @@ def num_value(ctx: ReportContext, obs: dict[str, Any], item: ContentItem) -> boo
     return False
 
 
+_SITE_MODIFIERS: frozenset[tuple[str, str]] = frozenset({codes.LATERALITY, codes.TOPOGRAPHICAL_MODIFIER})
+
+
+def consumed(item: ContentItem) -> bool:
+    """A child of a NUM that the IG's mapping takes (method, site, tracking, TID 4019, regions)."""
+    return codes.key(item.concept) in _CONSUMED or imaging_selections.consumes(item, any_concept=True)
+
+
 def imaging_measurement(ctx: ReportContext, scope: Scope, item: ContentItem, group: GroupInheritance) -> dict[str, Any] | None:
     """The ImagingMeasurement Observation of one NUM; None if it has no concept name."""
-    if not require_concept(ctx, item):
+    concept = require_concept(ctx, item)
+    if concept is None:
         return None
     scope = with_own_device(ctx, scope.with_item(ctx, item), item)
     rid = ctx.id("observation", item.path)
-    obs, condition = observation(ctx, scope, item, rid, "imaging-measurement", ctx.schemes.concept(item.concept))
+    obs, condition = observation(ctx, scope, item, rid, "imaging-measurement", ctx.schemes.concept(concept))
     ref = ctx.resources.add(obs, condition)
     if not num_value(ctx, obs, item):
         del obs["meta"]
     method = method_of(ctx, item) or group.method
     if method:
         obs["method"] = method
-    site = finding_site(ctx, item, Tracking.of(item)) or group.site
+    tracking = Tracking.of(item)
+    own_site = finding_site(ctx, item, tracking)
+    track_on_observation(ctx, obs, item, tracking, own_site)
+    # Laterality / modifiers beside the NUM's own Finding Site belong to it (finding_site reads them).
+    site_rows = _SITE_MODIFIERS if own_site is not None else frozenset()
+    site = own_site or group.site
     if site:
         site.apply(obs)
     own = imaging_selections.collect(ctx, item, site, any_concept=True)
     set_derived_from(ctx, obs, item, group.selections.overridden_by(own).derived_from())
-    for ch in item.children:
-        k = codes.key(ch.concept)
-        if k in _CONSUMED or ch.value_type in ("SCOORD", "SCOORD3D"):
-            continue
-        unmapped(ctx, ch, "NUM property not mapped by the IG (TID 300 / 310 rows)")
+    modifiers.apply(obs, modifiers.components(ctx, item, lambda ch: consumed(ch) or codes.key(ch.concept) in site_rows))
     return ref

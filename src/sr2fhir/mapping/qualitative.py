@@ -12,7 +12,8 @@ from .. import codes
 from ..codes import FIXED
 from ..content import Code, ContentItem
 from .context import ReportContext, Scope
-from .imaging_observation import GroupInheritance, observation, set_derived_from, unmapped
+from . import modifiers
+from .imaging_observation import GroupInheritance, observation, set_derived_from
 from .measurements import with_own_device
 
 
@@ -44,7 +45,5 @@ def qualitative_evaluation(ctx: ReportContext, scope: Scope, item: ContentItem, 
     if group is not None and group.site:
         group.site.apply(obs)
     set_derived_from(ctx, obs, item, group.selections.derived_from() if group is not None else [])
-    for ch in item.children:
-        if codes.key(ch.concept) not in codes.ALGORITHM_CODES:
-            unmapped(ctx, ch, "qualifier of a qualitative evaluation ($QualModType) not mapped (D-9)")
+    modifiers.apply(obs, modifiers.components(ctx, item, lambda ch: codes.key(ch.concept) in codes.ALGORITHM_CODES))
     return ctx.resources.add(obs, condition)

@@ -28,7 +28,7 @@ from .qualitative import is_qualitative, qualitative_evaluation
 # Root rows consumed where they apply (TID 1204 language, TID 1001 observer context: performer
 # and participant device); everything else that produces nothing is reported.
 _ROOT_CONSUMED: frozenset[tuple[str, str]] = frozenset(
-    {codes.LANGUAGE, codes.OBSERVER_TYPE, codes.PERSON_OBSERVER_NAME, *devices.DEVICE_OBSERVER_ROWS}
+    {codes.OBSERVER_TYPE, codes.PERSON_OBSERVER_NAME, *devices.DEVICE_OBSERVER_ROWS}
 )
 
 # Profile titles for narratives (the IG's StructureDefinition titles).
@@ -91,8 +91,10 @@ def convert(doc: SRDocument, options: Options = Options(), diagnostics: Diagnost
     top: list[dict[str, Any]] = []
     for ch in doc.root.children:
         top.extend(_root_row(ctx, scope, ch))
-    for sr in ctx.schemes.unresolved:
+    for sr in sorted(ctx.schemes.unresolved):
         diags.warn("unknown-coding-scheme", f"Coding Scheme Designator {sr!r} has no known URI", action=f"system {codes.UNKNOWN_SCHEME_PREFIX}{sr}; map it with --coding-scheme")
+    for value in sorted(ctx.schemes.untranslated):
+        diags.warn("snomed-rt-untranslated", f"SNOMED-RT code {value!r} has no SNOMED CT equivalent in PS3.16 Annex O", action=f"kept as {codes.CODING_SCHEMES['SNM3']}|{value}")
     for unit in sorted(ctx.schemes.repaired_units):
         diags.info("ucum-annotation-repaired", f"UCUM unit {unit!r} starts with an annotation that UCUM does not allow there", action="'.' inserted after the annotation, the same unit in valid UCUM (D-31)")
     if options.diagnostic_report:
@@ -119,7 +121,13 @@ def _root_row(ctx: ReportContext, scope: Scope, item: ContentItem) -> list[dict[
             return _qualitative_evaluations(ctx, scope, item)
     if k in _ROOT_CONSUMED:
         return []
-    unmapped(ctx, item, "root content item not mapped by the IG (e.g. Procedure Reported, Image Library)")
+    if k in codes.STRUCTURE:
+        unmapped(ctx, item, "document structure the IG does not map", clinical=False)
+        for ch in item.children:  # Country of Language below Language of Content; Image Library entries
+            if codes.key(ch.concept) in codes.STRUCTURE:
+                unmapped(ctx, ch, "document structure the IG does not map", clinical=False)
+        return []
+    unmapped(ctx, item, "root content item not mapped by the IG")
     return []
 
 

@@ -234,11 +234,11 @@ class ProfileValidator:
         if kind == "profile":
             if not isinstance(value, dict):
                 return False
-            target = self.resolve(value) if path == "resolve()" else None
-            if target is None:
+            resolved = self.resolve(value) if path == "resolve()" else None
+            if resolved is None:
                 return False
             wanted = [tp for t in s.raw.get("type", []) for tp in t.get("targetProfile", [])]
-            claimed = set(target.get("meta", {}).get("profile", []))
+            claimed = set(resolved.get("meta", {}).get("profile", []))
             return any(w in claimed for w in wanted)
         return True
 
