@@ -33,6 +33,7 @@ start)
   [ -n "${SR2FHIR_HAPI_DB:-}" ] && ARGS+=("$SR2FHIR_HAPI_DB")
   : > "$STATE/server.log"  # before the background start, so that an old "ready" cannot be read
   nohup java -Xmx3g -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+    -Dsr2fhir.knownIgDefects="$ROOT/src/sr2fhir/known_ig_defects.json" \
     -cp "$ROOT/hapi/target/classes:$(cat "$ROOT/hapi/target/classpath.txt")" \
     sr2fhir.hapi.Launcher "${ARGS[@]}" >> "$STATE/server.log" 2>&1 &
   echo $! > "$STATE/pid"

@@ -91,6 +91,7 @@ def process(
     ig: str | None = None,
     debug: bool = False,
     materialize: bool = True,
+    fail_on_ig_defects: bool = False,
 ) -> Processed:
     """convert_path, then --strict, --validate and rendering.
 
@@ -98,10 +99,11 @@ def process(
     process boundary); else as pieces made while they are written (a lower peak of memory).
     """
     r = convert_path(path, options, limits, debug=debug)
-    if r.error is None and strict and r.status != "converted":
+    worst = r.diagnostics.worst if fail_on_ig_defects else r.diagnostics.worst_of_input()
+    if r.error is None and strict and worst is not None and worst >= Severity.WARNING:
         r.error = ConversionError(f"{path}: --strict: warnings or errors were reported", code="strict", exit_code=EXIT_STRICT)
     if r.error is None and validate:
-        _validate(r, _profiles(ig))
+        _validate(r, _profiles(ig), fail_on_ig_defects)
     if r.error is not None:
         return Processed(r, None)
     if not materialize:
@@ -111,7 +113,7 @@ def process(
     return Processed(r, text)
 
 
-def _validate(r: FileResult, profiles: Any) -> None:
+def _validate(r: FileResult, profiles: Any, fail_on_ig_defects: bool = False) -> None:
     from .fhir.ids import full_url
     from .validation import validate_resources
 
@@ -119,10 +121,13 @@ def _validate(r: FileResult, profiles: Any) -> None:
         resources = c.resources.resources()
         report = validate_resources(resources, {full_url(x["id"]): x for x in resources}, profiles=profiles, source=r.source)
         for f in report.findings:
-            sev = Severity.ERROR if f.severity == "error" else Severity.WARNING
-            r.diagnostics.add(sev, f"validate-{f.rule}", f"{f.resource} {f.location}: {f.message}")
-        if not report.ok:
-            r.error = ConversionError(f"{r.source}: --validate: {report.count('error')} error(s) in the output", code="invalid-output", exit_code=EXIT_INVALID)
+            # An error the IG itself causes is shown as a warning unless the user asks to fail on it.
+            sev = Severity.ERROR if f.severity == "error" and (fail_on_ig_defects or not f.ig_defect) else Severity.WARNING
+            where = f"output {f.resource}" + (f" {f.location}" if f.location else "")
+            r.diagnostics.add(sev, f"validate-{f.rule}", f.message, location=where, ig_defect=f.ig_defect)
+        errors = report.errors(include_ig_defects=fail_on_ig_defects)
+        if errors:
+            r.error = ConversionError(f"{r.source}: --validate: {errors} error(s) in the output", code="invalid-output", exit_code=EXIT_INVALID)
 
 
 def render_chunks(conversions: list[Conversion], bundle_type: str, *, pretty: bool = False) -> Iterator[str]:

@@ -38,6 +38,11 @@ app = typer.Typer(
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+FailOnIgDefects = Annotated[bool, typer.Option(
+    "--fail-on-ig-defects",
+    help="Also fail (--strict, --validate, validate) on findings that known defects of the IG itself cause (docs/conformance.md); by default they are shown as warnings.",
+)]
+
 
 def _version(value: bool) -> None:
     if value:
@@ -105,6 +110,7 @@ def convert(
     validate: Annotated[bool, typer.Option("--validate", help="Check the output against R5 and the IG's profiles; write nothing that fails.")] = False,
     ig: Annotated[Optional[str], typer.Option("--ig", help="The IG package folder for --validate (default: ~/.fhir/packages/hl7.fhir.uv.dicom-sr#1.0.0).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show a traceback for internal errors.")] = False,
+    fail_on_ig_defects: FailOnIgDefects = False,
     push_url: Annotated[Optional[str], typer.Option("--push", help="Post each report to this FHIR server instead of writing it (`sr2fhir push` without auth; see its options).")] = None,
 ) -> None:
     """Convert SR Measurement Reports into a FHIR Bundle (or NDJSON) per input."""
@@ -127,7 +133,8 @@ def convert(
     many = len(files) > 1 or any(i != "-" and Path(i).is_dir() for i in inputs)
     jobs = jobs if "-" not in files else 1
     work = functools.partial(
-        process, options=options, limits=limits, bundle_type=bundle, pretty=pretty, strict=strict, validate=validate, ig=ig, debug=debug, materialize=jobs > 1
+        process, options=options, limits=limits, bundle_type=bundle, pretty=pretty, strict=strict, validate=validate, ig=ig, debug=debug, materialize=jobs > 1,
+        fail_on_ig_defects=fail_on_ig_defects,
     )
     results: list[FileResult] = []
     with _pool(jobs) as pool:
@@ -183,6 +190,7 @@ def validate_cmd(
     files: Annotated[list[str], typer.Argument(help="FHIR JSON files: Bundles, single resources, or NDJSON.", show_default=False)],
     ig: Annotated[Optional[str], typer.Option("--ig", help="The IG package folder (default: ~/.fhir/packages/hl7.fhir.uv.dicom-sr#1.0.0).")] = None,
     outcome: Annotated[Optional[str], typer.Option("--outcome", help="Write the findings as a FHIR OperationOutcome (a file; a folder for several inputs).")] = None,
+    fail_on_ig_defects: FailOnIgDefects = False,
 ) -> None:
     """Check FHIR output against R5, the IG's profiles, and Bundle integrity."""
     from .validation.validator import load, validate_resources
@@ -199,8 +207,10 @@ def validate_cmd(
         report = validate_resources(resources, index, bundle=bundle_, profiles=profiles, source=f)
         for finding in report.findings:
             typer.echo(f"{f}: {finding.text()}")
-        typer.echo(f"{f}: {report.resources} resource(s): {report.count('error')} error(s), {report.count('warning')} warning(s)")
-        failed |= not report.ok
+        known = report.count("error") - report.errors()
+        defects = f" ({known} caused by known IG defects{'' if fail_on_ig_defects else ', not failing'})" if known else ""
+        typer.echo(f"{f}: {report.resources} resource(s): {report.count('error')} error(s){defects}, {report.count('warning')} warning(s)")
+        failed |= report.errors(include_ig_defects=fail_on_ig_defects) > 0
         if outcome is not None:
             target = Path(outcome) / (Path(f).stem + ".outcome.json") if len(files) > 1 else Path(outcome)
             write_atomic(target, dumps(report.operation_outcome(), pretty=True) + "\n")

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from . import ig_defects
+
 
 class Severity(IntEnum):
     INFORMATION = 0
@@ -40,13 +42,18 @@ class Diagnostic:
     path: str | None = None
     concept: str | None = None
     action: str | None = None
+    location: str | None = None
+    """Where, when it is not a content item: 'header' (the default) or an output resource."""
+    ig_defect: str | None = None
+    """The id of the known IG defect behind this finding (known_ig_defects.json), if any."""
 
     def text(self, source: str = "") -> str:
         where = f"{source}: " if source else ""
-        item = f"content item {self.path}" if self.path else "header"
+        item = f"content item {self.path}" if self.path else (self.location or "header")
         concept = f" {self.concept}" if self.concept else ""
         action = f" -> {self.action}" if self.action else ""
-        return f"{where}{self.severity.name.lower()}: {item}{concept}: {self.message} [{self.rule}]{action}"
+        defect = f" (known IG defect {self.ig_defect}, docs/conformance.md)" if self.ig_defect else ""
+        return f"{where}{self.severity.name.lower()}: {item}{concept}: {self.message} [{self.rule}]{defect}{action}"
 
 
 @dataclass(slots=True)
@@ -64,9 +71,12 @@ class Diagnostics:
         path: str | None = None,
         concept: Any = None,
         action: str | None = None,
+        location: str | None = None,
+        ig_defect: str | None = None,
     ) -> None:
+        defect = ig_defect or ig_defects.for_rule(rule)
         self.items.append(
-            Diagnostic(severity, rule, message, path, str(concept) if concept else None, action)
+            Diagnostic(severity, rule, message, path, str(concept) if concept else None, action, location, defect)
         )
 
     def warn(self, rule: str, message: str, **kw: Any) -> None:
@@ -81,6 +91,10 @@ class Diagnostics:
     @property
     def worst(self) -> Severity | None:
         return max((d.severity for d in self.items), default=None)
+
+    def worst_of_input(self) -> Severity | None:
+        """The worst severity, leaving out findings that known IG defects cause."""
+        return max((d.severity for d in self.items if not d.ig_defect), default=None)
 
     def count(self, severity: Severity) -> int:
         return sum(1 for d in self.items if d.severity == severity)

@@ -19,8 +19,15 @@ def test_transaction_entries(tid1500_file: Path) -> None:
     # (a server would have to create them once each, and would reject duplicates).
     assert len(conditions) == len(b["entry"]) and not [k for k, n in Counter(conditions).items() if n > 1]
     for e in b["entry"]:
-        system, value = e["request"]["ifNoneExist"].removeprefix("identifier=").split("|", 1)
-        assert any(i.get("system") == system and i.get("value") == value for i in e["resource"]["identifier"])
+        # The resource itself satisfies its own condition: identifier=, and _tag= for Devices (D-35).
+        params = dict(p.split("=", 1) for p in e["request"]["ifNoneExist"].split("&"))
+        assert set(params) <= {"identifier", "_tag"} and "identifier" in params
+        for name, field in (("identifier", "identifier"), ("_tag", "tag")):
+            if name in params:
+                system, value = params[name].split("|", 1)
+                values = e["resource"]["identifier"] if field == "identifier" else e["resource"]["meta"]["tag"]
+                key = "value" if field == "identifier" else "code"
+                assert any(i.get("system") == system and i.get(key) == value for i in values)
 
 
 def test_collection_is_valid(tid1500_file: Path) -> None:

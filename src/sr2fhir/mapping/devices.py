@@ -13,11 +13,16 @@ from typing import Any
 from .. import codes
 from ..codes import DICOM_UID, FIXED, RFC3986, urn_oid
 from ..content import Code, ContentItem, first
-from ..fhir.ids import resource_id
+from ..fhir.bundle import dumps
+from ..fhir.ids import NAMESPACE, resource_id
 from .context import ReportContext, profile_url
 
 GS1 = "http://hl7.org/fhir/NamingSystem/gs1"
 _GS1_DI = re.compile(r"^[({]01[)}](\d{14})")
+
+
+STATE_TAG_SYSTEM = f"urn:uuid:{NAMESPACE}"
+"""meta.tag system of a Device's state fingerprint (D-35): sr2fhir's UUIDv5 namespace as a URI."""
 
 
 def _device(rid: str, profile: str, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -26,16 +31,32 @@ def _device(rid: str, profile: str, attrs: dict[str, Any]) -> dict[str, Any]:
     return dev
 
 
-def _uid_identifier(uid: str | None, rid: str, type_code: str | None = None) -> tuple[dict[str, Any], str]:
-    """identifier (0..1 in the equipment and participant profiles): Device UID (0018,1002) as urn:oid (D-11)."""
+def _state_id(kind: str, dev: dict[str, Any]) -> str:
+    """A UUIDv5 over everything a Device states (identifier, names, versions, UDI, parent ...)."""
+    return resource_id(kind, dumps({k: v for k, v in dev.items() if k not in ("resourceType", "id", "meta", "text")}))
+
+
+def _add(ctx: ReportContext, kind: str, profile: str, uid: str | None, attrs: dict[str, Any], type_code: str | None = None) -> dict[str, Any]:
+    """Add a Device whose identity covers everything it states (D-35); return its reference.
+
+    The id is a UUIDv5 over all stated attributes, so two reports whose equipment differs in
+    anything (Software Versions, serial number ...) get two Devices. With a Device UID (0018,1002)
+    the one identifier the profiles allow (0..1) is the UID (D-11); the conditional create then
+    matches on the UID *and* a meta.tag holding the state id, so a server never hands one report
+    a Device that states what another report said. Without a UID the identifier is the id's urn:uuid.
+    """
     if uid:
         ident: dict[str, Any] = {}
         if type_code:
             ident["type"] = {"coding": [dict(FIXED[type_code])]}
         ident.update({"system": DICOM_UID, "value": urn_oid(uid)})
-        return ident, f"identifier={DICOM_UID}|{urn_oid(uid)}"
+        rid = _state_id(kind, {"identifier": [ident], **attrs})
+        dev = _device(rid, profile, {"identifier": [ident], **attrs})
+        dev["meta"]["tag"] = [{"system": STATE_TAG_SYSTEM, "code": rid, "display": "sr2fhir device state"}]
+        return ctx.resources.add(dev, f"identifier={DICOM_UID}|{urn_oid(uid)}&_tag={STATE_TAG_SYSTEM}|{rid}")
+    rid = _state_id(kind, attrs)
     value = f"urn:uuid:{rid}"
-    return {"system": RFC3986, "value": value}, f"identifier={RFC3986}|{value}"
+    return ctx.resources.add(_device(rid, profile, {"identifier": [{"system": RFC3986, "value": value}], **attrs}), f"identifier={RFC3986}|{value}")
 
 
 
@@ -62,11 +83,7 @@ def general_equipment(ctx: ReportContext) -> dict[str, Any]:
     """The GeneralEquipmentDevice of the SR's General Equipment Module (PS3.3 C.7.5.1); one per SR."""
     h = ctx.doc.header
     uid = _uid(h.get("DeviceUID"))
-    keyparts = ("equipment", uid or "", first(h.get("Manufacturer")) or "", first(h.get("ManufacturerModelName")) or "",
-                first(h.get("DeviceSerialNumber")) or "", first(h.get("StationName")) or "")
-    rid = resource_id(*keyparts) if any(keyparts[1:]) else ctx.id("equipment")
-    ident, condition = _uid_identifier(uid, rid)
-    attrs: dict[str, Any] = {"identifier": [ident]}
+    attrs: dict[str, Any] = {}
     udi = _udi_carriers(ctx, h.get("UDISequence"))
     if udi:
         attrs["udiCarrier"] = udi
@@ -75,7 +92,10 @@ def general_equipment(ctx: ReportContext) -> dict[str, Any]:
     if versions:
         vs = versions if isinstance(versions, list) else [versions]
         attrs["version"] = [{"value": str(v)} for v in vs if str(v).strip()]
-    return ctx.resources.add(_device(rid, "dicom-general-equipment", attrs), condition)
+    if not uid and not attrs:
+        # Nothing identifies the equipment: a Device of this report alone, never shared.
+        return _add(ctx, ctx.id("equipment"), "dicom-general-equipment", None, attrs)
+    return _add(ctx, "equipment", "dicom-general-equipment", uid, attrs)
 
 
 def _udi_carriers(ctx: ReportContext, seq: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
@@ -139,11 +159,8 @@ def participant_device(ctx: ReportContext, equipment: dict[str, Any]) -> dict[st
     name = first(source.get("DeviceObserverName"))
     if name:
         attrs["name"] = [{"value": name, "type": "user-friendly-name"}]
-    rid = resource_id("participant-device", uid or "", attrs.get("manufacturer", ""), attrs.get("displayName", ""), attrs.get("serialNumber", ""), name or "")
-    if not uid and not attrs:
-        rid = ctx.id("participant-device")
-    ident, condition = _uid_identifier(uid, rid, "udi" if uid else None)
-    return ctx.resources.add(_device(rid, "dicom-participant-device", {"identifier": [ident], **attrs}), condition)
+    kind = "participant-device" if uid or attrs else ctx.id("participant-device")
+    return _add(ctx, kind, "dicom-participant-device", uid, attrs, "udi" if uid else None)
 
 
 def algorithm(ctx: ReportContext, item: ContentItem, equipment: dict[str, Any]) -> dict[str, Any] | None:
@@ -174,8 +191,7 @@ def algorithm(ctx: ReportContext, item: ContentItem, equipment: dict[str, Any]) 
         if version or params or family:
             ctx.diags.warn("algorithm-without-name", "TID 4019 items without an Algorithm Name (111001)", path=item.path, concept=item.concept, action="device inherited instead")
         return None
-    rid = resource_id("algorithm", name, version or "", *params, str(family.key if family else ""), manufacturer or "", equipment["reference"])
-    dev: dict[str, Any] = {"identifier": [{"system": RFC3986, "value": f"urn:uuid:{rid}"}], "displayName": name}
+    dev: dict[str, Any] = {"displayName": name}
     if manufacturer:
         dev["manufacturer"] = manufacturer
     if family is not None:
@@ -185,4 +201,4 @@ def algorithm(ctx: ReportContext, item: ContentItem, equipment: dict[str, Any]) 
     if params:
         dev["property"] = [{"type": {"coding": [dict(FIXED["algorithm-parameters"])]}, "valueString": p} for p in params]
     dev["parent"] = equipment
-    return ctx.resources.add(_device(rid, "algorithm-identification", dev), f"identifier={RFC3986}|urn:uuid:{rid}")
+    return _add(ctx, "algorithm", "algorithm-identification", None, dev)

@@ -296,11 +296,13 @@ def _source_image_selection(
 def _check_profile(ctx: ReportContext, res: dict[str, Any], p: _Pending) -> None:
     """Where the data cannot meet a profile rule, drop the profile claim rather than emit a non-conformant claim (D-0)."""
     problem = None
+    rule = "profile-not-claimed"
     if p.kind.profile in ("referenced-segment", "referenced-segmentation-frame"):
         if any(i.get("sopClass", {}).get("code") != SEGMENTATION_STORAGE or len(i.get("subset", [])) != 1 for i in res.get("instance", [])):
             problem = "needs Segmentation Storage instances with one segment number each"
     elif p.kind.profile == "region-in-space":
         problem = "fixes the RT Structure Set SOP class as '11.2.840.10008.5.1.4.1.1.481.3' (I-9); the true UID is kept (D-25)"
+        rule = "region-in-space-sop-class-typo"
     elif p.kind.profile == "real-world-value-map":
         if any(i.get("sopClass", {}).get("code") != RWVM_STORAGE for i in res.get("instance", [])):
             problem = "needs Real World Value Mapping Storage instances"
@@ -310,7 +312,7 @@ def _check_profile(ctx: ReportContext, res: dict[str, Any], p: _Pending) -> None
         problem = "needs an instance with an image region"
     if problem:
         del res["meta"]
-        ctx.diags.warn("profile-not-claimed", f"{p.kind.profile} {problem}", path=p.items[0].path, concept=p.items[0].concept, action="ImagingSelection emitted without meta.profile")
+        ctx.diags.warn(rule, f"{p.kind.profile} {problem}", path=p.items[0].path, concept=p.items[0].concept, action="ImagingSelection emitted without meta.profile")
 
 
 def source_sr_content_item(ctx: ReportContext, item: ContentItem) -> dict[str, Any] | None:

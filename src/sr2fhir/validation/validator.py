@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import ig_defects
 from ..fhir.references import PRE_EXISTING, dicts
 from .package import Profile, load_profiles
 from .profiles import ProfileValidator
@@ -23,9 +24,12 @@ class Finding:
     resource: str
     location: str
     message: str
+    ig_defect: str | None = None
+    """The known IG defect behind this finding (known_ig_defects.json), if any."""
 
     def text(self) -> str:
-        return f"{self.severity}: {self.resource} {self.location}: {self.message} [{self.layer}: {self.rule}]"
+        defect = f" (known IG defect {self.ig_defect}, docs/conformance.md)" if self.ig_defect else ""
+        return f"{self.severity}: {self.resource} {self.location}: {self.message} [{self.layer}: {self.rule}]{defect}"
 
 
 @dataclass(slots=True)
@@ -37,9 +41,13 @@ class Report:
     def count(self, severity: str) -> int:
         return sum(1 for f in self.findings if f.severity == severity)
 
+    def errors(self, *, include_ig_defects: bool = False) -> int:
+        """Errors, leaving out those that known IG defects cause unless asked to include them."""
+        return sum(1 for f in self.findings if f.severity in ("error", "fatal") and (include_ig_defects or not f.ig_defect))
+
     @property
     def ok(self) -> bool:
-        return not any(f.severity in ("error", "fatal") for f in self.findings)
+        return self.errors() == 0
 
     def operation_outcome(self) -> dict[str, Any]:
         issues = [
@@ -106,6 +114,8 @@ def validate_resources(
         for issue in pv.validate(r, r.get("resourceType", "")):
             report.findings.append(Finding(issue.severity, "profile", issue.rule, name, issue.location, issue.message))
     report.findings.extend(_integrity(resources, index, bundle))
+    for finding in report.findings:
+        finding.ig_defect = ig_defects.for_message(finding.message)
     return report
 
 

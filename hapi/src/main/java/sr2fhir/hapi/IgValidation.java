@@ -58,7 +58,11 @@ final class IgValidation {
                 unknown);
         FhirInstanceValidator validator = new FhirInstanceValidator(chain);
         RequestValidatingInterceptor interceptor = new RequestValidatingInterceptor();
-        interceptor.addValidatorModule(new KnownIgDefects(validator));
+        String defects = System.getProperty("sr2fhir.knownIgDefects");
+        if (defects == null) {
+            throw new IOException("system property sr2fhir.knownIgDefects (the known IG defects list) is not set");
+        }
+        interceptor.addValidatorModule(new KnownIgDefects(validator, Path.of(defects)));
         interceptor.setFailOnSeverity(ResultSeverityEnum.ERROR);
         interceptor.setAddResponseHeaderOnSeverity(null);
         interceptor.setAddResponseOutcomeHeaderOnSeverity(null);
