@@ -100,7 +100,7 @@ def _recode(ds: Dataset, rng: random.Random) -> None:
         c = rng.choice(items).ConceptNameCodeSequence[0]
         choice = rng.randrange(4)
         if choice == 0:
-            c.CodeValue = rng.choice(["125007", "126010", "126011", "C0034375", "111030", "121191", "363698007", "G-C0E3", "111001", rng.choice(JUNK_TEXT)[:16]])
+            c.CodeValue = rng.choice(["125007", "126010", "126011", "C0034375", "111030", "121191", "363698007", "G-C0E3", "111001", "111000", "111002", "111003", "122405", "121401", "112039", "112040", rng.choice(JUNK_TEXT)[:16]])
         elif choice == 1:
             c.CodingSchemeDesignator = rng.choice(["DCM", "SCT", "SRT", "UMLS", "99X", ""])
         elif choice == 2:

@@ -108,7 +108,7 @@ def convert(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Show no diagnostics, only the summary of a batch.")] = False,
     jobs: Annotated[int, typer.Option("-j", "--jobs", help="Convert this many files at once (processes); output order is kept.")] = 1,
     validate: Annotated[bool, typer.Option("--validate", help="Check the output against R5 and the IG's profiles; write nothing that fails.")] = False,
-    ig: Annotated[Optional[str], typer.Option("--ig", help="The IG package folder for --validate (default: ~/.fhir/packages/hl7.fhir.uv.dicom-sr#1.0.0).")] = None,
+    ig: Annotated[Optional[str], typer.Option("--ig", help="The IG package folder for --validate (default: ~/.fhir/packages/hl7.fhir.uv.dicom-sr#1.0.0 if present, else the copy sr2fhir ships).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show a traceback for internal errors.")] = False,
     fail_on_ig_defects: FailOnIgDefects = False,
     push_url: Annotated[Optional[str], typer.Option("--push", help="Post each report to this FHIR server instead of writing it (`sr2fhir push` without auth; see its options).")] = None,
@@ -188,7 +188,7 @@ def _pool(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
 @app.command("validate")
 def validate_cmd(
     files: Annotated[list[str], typer.Argument(help="FHIR JSON files: Bundles, single resources, or NDJSON.", show_default=False)],
-    ig: Annotated[Optional[str], typer.Option("--ig", help="The IG package folder (default: ~/.fhir/packages/hl7.fhir.uv.dicom-sr#1.0.0).")] = None,
+    ig: Annotated[Optional[str], typer.Option("--ig", help="The IG package folder (default: ~/.fhir/packages/hl7.fhir.uv.dicom-sr#1.0.0 if present, else the copy sr2fhir ships).")] = None,
     outcome: Annotated[Optional[str], typer.Option("--outcome", help="Write the findings as a FHIR OperationOutcome (a file; a folder for several inputs).")] = None,
     fail_on_ig_defects: FailOnIgDefects = False,
 ) -> None:

@@ -187,6 +187,9 @@ def algorithm(ctx: ReportContext, item: ContentItem, equipment: dict[str, Any]) 
             family = ch.value
         elif k == codes.ALGORITHM_MANUFACTURER and isinstance(ch.value, str):
             manufacturer = ch.value
+        elif ch.value is not None:
+            expected = "CODE" if k == codes.ALGORITHM_FAMILY else "TEXT"
+            ctx.diags.warn("tid4019-value-type", f"TID 4019 item is {ch.value_type}, not {expected}", path=ch.path, concept=ch.concept, action="not mapped")
     if name is None:
         if version or params or family:
             ctx.diags.warn("algorithm-without-name", "TID 4019 items without an Algorithm Name (111001)", path=item.path, concept=item.concept, action="device inherited instead")

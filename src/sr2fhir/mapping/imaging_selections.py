@@ -186,7 +186,7 @@ def collect(ctx: ReportContext, owner: ContentItem, site: Site | None, *, any_co
             continue
         if vt is None:
             continue
-        kind = SELECTION_KINDS.get((k, vt)) if k else None  # type: ignore[arg-type]
+        kind = SELECTION_KINDS.get((k, vt)) if k else None
         if kind is None and any_concept and vt in ("SCOORD", "SCOORD3D") and ch.relationship in (None, "INFERRED FROM", "CONTAINS"):
             kind = SELECTION_KINDS[(codes.IMAGE_REGION, vt)]
         if kind is None:
