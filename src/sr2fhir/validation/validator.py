@@ -136,6 +136,11 @@ def _references(node: Any) -> list[dict[str, Any]]:
     return [n for n in dicts(node) if isinstance(n.get("reference"), str) or (set(n) & {"identifier", "display"} and n.get("type") in PRE_EXISTING)]
 
 
+def _is_tracking(ident: dict[str, Any]) -> bool:
+    codings = ident.get("type", {}).get("coding", []) if isinstance(ident.get("type"), dict) else []
+    return any(c.get("code") in ("112039", "112040") for c in codings if isinstance(c, dict))
+
+
 def _integrity(resources: list[dict[str, Any]], index: dict[str, dict[str, Any]], bundle: dict[str, Any] | None) -> list[Finding]:
     found: list[Finding] = []
     referenced: set[int] = set()
@@ -162,7 +167,8 @@ def _integrity(resources: list[dict[str, Any]], index: dict[str, dict[str, Any]]
     seen: Counter[tuple[str, str, str]] = Counter()
     for r in resources:
         for ident in r.get("identifier", []) if isinstance(r.get("identifier"), list) else []:
-            if ident.get("value"):
+            # Tracking ids name a lesion, not a resource: several Observations may carry one (D-34).
+            if ident.get("value") and not _is_tracking(ident):
                 seen[(r["resourceType"], ident.get("system", ""), ident["value"])] += 1
     for (rtype, system, value), n in seen.items():
         if n > 1:
