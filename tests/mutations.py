@@ -186,3 +186,29 @@ def check_result(result: Any) -> None:
     for d in result.diagnostics.items:
         if d.path is not None:
             assert d.path == "1" or d.path.startswith("1."), d.path
+
+
+def element_boundaries(data: bytes) -> list[int]:
+    """The byte offset of every element of a Part 10 file (file meta, data set, nested items)."""
+    from sr2fhir import part10
+
+    found: list[int] = []
+    part10.walk(data, boundaries=found)
+    return sorted(set(found))
+
+
+def check_truncation(data: bytes, cut: int, whole_observations: int, tmp: Any) -> str:
+    """Convert `data[:cut]`: it must fail, or yield every Observation the whole file yields, or warn
+    that the report is incomplete (issue 10.3). Returns the outcome ('truncated', 'whole', ...)."""
+    from sr2fhir.batch import convert_path
+
+    f = tmp / "cut.dcm"
+    f.write_bytes(data[:cut])
+    result = convert_path(str(f))
+    check_result(result)
+    if result.error is not None:
+        return result.error.code
+    n = sum(1 for c in result.conversions for r in c.resources.resources() if r["resourceType"] == "Observation")
+    incomplete = any(d.rule == "incomplete-report" for d in result.diagnostics.items)
+    assert n == whole_observations or incomplete, f"cut at {cut}: {n} of {whole_observations} Observations, accepted without a word"
+    return "whole" if n == whole_observations else "incomplete-warned"

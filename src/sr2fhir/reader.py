@@ -27,6 +27,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.valuerep import PersonName
 
+from . import part10
 from .content import SRDocument
 from .diagnostics import ConversionError, Diagnostics
 from .tree import EXIT_LIMIT, Limits, TreeBuilder
@@ -123,6 +124,7 @@ def _read_stream(fh: BinaryIO, name: str, limits: Limits, diags: Diagnostics) ->
         datasets = _datasets_from_json(data, name, diags)
     else:
         datasets = [_dataset_from_part10(io.BytesIO(data), name)]
+        _check_whole(data, datasets[0], name)
     return [document_from_dataset(ds, name if len(datasets) == 1 else f"{name}[{i}]", limits=limits, diagnostics=diags, release=True)
             for i, ds in enumerate(datasets)]
 
@@ -150,6 +152,30 @@ def _dataset_from_part10(fh: BinaryIO, name: str) -> Dataset:
             code="truncated",
             exit_code=EXIT_TRUNCATED,
         ) from None
+
+
+CONTENT_SEQUENCE_TAG = 0x0040A730
+
+
+def _check_whole(data: bytes, ds: Dataset, name: str) -> None:
+    """Refuse a Part 10 file that ends before its structure, or before its content tree, does."""
+    try:
+        w = part10.walk(data)
+    except part10.Incomplete as exc:
+        raise ConversionError(f"{name}: truncated DICOM file: {exc}", code="truncated", exit_code=EXIT_TRUNCATED) from None
+    except (struct.error, IndexError):
+        raise ConversionError(f"{name}: truncated or corrupt DICOM file (element structure)", code="truncated", exit_code=EXIT_TRUNCATED) from None
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if (
+        sop_class.startswith(SR_SOP_CLASS_PREFIX)
+        and CONTENT_SEQUENCE_TAG not in w.top_tags
+        and (not w.top_tags or max(w.top_tags) < CONTENT_SEQUENCE_TAG)
+    ):
+        raise ConversionError(
+            f"{name}: truncated DICOM file: it ends before the SR content tree (no Content Sequence (0040,A730), and no element after it)",
+            code="truncated",
+            exit_code=EXIT_TRUNCATED,
+        )
 
 
 def _check_complete(ds: Dataset, name: str) -> None:

@@ -1,0 +1,46 @@
+"""Part 10 structure walk (part10.py): a file that ends before its structure does is truncated (issue 10.3)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from sr2fhir import part10
+from sr2fhir.batch import convert_path
+from tests.helpers import FIXTURES, SHARED
+from tests.mutations import check_truncation, element_boundaries
+
+CORPUS = sorted((SHARED / "data").glob("*/*.dcm")) + sorted(FIXTURES.glob("*.dcm"))
+REPORTS = sorted((SHARED / "data" / "tid1500").glob("*.dcm")) + sorted(FIXTURES.glob("*.dcm"))
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
+def test_every_real_file_is_whole(path: Path) -> None:
+    data = path.read_bytes()
+    part10.walk(data)
+    assert element_boundaries(data)[-1] < len(data)
+
+
+def test_the_reported_case_is_refused(tmp_path: Path) -> None:
+    """`head -c 1014 highdicom__sr_document.dcm` was converted (exit 0) as a report with no Observation."""
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes((SHARED / "data" / "tid1500" / "highdicom__sr_document.dcm").read_bytes()[:1014])
+    r = convert_path(str(cut))
+    assert r.error is not None and (r.error.code, r.error.exit_code) == ("truncated", 12)
+    assert "ends before the SR content tree" in str(r.error)
+
+
+@pytest.mark.parametrize("path", REPORTS, ids=lambda p: p.name)
+def test_truncation_at_element_boundaries(path: Path, tmp_path: Path) -> None:
+    """Cut at element boundaries (a sample here; scripts/truncate.py tries every one)."""
+    data = path.read_bytes()
+    whole = convert_path(str(path))
+    n = sum(1 for c in whole.conversions for r in c.resources.resources() if r["resourceType"] == "Observation")
+    cuts = element_boundaries(data)
+    rng = random.Random(path.name)
+    k = 40 if len(data) < 200_000 else 8  # the 1.2 MB report takes about a second a cut
+    sample = cuts if len(cuts) <= k else sorted(rng.sample(cuts, k))
+    outcomes = [check_truncation(data, c, n, tmp_path) for c in sample + [len(data) - 1, len(data) - 9]]
+    assert outcomes.count("truncated") >= len(outcomes) // 2, outcomes
