@@ -186,3 +186,62 @@ def test_push_stops_when_the_server_is_unreachable_and_keeps_everything(tmp_path
     assert "network error" in r.output and "2 more file(s) not attempted" in r.output
     assert "0 pushed, 3 failed" in r.output
     assert sorted(p.name for p in spool.iterdir()) == sorted(p.name for p in inputs)  # nothing lost
+
+
+def test_output_names_never_collide(tmp_path: Path) -> None:
+    """Issue 10.9: a/x.dcm, b/x.dcm and a/x.DCM all wrote x.json, and the summary said 3 converted."""
+    src = FIXTURES / "tid1410_planar_regions.dcm"
+    for rel in ("a/x.dcm", "b/x.dcm", "a/x.DCM", "a/sub/y.dcm"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(src.read_bytes())
+    out = tmp_path / "out"
+    r = run("convert", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(out))
+    assert r.exit_code == 0, r.stderr
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*.json"))
+    assert len(written) == 4 and "sub/y.json" in written, written
+    assert "would write the same output name" in r.stderr
+    again = tmp_path / "again"
+    run("convert", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(again))
+    assert sorted(str(p.relative_to(again)) for p in again.rglob("*.json")) == written  # stable names
+
+
+def test_dash_output_is_stdout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = run("convert", str(FIXTURES / "tid1410_planar_regions.dcm"), "-o", "-")
+    assert r.exit_code == 0 and json.loads(r.stdout)["resourceType"] == "Bundle" and not (tmp_path / "-").exists()
+
+
+def test_unreadable_folders_fail_with_their_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10.7: an unreadable folder gave '0 file(s)', exit 0."""
+    import os
+
+    (tmp_path / "in" / "locked").mkdir(parents=True)
+    (tmp_path / "in" / "r.dcm").write_bytes((FIXTURES / "tid1410_planar_regions.dcm").read_bytes())
+    real_scandir = os.scandir
+
+    def scandir(path: Any = ".") -> Any:  # root reads every folder: refuse this one as chmod 000 would
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    r = run("convert", str(tmp_path / "in"), "-o", str(tmp_path / "out"))
+    assert r.exit_code == 10 and "1 converted" in r.stderr and "1 failed" in r.stderr, r.stderr
+    assert "locked: a folder that cannot be read" in r.stderr
+    r = run("convert", str(tmp_path / "in" / "locked"), "-o", str(tmp_path / "out2"))
+    assert r.exit_code == 10 and "a folder that cannot be read" in r.stderr, r.stderr
+
+
+def test_linked_folders_are_followed_once(tmp_path: Path) -> None:
+    """Issue 10.7: links to folders were skipped without a word; a loop must not run forever."""
+    base = tmp_path / "in"
+    (base / "ok").mkdir(parents=True)
+    (base / "ok" / "r.dcm").write_bytes((FIXTURES / "tid1410_planar_regions.dcm").read_bytes())
+    (base / "link").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "s.dcm").write_bytes((FIXTURES / "tid1411_volumetric.dcm").read_bytes())
+    (base / "ok" / "loop").symlink_to(base)
+    r = run("convert", str(base), "-o", str(tmp_path / "out"))
+    assert r.exit_code == 0, r.stderr
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.json")) == ["link/s.json", "ok/r.json"]
+    assert "a link to a folder already read" in r.stderr

@@ -6,6 +6,7 @@ converted / partial / failed, with the diagnostics and, for a failure, the reaso
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -151,13 +152,31 @@ def render(conversions: list[Conversion], bundle_type: str, *, pretty: bool = Fa
 
 
 def write_atomic(path: str | os.PathLike[str], text: str | Iterable[str]) -> None:
-    """Write via a temporary file in the same folder and rename: never a half-written output."""
+    """Write via a temporary file in the same folder and rename: never a half-written output.
+
+    Only a regular file (or a new name) is ever replaced. `-` is standard output; a device, FIFO or
+    socket (`/dev/null`, `/dev/stdout`) is written as a stream; a symbolic link stays a link and
+    its target is replaced (issue 10.0: `-o /dev/null` run as root once replaced /dev/null).
+    """
+    pieces = [text] if isinstance(text, str) else text
+    if str(path) == "-":
+        sys.stdout.writelines(pieces)
+        sys.stdout.flush()
+        return
     p = Path(path)
+    if p.is_symlink():
+        p = Path(os.path.realpath(p))
+    if p.exists() and not p.is_file():
+        if p.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        with open(p, "w", encoding="utf-8") as stream:
+            stream.writelines(pieces)
+        return
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for piece in [text] if isinstance(text, str) else text:
+            for piece in pieces:
                 fh.write(piece)
             fh.flush()
             os.fsync(fh.fileno())

@@ -9,6 +9,7 @@ an SR; 14 SR but not a TID 1500 Measurement Report; 15 a limit was exceeded (dep
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -26,7 +27,7 @@ from .diagnostics import ConversionError, Severity
 from .dump import lines
 from .fhir.bundle import BUNDLE_TYPES, dumps
 from .mapping.context import Options
-from .reader import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, Limits, iter_input_files, read, read_stream
+from .reader import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, InputFile, Limits, iter_input_files, iter_inputs, read, read_stream
 
 EXIT_MIXED = 1
 
@@ -79,15 +80,37 @@ def _report(result: FileResult, verbose: bool, quiet: bool) -> None:
         err.print(f"error: {result.error}", style="bold red", markup=False)
 
 
-def _output_path(target: str, source: str, bundle: str, many: bool) -> Path:
-    """The output file: `target` itself, or a file named after the input inside the folder `target`."""
+def output_stems(files: list[InputFile], notes: list[str]) -> list[str]:
+    """Unique, stable output names (without extension) for a batch, one per input (issue 10.9).
+
+    An input keeps its path relative to the folder given on the command line, without a
+    .dcm/.json extension. Inputs that would still share a name (a/x.dcm and b/x.dcm given as two
+    folders, x.dcm and x.DCM) get a suffix from a hash of their path, and a note says so.
+    """
+    stems = []
+    for f in files:
+        rel = "stdin" if f.path == "-" else f.relative
+        for ext in (".dcm", ".json"):
+            if rel.lower().endswith(ext):
+                rel = rel[: -len(ext)]
+        stems.append(rel)
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(stems):
+        groups.setdefault(s.casefold(), []).append(i)
+    for members in groups.values():
+        if len(members) > 1:
+            for i in members:
+                digest = hashlib.sha1(os.path.abspath(files[i].path).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+                stems[i] = f"{stems[i]}.{digest}"
+            notes.append(f"{', '.join(files[i].path for i in members)} would write the same output name: each gets a suffix from its path ({', '.join(stems[i] for i in members)})")
+    return stems
+
+
+def _output_path(target: str, stem: str, bundle: str, many: bool) -> Path:
+    """The output file: `target` itself, or `stem` with the output's extension inside the folder `target`."""
     out = Path(target)
     if not many and not out.is_dir() and not target.endswith(("/", os.sep)):
         return out
-    stem = "stdin" if source == "-" else Path(source).name
-    for ext in (".dcm", ".json", ".DCM"):
-        if stem.endswith(ext):
-            stem = stem[: -len(ext)]
     return out / f"{stem}.{'ndjson' if bundle == 'ndjson' else 'json'}"
 
 
@@ -116,6 +139,8 @@ def convert(
     """Convert SR Measurement Reports into a FHIR Bundle (or NDJSON) per input."""
     if push_url is not None:
         push(inputs, push_url, timezone=timezone, coding_scheme=coding_scheme)
+    if output == "-":
+        output = None  # standard output, as without -o (never a file named "-")
     if bundle not in BUNDLE_TYPES:
         raise typer.BadParameter(f"--bundle must be one of {', '.join(BUNDLE_TYPES)}")
     if jobs < 1:
@@ -129,7 +154,12 @@ def convert(
     limits = Limits(max_depth=max_depth, max_items=max_items)
     if validate:
         _profiles(ig)  # fail early, with a clear message, when the IG package is missing
-    files = list(iter_input_files(inputs))
+    notes: list[str] = []
+    found = list(iter_inputs(inputs, notes))
+    files = [f.path for f in found]
+    stems = output_stems(found, notes)
+    for note in notes:
+        err.print(f"note: {note}", markup=False)
     many = len(files) > 1 or any(i != "-" and Path(i).is_dir() for i in inputs)
     jobs = jobs if "-" not in files else 1
     work = functools.partial(
@@ -138,7 +168,7 @@ def convert(
     )
     results: list[FileResult] = []
     with _pool(jobs) as pool:
-        for f, done in zip(files, pool.map(work, files, chunksize=4) if pool else map(work, files)):
+        for f, stem, done in zip(files, stems, pool.map(work, files, chunksize=4) if pool else map(work, files)):
             r = done.result
             results.append(r)
             _report(r, verbose, quiet)
@@ -148,7 +178,7 @@ def convert(
                     sys.stdout.flush()
                 else:
                     try:
-                        write_atomic(_output_path(output, f, bundle, many), done.text)
+                        write_atomic(_output_path(output, stem, bundle, many), done.text)
                     except OSError as exc:
                         r.error = ConversionError(f"{f}: cannot write output ({exc.strerror})", code="output", exit_code=EXIT_MIXED)
                         _report(FileResult(f, error=r.error), verbose, quiet)
@@ -157,9 +187,7 @@ def convert(
                 oo = r.diagnostics.operation_outcome(r.source)
                 if r.error is not None:
                     oo["issue"].insert(0, {"severity": "fatal", "code": "processing", "diagnostics": str(r.error)})
-                target = _output_path(outcome, f, "json", many)
-                if many:
-                    target = target.with_name(target.stem + ".outcome.json")
+                target = Path(outcome) / f"{stem}.outcome.json" if many else _output_path(outcome, stem, "json", many)
                 write_atomic(target, dumps(oo, pretty=True) + "\n")
     if many:
         _summary(results)

@@ -15,6 +15,7 @@ import os
 import struct
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
@@ -87,6 +88,8 @@ def read(path: str | os.PathLike[str], *, limits: Limits = Limits(), diagnostics
     name = str(path)
     if not p.exists():
         raise ConversionError(f"{name}: no such file", code="not-found", exit_code=EXIT_NOT_A_FILE)
+    if p.is_dir():
+        raise ConversionError(f"{name}: a folder that cannot be read (permission denied)", code="not-found", exit_code=EXIT_NOT_A_FILE)
     if not p.is_file():
         raise ConversionError(f"{name}: not a regular file", code="not-found", exit_code=EXIT_NOT_A_FILE)
     try:
@@ -357,14 +360,47 @@ def _plain(v: Any) -> Any:
     return str(v)
 
 
-def iter_input_files(inputs: Iterable[str]) -> Iterable[str]:
-    """Expand directories (recursively, sorted) into files; '-' stays as stdin."""
+@dataclass(frozen=True, slots=True)
+class InputFile:
+    """One input: its path, and its name relative to the folder given on the command line."""
+
+    path: str
+    relative: str
+
+
+def iter_inputs(inputs: Iterable[str], notes: list[str] | None = None) -> Iterator[InputFile]:
+    """Expand folders (recursively, sorted, following links) into files; '-' stays as stdin.
+
+    A folder that cannot be read is yielded itself, so that it fails with its reason; a link
+    back to a folder already walked is skipped, with a note (issue 10.7).
+    """
     for inp in inputs:
-        if inp != "-" and os.path.isdir(inp):
-            for root, dirs, files in os.walk(inp):
-                dirs.sort()
-                for f in sorted(files):
-                    if not f.startswith("."):
-                        yield os.path.join(root, f)
-        else:
-            yield inp
+        if inp == "-" or not os.path.isdir(inp):
+            yield InputFile(inp, os.path.basename(inp) or inp)
+            continue
+        seen: set[str] = set()
+        unreadable: list[str] = []
+        for root, dirs, files in os.walk(inp, followlinks=True, onerror=lambda e: unreadable.append(str(e.filename))):
+            real = os.path.realpath(root)
+            if real in seen:
+                dirs[:] = []
+                if notes is not None:
+                    notes.append(f"{root}: a link to a folder already read (a loop or a second path to it): skipped")
+                continue
+            seen.add(real)
+            dirs.sort()
+            for f in sorted(files):
+                if not f.startswith("."):
+                    full = os.path.join(root, f)
+                    yield InputFile(full, os.path.relpath(full, inp))
+            while unreadable:
+                bad = unreadable.pop(0)
+                yield InputFile(bad, os.path.relpath(bad, inp))
+        while unreadable:
+            bad = unreadable.pop(0)
+            yield InputFile(bad, os.path.relpath(bad, inp) if bad != inp else os.path.basename(bad.rstrip(os.sep)))
+
+
+def iter_input_files(inputs: Iterable[str], notes: list[str] | None = None) -> Iterator[str]:
+    """The paths of iter_inputs."""
+    return (i.path for i in iter_inputs(inputs, notes))
