@@ -135,3 +135,21 @@ def document(*root_children: ContentItem, header: dict[str, Any] | None = None, 
 def convert_doc(doc: SRDocument, options: Options = Options()) -> Converted:
     diags = Diagnostics()
     return Converted(convert(doc, options, diags))
+
+
+def kill_on(marker: str) -> Any:
+    """A batch `work` function that really kills its own process on inputs whose name holds `marker`
+    (as the OOM killer would), and converts the others (for batch.run_all's tests)."""
+    return functools.partial(_kill_or_convert, marker)
+
+
+def _kill_or_convert(marker: str, path: str) -> Any:
+    import signal
+
+    from sr2fhir.batch import process
+    from sr2fhir.mapping.context import Options
+    from sr2fhir.tree import Limits
+
+    if marker in Path(path).name:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return process(path, Options(), Limits(), "transaction")

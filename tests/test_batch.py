@@ -46,3 +46,43 @@ def test_dash_is_standard_output(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_a_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(IsADirectoryError):
         write_atomic(tmp_path, "x")
+
+
+def test_a_killed_worker_fails_its_file_and_the_batch_goes_on(tmp_path: Path) -> None:
+    """Issue 10.8: -j N with a worker killed gave BrokenProcessPool and no summary."""
+    from sr2fhir.batch import run_all
+    from tests.helpers import FIXTURES, kill_on
+
+    files = []
+    for i, name in enumerate(["a.dcm", "b.dcm", "KILL.dcm", "c.dcm", "d.dcm", "e.dcm"]):
+        p = tmp_path / name
+        p.write_bytes(sorted(FIXTURES.glob("*.dcm"))[i % 5].read_bytes())
+        files.append(str(p))
+    results = list(run_all(kill_on("KILL"), files, jobs=2))
+    assert [r.result.source for r in results] == files  # input order, every file
+    bad = results[2].result
+    assert bad.error is not None and bad.error.code == "worker-killed" and "was killed" in str(bad.error)
+    assert all(r.result.error is None and r.text for i, r in enumerate(results) if i != 2)
+
+
+def test_failed_files_do_not_keep_their_bytes(tmp_path: Path) -> None:
+    """Issue 10.4: each failed result held its exception, whose frames held the file and the dataset."""
+    import gc
+    import tracemalloc
+
+    from sr2fhir.batch import convert_path
+    from tests.helpers import SHARED
+
+    data = (SHARED / "data" / "tid1500" / "dcmqi__sr-example__sr.dcm").read_bytes()
+    bad = tmp_path / "cut.dcm"
+    bad.write_bytes(data[: len(data) - 1000])
+    convert_path(str(bad))  # warm-up: imports and caches
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = [convert_path(str(bad)) for _ in range(5)]
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert all(r.error is not None and r.error.code == "truncated" for r in kept)
+    assert grown < 5 * 20_000, f"{grown / 5 / 1e3:.0f} kB kept per failed {len(data) // 1000} kB file"

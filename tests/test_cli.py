@@ -245,3 +245,33 @@ def test_linked_folders_are_followed_once(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.stderr
     assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.json")) == ["link/s.json", "ok/r.json"]
     assert "a link to a folder already read" in r.stderr
+
+
+def test_unwritable_outcome_and_full_stdout_fail_plainly(tmp_path: Path) -> None:
+    """Issue 10.5: an unwritable --outcome or a full disk under stdout gave a traceback and stopped the batch."""
+    a, b = FIXTURES / "tid1410_planar_regions.dcm", FIXTURES / "tid1411_volumetric.dcm"
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = subprocess.run([sys.executable, "-m", "sr2fhir", "convert", str(a), str(b), "-o", str(tmp_path / "out"), "--outcome", str(blocker / "oo")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "2 failed" in r.stderr and len(list((tmp_path / "out").glob("*.json"))) == 2
+    assert {line.split(":")[1].strip() for line in r.stderr.splitlines() if line.startswith("error: ") and "cannot write the OperationOutcome" in line} == {str(a), str(b)}
+    # /dev/full: every write fails with ENOSPC, as on a full disk.
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "sr2fhir", "convert", str(a), str(b)], stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "cannot write to standard output (No space left on device)" in r.stderr and "2 failed" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "sr2fhir", "convert", str(a), "-o", str(tmp_path / "o.json"), "--outcome", "/dev/full"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "cannot write the OperationOutcome /dev/full (No space left on device)" in r.stderr, r.stderr
+
+
+def test_a_failed_reconversion_removes_the_stale_output(tmp_path: Path) -> None:
+    good = tmp_path / "r.dcm"
+    good.write_bytes((FIXTURES / "tid1410_planar_regions.dcm").read_bytes())
+    out = tmp_path / "out"
+    assert run("convert", str(good), str(FIXTURES / "tid1411_volumetric.dcm"), "-o", str(out)).exit_code == 0
+    assert (out / "r.json").exists()
+    good.write_bytes(b"not dicom at all")
+    r = run("convert", str(good), str(FIXTURES / "tid1411_volumetric.dcm"), "-o", str(out))
+    assert r.exit_code == 11 and not (out / "r.json").exists() and "the output of an earlier run" in r.stderr

@@ -12,17 +12,16 @@ import functools
 import hashlib
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any, Iterable, Iterator, Optional
 
 import typer
 from rich.console import Console
 
 from . import __version__
-from .batch import FileResult, process, write_atomic
+from .batch import FileResult, process, run_all, write_atomic
 from .diagnostics import ConversionError, Severity
 from .dump import lines
 from .fhir.bundle import BUNDLE_TYPES, dumps
@@ -167,31 +166,63 @@ def convert(
         fail_on_ig_defects=fail_on_ig_defects,
     )
     results: list[FileResult] = []
-    with _pool(jobs) as pool:
-        for f, stem, done in zip(files, stems, pool.map(work, files, chunksize=4) if pool else map(work, files)):
-            r = done.result
-            results.append(r)
-            _report(r, verbose, quiet)
-            if done.text is not None:
-                if output is None:
-                    sys.stdout.writelines([done.text] if isinstance(done.text, str) else done.text)
-                    sys.stdout.flush()
-                else:
-                    try:
-                        write_atomic(_output_path(output, stem, bundle, many), done.text)
-                    except OSError as exc:
-                        r.error = ConversionError(f"{f}: cannot write output ({exc.strerror})", code="output", exit_code=EXIT_MIXED)
-                        _report(FileResult(f, error=r.error), verbose, quiet)
-            r.conversions = []  # written: let the resources go before the next file
-            if outcome is not None:
-                oo = r.diagnostics.operation_outcome(r.source)
-                if r.error is not None:
-                    oo["issue"].insert(0, {"severity": "fatal", "code": "processing", "diagnostics": str(r.error)})
-                target = Path(outcome) / f"{stem}.outcome.json" if many else _output_path(outcome, stem, "json", many)
-                write_atomic(target, dumps(oo, pretty=True) + "\n")
+    stdout_broken: str | None = None
+    for f, stem, done in zip(files, stems, run_all(work, files, jobs)):
+        r = done.result
+        results.append(r)
+        _report(r, verbose, quiet)
+        target = _output_path(output, stem, bundle, many) if output is not None else None
+        if done.text is not None:
+            if target is None:
+                stdout_broken = stdout_broken or _to_stdout(done.text)
+                if stdout_broken:
+                    r.error = ConversionError(f"{f}: cannot write to standard output ({stdout_broken}); its output may be cut short there", code="output", exit_code=EXIT_MIXED)
+                    _report(FileResult(f, error=r.error), verbose, quiet)
+            else:
+                _write(r, f, target, done.text, verbose, quiet)
+        elif target is not None and target.is_file():
+            _remove_stale(r, target, verbose, quiet)
+        r.conversions = []  # written: let the resources go before the next file
+        if outcome is not None:
+            oo = r.diagnostics.operation_outcome(r.source)
+            if r.error is not None:
+                oo["issue"].insert(0, {"severity": "fatal", "code": "processing", "diagnostics": str(r.error)})
+            oo_target = Path(outcome) / f"{stem}.outcome.json" if many else _output_path(outcome, stem, "json", many)
+            _write(r, f, oo_target, dumps(oo, pretty=True) + "\n", verbose, quiet, what="OperationOutcome")
     if many:
         _summary(results)
     raise typer.Exit(_exit_code(results))
+
+
+def _to_stdout(text: str | Iterable[str]) -> str | None:
+    """Write to standard output; the reason if it cannot be written (a full disk, a closed pipe)."""
+    try:
+        sys.stdout.writelines([text] if isinstance(text, str) else text)
+        sys.stdout.flush()
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
+def _write(r: FileResult, f: str, target: Path, text: str | Iterable[str], verbose: bool, quiet: bool, what: str = "output") -> None:
+    """write_atomic, with a failure (unwritable, full disk) recorded against the input, never a traceback."""
+    try:
+        write_atomic(target, text)
+    except OSError as exc:
+        failure = ConversionError(f"{f}: cannot write the {what} {target} ({exc.strerror or type(exc).__name__})", code="output", exit_code=EXIT_MIXED)
+        if r.error is None:
+            r.error = failure
+        _report(FileResult(f, error=failure), verbose, quiet)
+
+
+def _remove_stale(r: FileResult, target: Path, verbose: bool, quiet: bool) -> None:
+    """A failed re-conversion must not leave an earlier run's output looking like this input's."""
+    try:
+        target.unlink()
+    except OSError:
+        return
+    if not quiet:
+        err.print(f"{r.source}: note: removed {target}, the output of an earlier run, which this run could not replace", markup=False)
 
 
 def _profiles(ig: str | None) -> Any:
@@ -202,15 +233,6 @@ def _profiles(ig: str | None) -> Any:
     except FileNotFoundError as exc:
         err.print(f"error: {exc}", style="bold red", markup=False)
         raise typer.Exit(2) from None
-
-
-@contextmanager
-def _pool(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
-    if jobs <= 1:
-        yield None
-        return
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        yield pool
 
 
 @app.command("validate")

@@ -170,7 +170,7 @@ def _check_whole(data: bytes, ds: Dataset, name: str) -> None:
         raise ConversionError(f"{name}: truncated or corrupt DICOM file (element structure)", code="truncated", exit_code=EXIT_TRUNCATED) from None
     sop_class = str(ds.get("SOPClassUID", ""))
     if (
-        sop_class.startswith(SR_SOP_CLASS_PREFIX)
+        (not sop_class or sop_class.startswith(SR_SOP_CLASS_PREFIX))
         and CONTENT_SEQUENCE_TAG not in w.top_tags
         and (not w.top_tags or max(w.top_tags) < CONTENT_SEQUENCE_TAG)
     ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -153,3 +154,17 @@ def test_several_regions_of_one_kind_share_one_selection() -> None:
     (sel,) = c.profile("image-region-2d")
     assert [i["imageRegion2D"][0]["regionType"] for i in sel["instance"]] == ["point", "circle"]
     assert len(c.one("imaging-measurement-group")["derivedFrom"]) == 1
+
+
+def test_nan_or_infinite_graphic_data_is_reported_not_emitted() -> None:
+    """Issue 10.10: NaN / Infinity in SCOORD Graphic Data was written as bare NaN (invalid JSON)."""
+    from sr2fhir.fhir.bundle import dumps, transaction
+
+    image = item("SELECTED FROM", "IMAGE", None, SopReference("1.2.840.10008.5.1.4.1.1.2", "2.25.7"))
+    bad = [item("CONTAINS", "SCOORD", Code("111030", "DCM", "Image Region"), SpatialCoordinates("POLYLINE", [0.0, 0.0, v, 1.0, 0.0, 0.0]), [image]) for v in (float("nan"), float("inf"))]
+    for region in bad:
+        c = convert_doc(document(group(region)))
+        assert not c.of_type("ImagingSelection")
+        (d,) = [d for d in c.diagnostics.items if d.rule == "bad-graphic-data"]
+        assert "NaN or infinity" in d.message
+        json.loads(dumps(transaction(c.conversion.resources, "k")))  # strict JSON

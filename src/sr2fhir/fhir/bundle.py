@@ -98,10 +98,12 @@ def _encode_decimal(o: Any) -> str:
 
 def dumps(obj: Any, *, pretty: bool = False) -> str:
     """Deterministic JSON text; Decimals are written as JSON numbers with their digits kept."""
+    # allow_nan=False: NaN and Infinity are not JSON; a value that slipped through raises here
+    # rather than reaching a file or a server as invalid JSON.
     if pretty:
-        text = json.dumps(obj, ensure_ascii=False, indent=2, default=_encode_decimal)
+        text = json.dumps(obj, ensure_ascii=False, indent=2, default=_encode_decimal, allow_nan=False)
     else:
-        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_encode_decimal)
+        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_encode_decimal, allow_nan=False)
     return _DECIMAL_TEXT.sub(r"\1", text) if "u0000decimal:" in text else text
 
 

@@ -7,6 +7,8 @@ which group content item makes which profile.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +100,9 @@ def _scoord_2d(ctx: ReportContext, item: ContentItem) -> list[dict[str, Any]]:
     ref = _selected_from(item)
     if ref is None:
         ctx.diags.warn("scoord-without-image", "SCOORD has no SELECTED FROM IMAGE child", path=item.path, concept=item.concept, action="region not mapped")
+        return []
+    if not all(math.isfinite(x) for x in sc.graphic_data):
+        ctx.diags.warn("bad-graphic-data", "Graphic Data holds NaN or infinity, which no image region (and no JSON number) can hold", path=item.path, concept=item.concept, action="region not mapped")
         return []
     rule = GRAPHIC_TYPE_2D.get(sc.graphic_type.upper())
     n = len(sc.graphic_data)
