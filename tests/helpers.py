@@ -153,3 +153,54 @@ def _kill_or_convert(marker: str, path: str) -> Any:
     if marker in Path(path).name:
         os.kill(os.getpid(), signal.SIGKILL)
     return process(path, Options(), Limits(), "transaction")
+
+
+class LocalServer:
+    """A tiny HTTP server on 127.0.0.1 for delivery failure tests: `respond(method, path, body)`
+    returns (status, headers, body), or None to hold the connection open without answering."""
+
+    def __init__(self, respond: Any) -> None:
+        import http.server
+        import threading
+
+        outer = self
+        self.requests: list[tuple[str, str]] = []
+        self.release = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _any(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.requests.append((self.command, self.path))
+                answer = respond(self.command, self.path, body)
+                if answer is None:
+                    outer.release.wait(60)
+                    return
+                status, headers, content = answer
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = do_PUT = _any
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/fhir"
+
+    def __enter__(self) -> "LocalServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import signal
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -284,6 +285,8 @@ class Connection:
     insecure: bool = False
     retries: int = 5
     seed: bool = False
+    timeout: float = 120.0
+    connect_timeout: float = 10.0
 
     @property
     def verify(self) -> bool | str:
@@ -316,7 +319,7 @@ class Connection:
     def client(self) -> Iterator[Any]:
         from .delivery.client import FhirClient, RetryPolicy
 
-        with FhirClient(self.fhir_url, auth=self.auth(), verify=self.verify, retry=RetryPolicy(attempts=self.retries + 1)) as client:
+        with FhirClient(self.fhir_url, auth=self.auth(), verify=self.verify, retry=RetryPolicy(attempts=self.retries + 1), timeout=self.timeout, connect_timeout=self.connect_timeout) as client:
             yield client
 
 
@@ -354,6 +357,8 @@ def push(
     coding_scheme: Annotated[list[str], typer.Option("--coding-scheme", help="Map a Coding Scheme Designator to a FHIR system URI: DESIGNATOR=URI (repeatable).")] = [],
     retries: Annotated[int, typer.Option("--retries", help="Retries after a network error, 429 or 5xx (exponential backoff, Retry-After honoured).")] = 5,
     seed: Annotated[bool, typer.Option("--seed", help="First create the Patient/ImagingStudy/ServiceRequest each report refers to (test and demo servers).")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds one request may take, from sending to the last byte of the answer (each retry has its own).")] = 120.0,
+    connect_timeout: Annotated[float, typer.Option("--connect-timeout", help="Seconds to wait for a connection.")] = 10.0,
 ) -> None:
     """Convert and post one transaction Bundle per SR to a FHIR server (idempotent)."""
     from rich.progress import Progress
@@ -364,35 +369,87 @@ def push(
         raise typer.BadParameter("--missing is fail|logical, --multiple is fail|first")
     if retries < 0:
         raise typer.BadParameter("--retries must be 0 or more")
-    conn = Connection(fhir_url, token_env, token_file, basic_user, smart_client_id, smart_key, smart_token_url, smart_scope, smart_kid, ca_bundle, insecure, retries, seed)
+    if timeout <= 0 or connect_timeout <= 0:
+        raise typer.BadParameter("--timeout and --connect-timeout must be more than 0 seconds")
+    conn = Connection(fhir_url, token_env, token_file, basic_user, smart_client_id, smart_key, smart_token_url, smart_scope, smart_kid, ca_bundle, insecure, retries, seed, timeout, connect_timeout)
     options = Options(default_timezone=timezone, coding_schemes=_parse_schemes(coding_scheme))
     files = list(iter_input_files(inputs))
     failed = 0
+    lost: list[str] = []
     spool_dir = Path(spool) if spool else None
-    with conn.client() as client, Progress(console=err, transient=True, disable=len(files) < 2) as progress:
-        task = progress.add_task("pushing", total=len(files))
-        for i, f in enumerate(files):
-            r = push_path(client, f, options=options, missing=missing, multiple=multiple, spool=spool_dir, seed=seed)  # type: ignore[arg-type]
-            progress.advance(task)
-            for note in r.notes:
-                err.print(f"{f}: {note}", markup=False)
-            if r.ok:
-                retired = f", {r.retired} earlier set to entered-in-error" if r.retired else ""
-                err.print(f"{f}: pushed, {r.entries} entries ({r.created} created{retired})", markup=False)
+
+    def keep_rest(rest: list[str], why: str) -> None:
+        nonlocal failed
+        kept = 0
+        for g in rest:
+            notes: list[str] = []
+            if keep(g, spool_dir, notes):
+                kept += 1
             else:
-                failed += 1
-                err.print(f"error: {r.error}", style="bold red", markup=False)
-            if r.unreachable and i + 1 < len(files):
-                # Stop rather than wait out the retries for every remaining input; keep them all.
-                rest = files[i + 1 :]
-                notes: list[str] = []
-                for g in rest:
-                    keep(g, spool_dir, notes)
-                failed += len(rest)
-                err.print(f"error: the server is unreachable: {len(rest)} more file(s) not attempted{' and kept in ' + str(spool_dir) if spool_dir else ''}", style="bold red", markup=False)
-                break
-    err.print(f"summary: {len(files)} file(s): {len(files) - failed} pushed, {failed} failed", markup=False)
+                lost.append(g)
+            for note in notes:
+                err.print(f"{g}: {note}", markup=False)
+        failed += len(rest)
+        where = f", {kept} kept in {spool_dir}" if spool_dir else ""
+        err.print(f"error: {why}: {len(rest)} more file(s) not attempted{where}", style="bold red", markup=False)
+
+    done = 0
+    with _terminate_on_sigterm(), conn.client() as client, Progress(console=err, transient=True, disable=len(files) < 2) as progress:
+        task = progress.add_task("pushing", total=len(files))
+        try:
+            for i, f in enumerate(files):
+                r = push_path(client, f, options=options, missing=missing, multiple=multiple, spool=spool_dir, seed=seed)  # type: ignore[arg-type]
+                done = i + 1
+                progress.advance(task)
+                for note in r.notes:
+                    err.print(f"{f}: {note}", markup=False)
+                if r.ok:
+                    retired = f", {r.retired} earlier set to entered-in-error" if r.retired else ""
+                    err.print(f"{f}: pushed, {r.entries} entries ({r.created} created{retired})", markup=False)
+                else:
+                    failed += 1
+                    err.print(f"error: {r.error}", style="bold red", markup=False)
+                    if r.lost:
+                        lost.append(f)
+                if (r.unreachable or r.stop) and i + 1 < len(files):
+                    # Stop rather than wait out the retries for every remaining input; keep them all.
+                    keep_rest(files[i + 1 :], "the server is unreachable" if r.unreachable else "no later input can succeed")
+                    break
+        except Terminated:
+            # SIGTERM: the report in flight may or may not have landed; pushing it again is safe.
+            keep_rest(files[done:], "terminated (SIGTERM)")
+            _push_summary(len(files), failed, lost)
+            raise typer.Exit(EXIT_TERMINATED) from None
+    _push_summary(len(files), failed, lost)
     raise typer.Exit(1 if failed else 0)
+
+
+class Terminated(Exception):
+    """SIGTERM arrived: stop, keep what was not delivered, exit."""
+
+
+EXIT_TERMINATED = 143
+"""128 + SIGTERM, as a shell reports a process ended by it."""
+
+
+@contextmanager
+def _terminate_on_sigterm() -> Iterator[None]:
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _push_summary(total: int, failed: int, lost: list[str]) -> None:
+    err.print(f"summary: {total} file(s): {total - failed} pushed, {failed} failed", markup=False)
+    if lost:
+        err.print(f"error: {len(lost)} input(s) neither delivered nor kept (the spool could not take them):", style="bold red", markup=False)
+        for f in lost:
+            err.print(f"  not kept: {f}", markup=False)
 
 
 def _summary(results: list[FileResult]) -> None:

@@ -85,8 +85,88 @@ def test_transaction_posts_fhir_json_to_the_base() -> None:
 
     def handler(req: httpx.Request) -> httpx.Response:
         got.append(req)
-        return httpx.Response(200, json={})
+        return httpx.Response(200, json={"resourceType": "Bundle", "type": "transaction-response", "entry": []})
 
     client(handler, []).transaction({"resourceType": "Bundle", "type": "transaction"})
     assert got[0].method == "POST" and str(got[0].url) == "http://fhir.test/fhir/"
     assert got[0].headers["Content-Type"] == "application/fhir+json" and json.loads(got[0].content)["type"] == "transaction"
+
+
+@pytest.mark.parametrize(
+    "body, headers",
+    [
+        (b"<html>proxy says ok</html>", {}),
+        (b'{"resourceType": "Bundle", "entry": [', {}),
+        (b"[1, 2]", {}),
+        (b"\x1f\x8b not really gzip", {"Content-Encoding": "gzip"}),
+    ],
+    ids=["not-json", "truncated-json", "json-array", "bad-gzip"],
+)
+def test_a_2xx_with_a_bad_body_is_a_delivery_failure(body: bytes, headers: dict[str, str]) -> None:
+    """Issue 10.1: a 2xx with a body that is not a Bundle crashed push with a traceback."""
+    c = client(lambda req: httpx.Response(200, content=body, headers=headers), [])
+    with pytest.raises(DeliveryError) as e:
+        c.transaction({"resourceType": "Bundle", "type": "transaction"})
+    assert "may have committed" in str(e.value) and not e.value.retryable and not e.value.stop
+
+
+def test_credentials_echoed_by_the_server_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10.12: a 401 body quoting the request headers printed the bearer token."""
+    def echo(req: httpx.Request) -> httpx.Response:
+        oo = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "security", "diagnostics": f"bad header: {req.headers['Authorization']}"}]}
+        return httpx.Response(401, json=oo)
+
+    monkeypatch.setenv("TOKEN_X", "s3cr3t-token-value")
+    with pytest.raises(DeliveryError) as e:
+        client(echo, [], auth=bearer_from("TOKEN_X")).transaction({"resourceType": "Bundle"})
+    assert "s3cr3t" not in str(e.value) and "Bearer [credential]" in str(e.value) and e.value.stop
+    monkeypatch.setenv("SR2FHIR_PASSWORD", "hunter22")
+    with pytest.raises(DeliveryError) as e:
+        client(echo, [], auth=BasicAuthFromEnv("alice")).transaction({"resourceType": "Bundle"})
+    assert "hunter22" not in str(e.value) and "Basic [credential]" in str(e.value)
+
+
+def test_a_trickling_server_meets_the_overall_deadline() -> None:
+    """Issue 10.2: httpx's timeout is per read, so a server sending a byte every 20 s held push for an hour."""
+    import socket
+    import threading
+    import time
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = srv.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/fhir+json\r\nContent-Length: 1000\r\n\r\n")
+        while not stop.is_set():
+            try:
+                conn.sendall(b" ")
+            except OSError:
+                break
+            time.sleep(0.3)
+        conn.close()
+
+    t = threading.Thread(target=trickle, daemon=True)
+    t.start()
+    start = time.monotonic()
+    try:
+        with FhirClient(f"http://127.0.0.1:{port}/fhir", timeout=2.0, retry=RetryPolicy(attempts=1)) as c:
+            with pytest.raises(DeliveryError) as e:
+                c.transaction({"resourceType": "Bundle"})
+    finally:
+        stop.set()
+        srv.close()
+    elapsed = time.monotonic() - start
+    assert elapsed < 10, elapsed  # each byte arrives well within the per-read timeout
+    assert "no complete answer within 2 s" in str(e.value) and "127.0.0.1" in str(e.value) and "1 attempt:" in str(e.value)
+
+
+def test_a_search_error_names_the_host_not_the_patient_id() -> None:
+    c = client(lambda req: httpx.Response(404), [])
+    with pytest.raises(DeliveryError) as e:
+        c.search("Patient", identifier="urn:oid:1.2|PATIENT-SECRET-ID")
+    assert "GET http://fhir.test/fhir/Patient: HTTP 404" in str(e.value) and "PATIENT-SECRET-ID" not in str(e.value)

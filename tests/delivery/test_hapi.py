@@ -15,7 +15,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -192,8 +192,8 @@ def identity_counts(client: FhirClient, path: Path) -> dict[str, int]:
     out = {}
     for b in transaction_bundles(path):
         for e in b["entry"]:
-            token = unquote(e["request"]["ifNoneExist"].split("=", 1)[1])
-            out[f"{e['request']['url']}?{token}"] = client.count(e["request"]["url"], identifier=token)
+            params = dict(parse_qsl(e["request"]["ifNoneExist"]))  # identifier=, and _tag= for Devices (D-35)
+            out[f"{e['request']['url']}?{e['request']['ifNoneExist']}"] = client.count(e["request"]["url"], **params)
     return out
 
 
@@ -266,3 +266,46 @@ def test_missing_patient_fails_clearly_and_keeps_the_report(fhir_url: str, fhir:
     assert result.exit_code == 0 and "logical reference used" in result.output, result.output
     stored = fhir.search("Observation", _source=urn_oid(ds.SOPInstanceUID))
     assert stored and all(o["subject"] == {"type": "Patient", "identifier": {"value": "NOT-SEEDED-0001"}} for o in stored)
+
+
+def remapped(path: Path, dest: Path, suffix: str) -> Path:
+    """A copy whose every instance UID (not the DICOM-defined class UIDs) has `suffix` appended,
+    the same way in every file: a fresh original/correction pair the server has never seen."""
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    stack = [ds]
+    while stack:
+        d = stack.pop()
+        for el in d:
+            if el.VR == "SQ":
+                stack.extend(el.value)
+            elif el.VR == "UI" and el.value and not str(el.value).startswith("1.2.840.10008"):
+                el.value = f"{el.value}{suffix}"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as(dest)
+    return dest
+
+
+def test_a_correction_whose_answer_is_lost_is_retried_idempotently(fhir_url: str, fhir: FhirClient, tmp_path: Path, manifest: dict[str, Any]) -> None:
+    """Issue 10.14: the retry of a committed correction got HTTP 409/412 (If-Match on a version the
+    lost attempt had replaced), exit 1, and the delivered report was spooled."""
+    original = remapped(FIXTURES / "tid1410_planar_regions.dcm", tmp_path / "original.dcm", ".7")
+    corrected = remapped(FIXTURES / "tid1410_planar_regions_corrected.dcm", tmp_path / "corrected.dcm", ".7")
+    assert cli("push", str(original), "--fhir-url", fhir_url, "--seed").exit_code == 0
+    old = urn_oid(sr_uid(original))
+    proxy = DroppingProxy(fhir_url, drops=1)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        with FhirClient(proxy.url, retry=RetryPolicy(attempts=4, base_delay=0.1)) as client:
+            r = push_path(client, str(corrected), spool=tmp_path / "spool")
+    finally:
+        proxy.shutdown()
+    assert r.ok, r.error
+    assert proxy.posts >= 2 and not (tmp_path / "spool").exists()
+    for rtype in ("Observation", "ImagingSelection"):
+        assert {x["status"] for x in fhir.search(rtype, _source=old)} == {"entered-in-error"}, rtype
+    new = fhir.search("Observation", _source=urn_oid(sr_uid(corrected)))
+    diameters = sorted(float(o["valueQuantity"]["value"]) for o in new if "valueQuantity" in o)
+    assert diameters == sorted(g["measurement"]["value"] for g in manifest["fixtures"]["tid1410_planar_regions_corrected"]["groups"])
+    assert all(n == 1 for n in identity_counts(fhir, corrected).values())

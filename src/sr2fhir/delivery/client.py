@@ -7,8 +7,10 @@ transaction again is safe: every entry is a conditional create (D-21).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import ssl
 import random
 import time
 from dataclasses import dataclass
@@ -29,12 +31,21 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class DeliveryError(Exception):
-    """A request the server refused or that could not be completed; the message is safe to show."""
+    """A request the server refused or that could not be completed; the message is safe to show.
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False) -> None:
+    `retryable`: the server could not be reached in time (later inputs would fare no better);
+    `stop`: no later input can succeed either (credentials refused, TLS certificate not trusted).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False, stop: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
+        self.stop = stop
+
+
+STOP_STATUSES = frozenset({401, 403})
+"""The server refuses the credentials: every later input would be refused too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +68,9 @@ class BearerAuth(httpx.Auth):
         request.headers["Authorization"] = f"Bearer {self.token}"
         yield request
 
+    def secrets(self) -> list[str]:
+        return [self.token]
+
 
 class BasicAuthFromEnv(httpx.BasicAuth):
     """HTTP basic auth; the password from SR2FHIR_PASSWORD (never on the command line)."""
@@ -66,6 +80,10 @@ class BasicAuthFromEnv(httpx.BasicAuth):
         if password is None:
             raise DeliveryError(f"--basic-user needs the password in the environment variable {env}")
         super().__init__(user, password)
+        self._secrets = [password, base64.b64encode(f"{user}:{password}".encode()).decode("ascii")]
+
+    def secrets(self) -> list[str]:
+        return list(self._secrets)
 
 
 def bearer_from(env: str | None = None, file: str | None = None) -> BearerAuth:
@@ -95,11 +113,6 @@ def outcome_text(body: Any, limit: int = 5) -> str:
     return "; ".join(parts) or "empty OperationOutcome"
 
 
-def _json(response: httpx.Response) -> Any:
-    """The body as JSON, decimals kept exact (a resource read back and sent again is unchanged)."""
-    return json.loads(response.content, parse_float=Decimal) if response.content else None
-
-
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
@@ -113,6 +126,23 @@ def _retry_after(response: httpx.Response) -> float | None:
             return None
 
 
+def mask_secrets(text: str, secrets: list[str]) -> str:
+    """The text with every credential replaced (a server may echo the request's headers, issue 10.12)."""
+    for s in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
+        text = text.replace(s, "[credential]")
+    return text
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    """A TLS certificate that is not trusted (not a network error: retrying cannot help)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class FhirClient:
     def __init__(
         self,
@@ -121,20 +151,46 @@ class FhirClient:
         auth: httpx.Auth | None = None,
         verify: bool | str = True,
         timeout: float = 120.0,
+        connect_timeout: float = 10.0,
         retry: RetryPolicy = RetryPolicy(),
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`timeout`: the most one request may take, from sending to the last byte of the answer
+        (a server that trickles its answer is cut off there); `connect_timeout`: for the connection."""
         self.retry = retry
         self.sleep = sleep
+        self.clock = clock
+        self.timeout = timeout
+        self.auth = auth
         self.http = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
             auth=auth,
             verify=verify,
-            timeout=timeout,
+            timeout=httpx.Timeout(timeout, connect=min(connect_timeout, timeout)),
             transport=transport,
             headers={"Accept": FHIR_JSON, "User-Agent": "sr2fhir"},
         )
+
+    def _secrets(self) -> list[str]:
+        get = getattr(self.auth, "secrets", None)
+        return list(get()) if callable(get) else []
+
+    def _where(self, url: str) -> str:
+        """The request's URL without its query (a search names a Patient ID there)."""
+        return str(self.http.base_url.join(url).copy_with(query=None))
+
+    def _send(self, method: str, url: str, **kw: Any) -> tuple[httpx.Response, bytes]:
+        """One request, read to its end within the overall deadline (issue 10.2)."""
+        deadline = self.clock() + self.timeout
+        with self.http.stream(method, url, **kw) as response:
+            chunks = []
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                if self.clock() > deadline:
+                    raise httpx.ReadTimeout(f"no complete answer within {self.timeout:g} s")
+            return response, b"".join(chunks)
 
     def absolute(self, relative: str) -> str:
         """The absolute URL of a server resource (`Type/id`)."""
@@ -151,32 +207,57 @@ class FhirClient:
 
     def request(self, method: str, url: str, **kw: Any) -> Any:
         """Send with retries; return the JSON body; raise DeliveryError when it cannot succeed."""
+        try:
+            return self._request(method, url, **kw)
+        except DeliveryError as exc:
+            raise DeliveryError(mask_secrets(str(exc), self._secrets()), status=exc.status, retryable=exc.retryable, stop=exc.stop) from None
+
+    def _request(self, method: str, url: str, **kw: Any) -> Any:
+        where = f"{method} {self._where(url)}"
         last = ""
         for attempt in range(1, self.retry.attempts + 1):
             retry_after = None
             try:
-                response = self.http.request(method, url, **kw)
+                response, content = self._send(method, url, **kw)
             except httpx.TransportError as exc:
-                last = f"network error ({type(exc).__name__})"
+                if _tls_failure(exc):
+                    raise DeliveryError(f"{where}: the server's TLS certificate is not trusted (give its CA with --ca-bundle)", stop=True) from None
+                kind = "no answer in time" if isinstance(exc, httpx.TimeoutException) else "network error"
+                last = f"{kind} ({type(exc).__name__}{': ' + str(exc) if isinstance(exc, httpx.ReadTimeout) and str(exc).startswith('no complete') else ''})"
+            except httpx.HTTPError as exc:  # a body that cannot be decoded (bad gzip), too many redirects ...
+                raise DeliveryError(f"{where}: the answer could not be read ({type(exc).__name__}); the server may have committed the request") from None
             else:
                 if response.status_code < 300:
-                    return _json(response)
+                    try:
+                        return json.loads(content, parse_float=Decimal) if content else None
+                    except ValueError:
+                        raise DeliveryError(
+                            f"{where}: HTTP {response.status_code} with a body that is not JSON ({len(content)} bytes); the server may have committed the request",
+                            status=response.status_code,
+                        ) from None
                 try:
-                    body = _json(response)
+                    body = json.loads(content, parse_float=Decimal) if content else None
                 except ValueError:
                     body = None
                 detail = outcome_text(body) or response.reason_phrase
                 last = f"HTTP {response.status_code}: {detail}"
+                if response.status_code in STOP_STATUSES:
+                    raise DeliveryError(f"{where}: {last} (the server refuses the credentials)", status=response.status_code, stop=True)
                 if response.status_code not in RETRY_STATUSES:
-                    raise DeliveryError(f"{method} {url}: {last}", status=response.status_code)
+                    raise DeliveryError(f"{where}: {last}", status=response.status_code)
                 retry_after = _retry_after(response)
             if attempt < self.retry.attempts:
                 self.sleep(self.retry.delay(attempt, retry_after))
-        raise DeliveryError(f"{method} {url}: gave up after {self.retry.attempts} attempts: {last}", retryable=True)
+        tries = f"{self.retry.attempts} attempt{'s' if self.retry.attempts != 1 else ''}"
+        raise DeliveryError(f"{where}: gave up after {tries}: {last}", retryable=True)
 
     def transaction(self, bundle: dict[str, Any], body: str | None = None) -> dict[str, Any]:
         content = body if body is not None else dumps(bundle)
-        return self.request("POST", "", content=content.encode("utf-8"), headers={"Content-Type": FHIR_JSON})
+        response = self.request("POST", "", content=content.encode("utf-8"), headers={"Content-Type": FHIR_JSON})
+        if not (isinstance(response, dict) and response.get("resourceType") == "Bundle"):
+            got = response.get("resourceType", "an object without resourceType") if isinstance(response, dict) else type(response).__name__
+            raise DeliveryError(f"POST {self._where('')}: the transaction's answer is {got}, not a Bundle; the server may have committed the transaction")
+        return response
 
     def search(self, resource_type: str, *, max_pages: int = 1000, **params: str) -> list[dict[str, Any]]:
         """Every resource matching the search, following the Bundle's next links."""

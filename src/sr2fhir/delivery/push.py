@@ -15,7 +15,8 @@ set to `entered-in-error`.
 
 from __future__ import annotations
 
-import shutil
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,10 @@ class PushResult:
     retired: int = 0
     unreachable: bool = False
     """The server could not be reached (retries exhausted): later inputs would fare no better."""
+    stop: str | None = None
+    """Why no later input can succeed either (credentials refused, TLS certificate not trusted)."""
+    lost: bool = False
+    """Neither delivered nor kept: the spool could not take it (a full disk)."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -175,21 +180,44 @@ def push_path(
                     if seeding is not None:
                         client.transaction(seeding)
                 result.notes += resolve_references(client, resources, missing, multiple)
-                b = fhir_bundle.transaction(c.resources, c.document.sop_instance_uid or c.document.source)
                 predecessors = predecessor_uids(c.document.header)
-                if predecessors:
-                    result.retired += apply_correction(client, b, predecessors)
-                    result.notes.append(f"corrects {len(predecessors)} earlier report(s): {result.retired} earlier resource(s) set to entered-in-error")
-                response = client.transaction(b, fhir_bundle.dumps(b))
-                entries = (response or {}).get("entry", [])
+                response = _post(client, c, predecessors, result)
+                entries = response.get("entry", [])
                 result.entries += len(entries)
                 result.created += sum(1 for e in entries if str(e.get("response", {}).get("status", "")).startswith("201"))
         except DeliveryError as exc:
             result.error = f"{path}: {scrub(str(exc), patient_ids)}"
             result.unreachable = exc.retryable
+            result.stop = scrub(str(exc), patient_ids) if exc.stop else None
     if result.error is not None:
-        keep(path, spool, result.notes)
+        result.lost = not keep(path, spool, result.notes)
     return result
+
+
+CONFLICT_STATUSES = frozenset({409, 412})
+"""A correction's If-Match names a version that changed since it was read."""
+
+
+def _post(client: FhirClient, c: Any, predecessors: list[str], result: PushResult, tries: int = 3) -> dict[str, Any]:
+    """Post one report's transaction; a correction is rebuilt from a fresh read and sent again
+    when its If-Match no longer holds (issue 10.14): typically because an earlier attempt
+    committed and only its response was lost, so the fresh read finds the predecessor's
+    resources already retired and the conditional updates match what that attempt wrote."""
+    for attempt in range(1, tries + 1):
+        b = fhir_bundle.transaction(c.resources, c.document.sop_instance_uid or c.document.source)
+        retired = apply_correction(client, b, predecessors) if predecessors else 0
+        try:
+            response = client.transaction(b, fhir_bundle.dumps(b))
+        except DeliveryError as exc:
+            if predecessors and exc.status in CONFLICT_STATUSES and attempt < tries:
+                result.notes.append(f"the correction met a changed version (HTTP {exc.status}): read again and resent")
+                continue
+            raise
+        if predecessors:
+            result.retired += retired
+            result.notes.append(f"corrects {len(predecessors)} earlier report(s): {retired} earlier resource(s) set to entered-in-error")
+        return response
+    raise AssertionError("unreachable")
 
 
 def scrub(message: str, patient_ids: list[str]) -> str:
@@ -201,16 +229,39 @@ def scrub(message: str, patient_ids: list[str]) -> str:
     return message
 
 
-def keep(path: str, spool: Path | None, notes: list[str]) -> None:
-    """Copy an input that was not delivered into the spool folder, for a retry."""
-    if spool is not None and path != "-" and Path(path).is_file():
+def keep(path: str, spool: Path | None, notes: list[str]) -> bool:
+    """Copy an input that was not delivered into the spool folder, for a retry.
+
+    Atomic (a temporary file, fsync'd, renamed), so a full disk never leaves a partial copy that
+    looks kept. False, with a note, when the spool cannot take it (issue 10.6); True when it was
+    kept, or when there is no spool (the input stays where it is).
+    """
+    if spool is None or path == "-" or not Path(path).is_file():
+        return spool is None
+    src = Path(path)
+    tmp: Path | None = None
+    try:
         spool.mkdir(parents=True, exist_ok=True)
-        src = Path(path)
+        data = src.read_bytes()
         dest = spool / src.name
         n = 1
         # Same name from another folder: keep both, never overwrite one lost report with another.
-        while dest.exists() and dest.read_bytes() != src.read_bytes():
+        while dest.exists() and dest.read_bytes() != data:
             dest = spool / f"{src.stem}.{n}{src.suffix}"
             n += 1
-        shutil.copy2(src, dest)
-        notes.append(f"kept for retry as {dest}")
+        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=spool)
+        tmp = Path(name)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+        tmp = None
+    except OSError as exc:
+        notes.append(f"NOT KEPT: the spool {spool} cannot take it ({exc.strerror or type(exc).__name__})")
+        return False
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+    notes.append(f"kept for retry as {dest}")
+    return True

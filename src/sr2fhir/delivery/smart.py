@@ -114,6 +114,10 @@ class SmartBackendAuth(httpx.Auth):
         # Renew a minute early so that a token never expires in flight.
         self._expires = self.clock() + max(0, int(body.get("expires_in", 300)) - 60)
 
+    def secrets(self) -> list[str]:
+        """What must never be shown: the access token in use."""
+        return [self._token] if self._token else []
+
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = f"Bearer {self.token()}"
         response = yield request

@@ -1,0 +1,85 @@
+"""push on an operator's worst day (issue 10): bad answers, refused credentials, SIGTERM, a full spool.
+
+Real processes and real sockets on 127.0.0.1; the full disk is a 256 kB tmpfs mounted in a private
+mount namespace (`unshare`), so the test needs no privileges beyond what unshare grants.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import FIXTURES, SHARED, LocalServer
+
+INPUTS = [FIXTURES / "tid1410_planar_regions.dcm", FIXTURES / "tid1411_volumetric.dcm", FIXTURES / "tid1501_containers.dcm"]
+FOUND = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {"resourceType": "Patient", "id": "p1"}}]}
+
+
+def sr2fhir(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sr2fhir", *args], capture_output=True, text=True, timeout=300, **kw)
+
+
+def searches_ok(then: Any) -> Any:
+    """Answer searches (the references exist); answer transactions with `then`."""
+    def respond(method: str, path: str, body: bytes) -> Any:
+        if method == "GET":
+            return 200, {"Content-Type": "application/fhir+json"}, json.dumps(FOUND).encode()
+        return then(method, path, body)
+    return respond
+
+
+def test_a_2xx_with_a_bad_body_is_spooled_and_the_batch_goes_on(tmp_path: Path) -> None:
+    with LocalServer(searches_ok(lambda m, p, b: (200, {"Content-Type": "text/html"}, b"<html>ok</html>"))) as srv:
+        r = sr2fhir("push", *map(str, INPUTS), "--fhir-url", srv.url, "--spool", str(tmp_path / "spool"), "--retries", "0")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.count("not JSON") == 3 and "0 pushed, 3 failed" in r.stderr
+    assert sorted(p.name for p in (tmp_path / "spool").iterdir()) == sorted(p.name for p in INPUTS)
+
+
+def test_refused_credentials_stop_the_batch_and_keep_everything(tmp_path: Path) -> None:
+    oo = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "login", "diagnostics": "expired"}]}
+    with LocalServer(lambda m, p, b: (401, {"Content-Type": "application/fhir+json"}, json.dumps(oo).encode())) as srv:
+        r = sr2fhir("push", *map(str, INPUTS), "--fhir-url", srv.url, "--spool", str(tmp_path / "spool"))
+        asked = len(srv.requests)
+    assert r.returncode == 1 and asked == 1, (asked, r.stderr)
+    assert "refuses the credentials" in r.stderr and "no later input can succeed: 2 more file(s) not attempted" in r.stderr
+    assert len(list((tmp_path / "spool").iterdir())) == 3
+
+
+def test_sigterm_keeps_every_input_not_delivered(tmp_path: Path) -> None:
+    with LocalServer(searches_ok(lambda m, p, b: None)) as srv:  # transactions never answered
+        p = subprocess.Popen([sys.executable, "-m", "sr2fhir", "push", *map(str, INPUTS), "--fhir-url", srv.url, "--spool", str(tmp_path / "spool")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not any(m == "POST" for m, _ in srv.requests) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        p.send_signal(signal.SIGTERM)
+        _, stderr = p.communicate(timeout=120)
+    assert p.returncode == 143 and "Traceback" not in stderr, stderr
+    assert "terminated (SIGTERM): 3 more file(s) not attempted, 3 kept in" in stderr
+    assert sorted(q.name for q in (tmp_path / "spool").iterdir()) == sorted(q.name for q in INPUTS)
+
+
+def test_a_full_spool_is_said_loudly_and_leaves_no_partial_copy(tmp_path: Path) -> None:
+    """Issue 10.6: a full disk under --spool gave a traceback, a 0-byte spool file, inputs neither pushed nor kept."""
+    big = SHARED / "data" / "tid1500" / "tid1500-fhir__rsna2018-ds3__pyradiomics-1561-features.dcm"  # 1.2 MB: cannot fit
+    small = FIXTURES / "tid1410_planar_regions.dcm"
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    assert shutil.which("unshare"), "util-linux unshare is needed for the full-disk test"
+    cmd = (f'mount -t tmpfs -o size=256k tmpfs "{spool}" && exec "{sys.executable}" -m sr2fhir push "{small}" "{big}" '
+           f'--fhir-url http://127.0.0.1:9/fhir --retries 0 --spool "{spool}"; ls -la "{spool}" >&2')
+    r = subprocess.run(["unshare", "-rm", "sh", "-c", cmd.replace("exec ", "") + f'; ls -A "{spool}" > "{tmp_path}/listing"'],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert "Traceback" not in r.stderr, r.stderr
+    assert "NOT KEPT: the spool" in r.stderr and "No space left on device" in r.stderr
+    assert "1 input(s) neither delivered nor kept" in r.stderr and f"not kept: {big}" in r.stderr
+    listing = (tmp_path / "listing").read_text().split()
+    assert listing == [small.name], listing  # the small one kept whole; no partial copy of the big one
