@@ -275,3 +275,23 @@ def test_a_failed_reconversion_removes_the_stale_output(tmp_path: Path) -> None:
     good.write_bytes(b"not dicom at all")
     r = run("convert", str(good), str(FIXTURES / "tid1411_volumetric.dcm"), "-o", str(out))
     assert r.exit_code == 11 and not (out / "r.json").exists() and "the output of an earlier run" in r.stderr
+
+
+def test_control_characters_are_never_printed_raw(tmp_path: Path) -> None:
+    """Issue 10.11: escape sequences from SR content or file names reached the terminal raw."""
+    ds = pydicom.dcmread(FIXTURES / "tid1501_containers.dcm")
+    stack = [ds]
+    while stack:  # every concept meaning gets a clear-screen, a recolour and a forged log line
+        d = stack.pop()
+        for seq in ("ConceptNameCodeSequence", "ContentSequence"):
+            for x in d.get(seq, []):
+                stack.append(x)
+        if "CodeMeaning" in d:
+            d.CodeMeaning = f"{d.CodeMeaning}\x1b[2J\x1b[31m\nerror: forged"
+    evil = tmp_path / "evil\x1b]0;title\x07\u202ename.dcm"
+    ds.save_as(evil)
+    p = subprocess.run([sys.executable, "-m", "sr2fhir", "convert", "-v", str(evil), str(tmp_path / "missing\x1b[1m.dcm"), "-o", str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.stderr and "\x1b" not in p.stderr and "\x07" not in p.stderr and "\u202e" not in p.stderr
+    assert "\\x1b[2J" in p.stderr and "missing\\x1b[1m.dcm" in p.stderr
+    assert not any(line.startswith("error: forged") for line in p.stderr.splitlines())

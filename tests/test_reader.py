@@ -95,3 +95,28 @@ def test_bare_value_warning_names_the_tag() -> None:
     read(IG_EXAMPLE, diagnostics=d)
     (w,) = [x for x in d.items if x.rule == "json-bare-value"]
     assert "(0008,0050)" in w.message
+
+
+def test_hostile_dicom_json(tmp_path: Path) -> None:
+    """Issue 10.13: deep brackets, deep sequences and huge integers were internal errors; a BOM was 'not DICOM'."""
+    base = json.loads(IG_EXAMPLE.read_text())
+    base = base[0] if isinstance(base, list) else base
+    # 500 nested Content Sequences, written as text (json.dumps itself would recurse too deeply).
+    deep = '{"vr": "SQ", "Value": [{"0040A730": ' * 500 + '{"vr": "SQ", "Value": []}' + "}]}" * 500
+    whole = json.dumps({**base, "0040A730": "DEEP"}).replace('"DEEP"', deep)
+    cases = {
+        "brackets.json": ("[" * 10000 + "]" * 10000).encode(),
+        "sequences.json": whole.encode(),
+        "bigint.json": json.dumps(base).replace("{", '{"00091001": {"vr": "IS", "Value": [' + "9" * 5000 + "]},", 1).encode(),
+    }
+    expected = {"brackets.json": ("too-deep", 15), "sequences.json": ("too-deep", 15), "bigint.json": ("not-dicom", 11)}
+    for name, data in cases.items():
+        f = tmp_path / name
+        f.write_bytes(data)
+        with pytest.raises(ConversionError) as e:
+            read(f)
+        assert (e.value.code, e.value.exit_code) == expected[name], (name, str(e.value))
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + IG_EXAMPLE.read_bytes())
+    (doc,) = read(bom)
+    assert doc.root.concept is not None and doc.root.concept.value == "126000"

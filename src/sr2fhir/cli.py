@@ -23,7 +23,7 @@ from rich.console import Console
 
 from . import __version__
 from .batch import FileResult, process, run_all, write_atomic
-from .diagnostics import ConversionError, Severity
+from .diagnostics import ConversionError, Severity, printable
 from .dump import lines
 from .fhir.bundle import BUNDLE_TYPES, dumps
 from .mapping.context import Options
@@ -38,6 +38,11 @@ app = typer.Typer(
     "'DICOM SR to FHIR Resource Mapping' IG (hl7.fhir.uv.dicom-sr 1.0.0) specifies.",
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _say(text: str, style: str | None = None, markup: bool = False) -> None:
+    """A message on stderr, with control characters escaped (never markup, never raw escapes)."""
+    err.print(printable(text), style=style, markup=False)
 
 FailOnIgDefects = Annotated[bool, typer.Option(
     "--fail-on-ig-defects",
@@ -75,9 +80,9 @@ def _report(result: FileResult, verbose: bool, quiet: bool) -> None:
     for d in result.diagnostics.items:
         if d.severity >= floor:
             style = "red" if d.severity >= Severity.ERROR else ("yellow" if d.severity == Severity.WARNING else "dim")
-            err.print(d.text(result.source), style=style, markup=False)
+            _say(d.text(result.source), style=style, markup=False)
     if result.error is not None:
-        err.print(f"error: {result.error}", style="bold red", markup=False)
+        _say(f"error: {result.error}", style="bold red", markup=False)
 
 
 def output_stems(files: list[InputFile], notes: list[str]) -> list[str]:
@@ -159,7 +164,7 @@ def convert(
     files = [f.path for f in found]
     stems = output_stems(found, notes)
     for note in notes:
-        err.print(f"note: {note}", markup=False)
+        _say(f"note: {note}", markup=False)
     many = len(files) > 1 or any(i != "-" and Path(i).is_dir() for i in inputs)
     jobs = jobs if "-" not in files else 1
     work = functools.partial(
@@ -223,7 +228,7 @@ def _remove_stale(r: FileResult, target: Path, verbose: bool, quiet: bool) -> No
     except OSError:
         return
     if not quiet:
-        err.print(f"{r.source}: note: removed {target}, the output of an earlier run, which this run could not replace", markup=False)
+        _say(f"{r.source}: note: removed {target}, the output of an earlier run, which this run could not replace", markup=False)
 
 
 def _profiles(ig: str | None) -> Any:
@@ -232,7 +237,7 @@ def _profiles(ig: str | None) -> Any:
     try:
         return load_profiles(ig)
     except FileNotFoundError as exc:
-        err.print(f"error: {exc}", style="bold red", markup=False)
+        _say(f"error: {exc}", style="bold red", markup=False)
         raise typer.Exit(2) from None
 
 
@@ -252,15 +257,15 @@ def validate_cmd(
         try:
             resources, index, bundle_ = load(f)
         except (OSError, ValueError) as exc:
-            err.print(f"error: {f}: cannot read FHIR JSON ({type(exc).__name__})", style="bold red", markup=False)
+            _say(f"error: {f}: cannot read FHIR JSON ({type(exc).__name__})", style="bold red", markup=False)
             failed = True
             continue
         report = validate_resources(resources, index, bundle=bundle_, profiles=profiles, source=f)
         for finding in report.findings:
-            typer.echo(f"{f}: {finding.text()}")
+            typer.echo(printable(f"{f}: {finding.text()}"))
         known = report.count("error") - report.errors()
         defects = f" ({known} caused by known IG defects{'' if fail_on_ig_defects else ', not failing'})" if known else ""
-        typer.echo(f"{f}: {report.resources} resource(s): {report.count('error')} error(s){defects}, {report.count('warning')} warning(s)")
+        typer.echo(printable(f"{f}: {report.resources} resource(s): {report.count('error')} error(s){defects}, {report.count('warning')} warning(s)"))
         failed |= report.errors(include_ig_defects=fail_on_ig_defects) > 0
         if outcome is not None:
             target = Path(outcome) / (Path(f).stem + ".outcome.json") if len(files) > 1 else Path(outcome)
@@ -312,7 +317,7 @@ class Connection:
                 return from_options(self.smart_client_id, self.smart_key, self.smart_token_url, self.fhir_url, self.smart_scope, self.smart_kid, self.verify, seed=self.seed)
             return None
         except (DeliveryError, OSError) as exc:
-            err.print(f"error: {exc}", style="bold red", markup=False)
+            _say(f"error: {exc}", style="bold red", markup=False)
             raise typer.Exit(2) from None
 
     @contextmanager
@@ -388,10 +393,10 @@ def push(
             else:
                 lost.append(g)
             for note in notes:
-                err.print(f"{g}: {note}", markup=False)
+                _say(f"{g}: {note}", markup=False)
         failed += len(rest)
         where = f", {kept} kept in {spool_dir}" if spool_dir else ""
-        err.print(f"error: {why}: {len(rest)} more file(s) not attempted{where}", style="bold red", markup=False)
+        _say(f"error: {why}: {len(rest)} more file(s) not attempted{where}", style="bold red", markup=False)
 
     done = 0
     with _terminate_on_sigterm(), conn.client() as client, Progress(console=err, transient=True, disable=len(files) < 2) as progress:
@@ -402,13 +407,13 @@ def push(
                 done = i + 1
                 progress.advance(task)
                 for note in r.notes:
-                    err.print(f"{f}: {note}", markup=False)
+                    _say(f"{f}: {note}", markup=False)
                 if r.ok:
                     retired = f", {r.retired} earlier set to entered-in-error" if r.retired else ""
-                    err.print(f"{f}: pushed, {r.entries} entries ({r.created} created{retired})", markup=False)
+                    _say(f"{f}: pushed, {r.entries} entries ({r.created} created{retired})", markup=False)
                 else:
                     failed += 1
-                    err.print(f"error: {r.error}", style="bold red", markup=False)
+                    _say(f"error: {r.error}", style="bold red", markup=False)
                     if r.lost:
                         lost.append(f)
                 if (r.unreachable or r.stop) and i + 1 < len(files):
@@ -445,24 +450,24 @@ def _terminate_on_sigterm() -> Iterator[None]:
 
 
 def _push_summary(total: int, failed: int, lost: list[str]) -> None:
-    err.print(f"summary: {total} file(s): {total - failed} pushed, {failed} failed", markup=False)
+    _say(f"summary: {total} file(s): {total - failed} pushed, {failed} failed", markup=False)
     if lost:
-        err.print(f"error: {len(lost)} input(s) neither delivered nor kept (the spool could not take them):", style="bold red", markup=False)
+        _say(f"error: {len(lost)} input(s) neither delivered nor kept (the spool could not take them):", style="bold red", markup=False)
         for f in lost:
-            err.print(f"  not kept: {f}", markup=False)
+            _say(f"  not kept: {f}", markup=False)
 
 
 def _summary(results: list[FileResult]) -> None:
     counts = {"converted": 0, "partial": 0, "failed": 0}
     for r in results:
         counts[r.status] += 1
-    err.print(
+    _say(
         f"summary: {len(results)} file(s): {counts['converted']} converted, {counts['partial']} partially converted (see warnings), {counts['failed']} failed",
         markup=False,
     )
     for r in results:
         if r.error is not None:
-            err.print(f"  failed: {r.error}", markup=False)
+            _say(f"  failed: {r.error}", markup=False)
 
 
 def _exit_code(results: list[FileResult]) -> int:
@@ -481,7 +486,7 @@ def dump(
     try:
         docs = read_stream(sys.stdin.buffer, "<stdin>") if input == "-" else read(input)
     except ConversionError as exc:
-        err.print(f"error: {exc}", style="bold red", markup=False)
+        _say(f"error: {exc}", style="bold red", markup=False)
         raise typer.Exit(exc.exit_code) from None
     for doc in docs:
         sys.stdout.write(f"# {doc.source}: SOP class {doc.sop_class_uid}\n")

@@ -6,6 +6,7 @@ name, the rule and the action taken.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -124,6 +125,15 @@ class Diagnostics:
             },
             "issue": issues,
         }
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """Text safe for a terminal or a log: control characters (escape sequences, newlines, bidi
+    overrides) from SR content or file names are shown escaped, never acted on (issue 10.11)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text)
 
 
 def _xml_escape(s: str) -> str:

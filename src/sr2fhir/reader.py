@@ -8,6 +8,7 @@ message that names the file and, where there is one, the content item.
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import logging
@@ -123,6 +124,8 @@ def _read_stream(fh: BinaryIO, name: str, limits: Limits, diags: Diagnostics) ->
     # The whole input in memory: a corrupt length can then never make pydicom allocate more
     # than the file holds (BytesIO.read(n) stops at the end; a file's read(n) allocates n first).
     data = fh.read()
+    if data.startswith(codecs.BOM_UTF8):  # some Windows tools write JSON with a byte order mark
+        data = data[len(codecs.BOM_UTF8):]
     if data.lstrip()[:1] in (b"{", b"["):
         datasets = _datasets_from_json(data, name, diags)
     else:
@@ -206,8 +209,12 @@ def _describe(exc: BaseException) -> str:
 def _datasets_from_json(data: bytes, name: str, diags: Diagnostics) -> list[Dataset]:
     try:
         obj = json.loads(data, parse_float=Decimal)  # Decimal keeps a DS value's digits
+    except RecursionError:
+        raise ConversionError(f"{name}: DICOM JSON nested too deeply to read", code="too-deep", exit_code=EXIT_LIMIT) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConversionError(f"{name}: invalid DICOM JSON ({_describe(exc)})", code="not-dicom", exit_code=EXIT_NOT_DICOM) from None
+    except ValueError:  # e.g. an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise ConversionError(f"{name}: invalid DICOM JSON (a number too long to read)", code="not-dicom", exit_code=EXIT_NOT_DICOM) from None
     objs = obj if isinstance(obj, list) else [obj]
     if not objs or not all(isinstance(o, dict) for o in objs):
         raise ConversionError(f"{name}: invalid DICOM JSON: expected an object or an array of objects", code="not-dicom", exit_code=EXIT_NOT_DICOM)
