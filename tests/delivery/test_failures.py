@@ -83,3 +83,31 @@ def test_a_full_spool_is_said_loudly_and_leaves_no_partial_copy(tmp_path: Path) 
     assert "1 input(s) neither delivered nor kept" in r.stderr and f"not kept: {big}" in r.stderr
     listing = (tmp_path / "listing").read_text().split()
     assert listing == [small.name], listing  # the small one kept whole; no partial copy of the big one
+
+
+def test_an_untrusted_certificate_is_named_not_retried_and_stops_the_batch(tmp_path: Path) -> None:
+    """Issue 10: a certificate failure was a bare 'network error (ConnectError)', retried for every input."""
+    import datetime
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    with LocalServer(lambda m, p, b: (200, {"Content-Type": "application/fhir+json"}, json.dumps(FOUND).encode())) as srv:
+        srv.httpd.socket = ctx.wrap_socket(srv.httpd.socket, server_side=True)
+        url = srv.url.replace("http://", "https://")
+        r = sr2fhir("push", *map(str, INPUTS), "--fhir-url", url, "--spool", str(tmp_path / "spool"))
+    assert r.returncode == 1 and "TLS certificate is not trusted" in r.stderr and "--ca-bundle" in r.stderr, r.stderr
+    assert "no later input can succeed: 2 more file(s) not attempted" in r.stderr and "gave up" not in r.stderr
+    assert len(list((tmp_path / "spool").iterdir())) == 3
