@@ -303,6 +303,7 @@ def test_a_correction_whose_answer_is_lost_is_retried_idempotently(fhir_url: str
         proxy.shutdown()
     assert r.ok, r.error
     assert proxy.posts >= 2 and not (tmp_path / "spool").exists()
+    assert any("changed version" in n for n in r.notes), r.notes  # the 409/412 path was taken
     for rtype in ("Observation", "ImagingSelection"):
         assert {x["status"] for x in fhir.search(rtype, _source=old)} == {"entered-in-error"}, rtype
     new = fhir.search("Observation", _source=urn_oid(sr_uid(corrected)))
