@@ -105,7 +105,7 @@ def test_batch_goes_on_and_summarises(tmp_path: Path) -> None:
     (tmp_path / "in" / "partial.dcm").write_bytes((FIXTURES / "tid1501_containers.dcm").read_bytes())
     r = run("convert", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--outcome", str(tmp_path / "oo"))
     assert r.exit_code == 11
-    assert "3 file(s): 1 converted, 1 partially converted (see warnings), 1 failed" in r.stderr
+    assert "3 file(s): 1 converted, 1 converted with warnings, 1 failed" in r.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.json", "partial.json"]
     oo = json.loads((tmp_path / "oo" / "partial.outcome.json").read_text())
     assert oo["resourceType"] == "OperationOutcome" and any("content item 1.5.1.12" in i.get("location", [""])[0] for i in oo["issue"])
@@ -184,7 +184,7 @@ def test_push_stops_when_the_server_is_unreachable_and_keeps_everything(tmp_path
     r = run("push", *map(str, inputs), "--fhir-url", "http://127.0.0.1:9/fhir", "--retries", "0", "--spool", str(spool))
     assert r.exit_code == 1
     assert "network error" in r.output and "2 more file(s) not attempted" in r.output
-    assert "0 pushed, 3 failed" in r.output
+    assert "summary: 3 file(s): 0 pushed, 0 pushed with warnings, 3 failed" in r.output
     assert sorted(p.name for p in spool.iterdir()) == sorted(p.name for p in inputs)  # nothing lost
 
 

@@ -85,6 +85,9 @@ class Processed:
     result: FileResult
     text: str | Iterable[str] | None
     """The output: a string (from a worker process), or pieces made as they are written."""
+    parts: list[str] | None = None
+    """Instead of `text`, for an input holding several SR documents (a DICOM JSON array): one
+    output per document."""
 
 
 @functools.lru_cache(maxsize=4)
@@ -94,6 +97,35 @@ def _profiles(ig: str | None) -> Any:
     return load_profiles(ig)
 
 
+@dataclass(frozen=True, slots=True)
+class Checks:
+    """What every command that converts does before using a conversion (`--strict`, `--validate`)."""
+
+    strict: bool = False
+    validate: bool = False
+    ig: str | None = None
+    fail_on_ig_defects: bool = False
+    debug: bool = False
+
+
+def checked(path: str, options: Options = Options(), limits: Limits = Limits(), checks: Checks = Checks()) -> FileResult:
+    """convert_path, then --strict and --validate: a FileResult whose conversions may be used."""
+    r = convert_path(path, options, limits, debug=checks.debug)
+    worst = r.diagnostics.worst if checks.fail_on_ig_defects else r.diagnostics.worst_of_input()
+    if r.error is None and checks.strict and worst is not None and worst >= Severity.WARNING:
+        r.error = ConversionError(f"{path}: --strict: warnings or errors were reported", code="strict", exit_code=EXIT_STRICT)
+    if r.error is None and checks.validate:
+        _validate(r, _profiles(checks.ig), checks.fail_on_ig_defects)
+    if r.error is not None:
+        r.conversions = []
+    return r
+
+
+def checked_processed(path: str, options: Options, limits: Limits, checks: Checks) -> Processed:
+    """`checked`, as a run_all work item (the conversions cross the process boundary)."""
+    return Processed(checked(path, options, limits, checks), None)
+
+
 def process(
     path: str,
     options: Options,
@@ -101,26 +133,21 @@ def process(
     bundle_type: str,
     *,
     pretty: bool = False,
-    strict: bool = False,
-    validate: bool = False,
-    ig: str | None = None,
-    debug: bool = False,
+    checks: Checks = Checks(),
     materialize: bool = True,
-    fail_on_ig_defects: bool = False,
 ) -> Processed:
-    """convert_path, then --strict, --validate and rendering.
+    """`checked`, then rendering.
 
     `materialize`: return the output as one string and drop the conversions (what crosses a
     process boundary); else as pieces made while they are written (a lower peak of memory).
     """
-    r = convert_path(path, options, limits, debug=debug)
-    worst = r.diagnostics.worst if fail_on_ig_defects else r.diagnostics.worst_of_input()
-    if r.error is None and strict and worst is not None and worst >= Severity.WARNING:
-        r.error = ConversionError(f"{path}: --strict: warnings or errors were reported", code="strict", exit_code=EXIT_STRICT)
-    if r.error is None and validate:
-        _validate(r, _profiles(ig), fail_on_ig_defects)
+    r = checked(path, options, limits, checks)
     if r.error is not None:
         return Processed(r, None)
+    if len(r.conversions) > 1:
+        parts = [render([c], bundle_type, pretty=pretty) for c in r.conversions]
+        r.conversions = []
+        return Processed(r, None, parts)
     if not materialize:
         return Processed(r, render_chunks(r.conversions, bundle_type, pretty=pretty))
     text = render(r.conversions, bundle_type, pretty=pretty)

@@ -11,29 +11,34 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import signal
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Annotated, Any, Iterable, Iterator, Optional
 
 import typer
 from rich.console import Console
 
 from . import __version__
-from .batch import FileResult, process, run_all, write_atomic
+from .batch import Checks, FileResult, checked_processed, process, run_all, write_atomic
 from .diagnostics import ConversionError, Severity, printable
 from .dump import lines
-from .fhir.bundle import BUNDLE_TYPES, dumps
+from .fhir.bundle import dumps
 from .mapping.context import Options
-from .reader import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, InputFile, Limits, iter_input_files, iter_inputs, read, read_stream
+from .reader import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, InputFile, Limits, iter_inputs, read, read_stream
 
 EXIT_MIXED = 1
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
     help="Convert DICOM SR TID 1500 Measurement Reports into FHIR R5 resources, as the HL7 "
     "'DICOM SR to FHIR Resource Mapping' IG (hl7.fhir.uv.dicom-sr 1.0.0) specifies.",
 )
@@ -48,6 +53,63 @@ FailOnIgDefects = Annotated[bool, typer.Option(
     "--fail-on-ig-defects",
     help="Also fail (--strict, --validate, validate) on findings that known defects of the IG itself cause (docs/conformance.md); by default they are shown as warnings.",
 )]
+
+# --- the conversion and reporting options, one definition for every command that converts ---
+Timezone = Annotated[str, typer.Option("--timezone", metavar="±HH:MM", help="Zone for times when the SR gives none (Timezone Offset From UTC absent).")]
+CodingScheme = Annotated[list[str], typer.Option("--coding-scheme", metavar="DESIGNATOR=URI", help="Map a Coding Scheme Designator to a FHIR system URI (repeatable).")]
+DiagnosticReport = Annotated[bool, typer.Option("--diagnostic-report", help="Also emit a DiagnosticReport grouping the Observations.")]
+Outcome = Annotated[Optional[str], typer.Option("--outcome", metavar="FILE|DIR", help="Write the diagnostics as a FHIR OperationOutcome: a file, or a directory (one per input).")]
+Strict = Annotated[bool, typer.Option("--strict", help="Fail (exit 3, nothing written or sent) when any warning or error is reported (known IG defects aside).")]
+MaxDepth = Annotated[int, typer.Option("--max-depth", metavar="N", help="Deepest content tree accepted.")]
+MaxItems = Annotated[int, typer.Option("--max-items", metavar="N", help="Most content items accepted in one report.")]
+Verbose = Annotated[bool, typer.Option("-v", "--verbose", help="Also show information diagnostics (items the IG does not map).")]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="Show no warnings, only errors and the summary.")]
+Jobs = Annotated[int, typer.Option("-j", "--jobs", metavar="N", help="Convert this many files at once (processes); output and messages keep the input order.")]
+Validate = Annotated[bool, typer.Option("--validate", help="Check the output against R5 and the IG's profiles; nothing that fails is written or sent.")]
+Ig = Annotated[Optional[str], typer.Option("--ig", metavar="DIR", help="The IG package folder for --validate (default: ~/.fhir/packages/hl7.fhir.uv.dicom-sr#1.0.0 if present, else the copy sr2fhir ships).")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show a traceback for internal errors.")]
+
+
+@dataclass(frozen=True)
+class ConversionSettings:
+    """The conversion and reporting options as one value, checked once."""
+
+    options: Options
+    limits: Limits
+    checks: Checks
+    verbose: bool
+    quiet: bool
+    jobs: int
+
+
+def conversion_options(
+    *, timezone: str, coding_scheme: list[str], diagnostic_report: bool, strict: bool, max_depth: int, max_items: int,
+    verbose: bool, quiet: bool, jobs: int, validate: bool, ig: str | None, debug: bool, fail_on_ig_defects: bool,
+    conditional_references: bool = True,
+) -> ConversionSettings:
+    """Check the shared options (usage errors, exit 2) and bundle them."""
+    if verbose and quiet:
+        raise typer.BadParameter("-v and -q ask for opposite things; give one")
+    if jobs < 1:
+        raise typer.BadParameter("--jobs must be at least 1")
+    if max_depth < 1 or max_items < 1:
+        raise typer.BadParameter("--max-depth and --max-items must be at least 1")
+    zone = _check_timezone(timezone)
+    options = Options(default_timezone=zone, coding_schemes=_parse_schemes(coding_scheme), diagnostic_report=diagnostic_report, conditional_references=conditional_references)
+    if validate:
+        _profiles(ig)  # fail early, with a clear message, when the IG package is missing
+    checks = Checks(strict=strict, validate=validate, ig=ig, fail_on_ig_defects=fail_on_ig_defects, debug=debug)
+    return ConversionSettings(options, Limits(max_depth=max_depth, max_items=max_items), checks, verbose, quiet, jobs)
+
+
+def _check_timezone(value: str) -> str:
+    """`--timezone`: a UTC offset ±HH:MM (as DICOM's Timezone Offset From UTC), Z, or UTC."""
+    if value.upper() in ("Z", "UTC"):
+        return "+00:00"
+    m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", value)
+    if not m or int(m.group(2)) > 14 or int(m.group(3)) > 59:
+        raise typer.BadParameter(f"--timezone {value!r}: expected a UTC offset such as +01:00 or -05:00 (hours up to 14)")
+    return f"{m.group(1)}{m.group(2)}:{m.group(3)}"
 
 
 def _version(value: bool) -> None:
@@ -74,9 +136,9 @@ def _parse_schemes(pairs: list[str]) -> dict[str, str]:
 
 
 def _report(result: FileResult, verbose: bool, quiet: bool) -> None:
-    if quiet:
-        return
-    floor = Severity.INFORMATION if verbose else Severity.WARNING
+    """The diagnostics of one input: warnings and errors (-v: information too; -q: errors only).
+    A failure is always shown, whatever the verbosity."""
+    floor = Severity.INFORMATION if verbose else (Severity.ERROR if quiet else Severity.WARNING)
     for d in result.diagnostics.items:
         if d.severity >= floor:
             style = "red" if d.severity >= Severity.ERROR else ("yellow" if d.severity == Severity.WARNING else "dim")
@@ -119,85 +181,97 @@ def _output_path(target: str, stem: str, bundle: str, many: bool) -> Path:
     return out / f"{stem}.{'ndjson' if bundle == 'ndjson' else 'json'}"
 
 
+class BundleType(str, Enum):
+    transaction = "transaction"
+    collection = "collection"
+    ndjson = "ndjson"
+
+
 @app.command()
 def convert(
-    inputs: Annotated[list[str], typer.Argument(help="DICOM SR files (Part 10 or DICOM JSON), directories (searched recursively), or - for stdin.", show_default=False)],
-    output: Annotated[Optional[str], typer.Option("-o", "--output", help="Output file; a directory (one file per input) when there are several inputs. Default: stdout.")] = None,
-    bundle: Annotated[str, typer.Option("-b", "--bundle", help="transaction (POST with ifNoneExist), collection, or ndjson (one resource a line).")] = "transaction",
+    inputs: Annotated[list[str], typer.Argument(metavar="INPUT", help="DICOM SR files (Part 10 or DICOM JSON), directories (searched recursively), or - for stdin.", show_default=False)],
+    output: Annotated[Optional[str], typer.Option("-o", "--output", metavar="FILE|DIR", help="Output file; a directory (one file per input) when there are several inputs or documents. Default: stdout.")] = None,
+    bundle: Annotated[BundleType, typer.Option("-b", "--bundle", help="transaction (POST with ifNoneExist), collection, or ndjson (one resource a line).")] = BundleType.transaction,
     pretty: Annotated[bool, typer.Option("--pretty", help="Indent the JSON.")] = False,
-    diagnostic_report: Annotated[bool, typer.Option("--diagnostic-report", help="Also emit a DiagnosticReport grouping the Observations.")] = False,
-    timezone: Annotated[str, typer.Option("--timezone", help="Zone for times when the SR gives none (Timezone Offset From UTC absent).")] = "+00:00",
-    coding_scheme: Annotated[list[str], typer.Option("--coding-scheme", help="Map a Coding Scheme Designator to a FHIR system URI: DESIGNATOR=URI (repeatable).")] = [],
-    outcome: Annotated[Optional[str], typer.Option("--outcome", help="Write the diagnostics as a FHIR OperationOutcome: a file, or a directory (one per input).")] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 3, no output) when any warning or error is reported.")] = False,
-    max_depth: Annotated[int, typer.Option("--max-depth", help="Deepest content tree accepted.")] = DEFAULT_MAX_DEPTH,
-    max_items: Annotated[int, typer.Option("--max-items", help="Most content items accepted in one report.")] = DEFAULT_MAX_ITEMS,
-    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Also show information diagnostics (items the IG does not map).")] = False,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Show no diagnostics, only the summary of a batch.")] = False,
-    jobs: Annotated[int, typer.Option("-j", "--jobs", help="Convert this many files at once (processes); output order is kept.")] = 1,
-    validate: Annotated[bool, typer.Option("--validate", help="Check the output against R5 and the IG's profiles; write nothing that fails.")] = False,
-    ig: Annotated[Optional[str], typer.Option("--ig", help="The IG package folder for --validate (default: ~/.fhir/packages/hl7.fhir.uv.dicom-sr#1.0.0 if present, else the copy sr2fhir ships).")] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show a traceback for internal errors.")] = False,
+    diagnostic_report: DiagnosticReport = False,
+    timezone: Timezone = "+00:00",
+    coding_scheme: CodingScheme = [],
+    outcome: Outcome = None,
+    strict: Strict = False,
+    max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
+    max_items: MaxItems = DEFAULT_MAX_ITEMS,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+    jobs: Jobs = 1,
+    validate: Validate = False,
+    ig: Ig = None,
+    debug: Debug = False,
     fail_on_ig_defects: FailOnIgDefects = False,
-    push_url: Annotated[Optional[str], typer.Option("--push", help="Post each report to this FHIR server instead of writing it (`sr2fhir push` without auth; see its options).")] = None,
 ) -> None:
     """Convert SR Measurement Reports into a FHIR Bundle (or NDJSON) per input."""
-    if push_url is not None:
-        push(inputs, push_url, timezone=timezone, coding_scheme=coding_scheme)
     if output == "-":
         output = None  # standard output, as without -o (never a file named "-")
-    if bundle not in BUNDLE_TYPES:
-        raise typer.BadParameter(f"--bundle must be one of {', '.join(BUNDLE_TYPES)}")
-    if jobs < 1:
-        raise typer.BadParameter("--jobs must be at least 1")
-    options = Options(
-        default_timezone=timezone,
-        coding_schemes=_parse_schemes(coding_scheme),
-        diagnostic_report=diagnostic_report,
-        conditional_references=bundle == "transaction",
+    cs = conversion_options(
+        timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, strict=strict, max_depth=max_depth,
+        max_items=max_items, verbose=verbose, quiet=quiet, jobs=jobs, validate=validate, ig=ig, debug=debug,
+        fail_on_ig_defects=fail_on_ig_defects, conditional_references=bundle == BundleType.transaction,
     )
-    limits = Limits(max_depth=max_depth, max_items=max_items)
-    if validate:
-        _profiles(ig)  # fail early, with a clear message, when the IG package is missing
     notes: list[str] = []
     found = list(iter_inputs(inputs, notes))
     files = [f.path for f in found]
     stems = output_stems(found, notes)
     for note in notes:
-        _say(f"note: {note}", markup=False)
+        _say(f"note: {note}")
     many = len(files) > 1 or any(i != "-" and Path(i).is_dir() for i in inputs)
-    jobs = jobs if "-" not in files else 1
-    work = functools.partial(
-        process, options=options, limits=limits, bundle_type=bundle, pretty=pretty, strict=strict, validate=validate, ig=ig, debug=debug, materialize=jobs > 1,
-        fail_on_ig_defects=fail_on_ig_defects,
-    )
+    folder = output is not None and (many or Path(output).is_dir() or output.endswith(("/", os.sep)))
+    if many and output is not None and not Path(output).is_dir() and output.lower().endswith((".json", ".ndjson")):
+        raise typer.BadParameter(f"-o {output} names a file, but there are {len(files)} inputs: give a folder (one output per input)")
+    jobs = cs.jobs if "-" not in files else 1
+    work = functools.partial(process, options=cs.options, limits=cs.limits, bundle_type=bundle.value, pretty=pretty, checks=cs.checks, materialize=jobs > 1)
     results: list[FileResult] = []
     stdout_broken: str | None = None
     for f, stem, done in zip(files, stems, run_all(work, files, jobs)):
         r = done.result
         results.append(r)
-        _report(r, verbose, quiet)
-        target = _output_path(output, stem, bundle, many) if output is not None else None
-        if done.text is not None:
+        _report(r, cs.verbose, cs.quiet)
+        target = _output_path(output, stem, bundle.value, many) if output is not None else None
+        if done.parts is not None:
+            _write_parts(r, f, target, folder, done.parts, cs)
+        elif done.text is not None:
             if target is None:
                 stdout_broken = stdout_broken or _to_stdout(done.text)
                 if stdout_broken:
                     r.error = ConversionError(f"{f}: cannot write to standard output ({stdout_broken}); its output may be cut short there", code="output", exit_code=EXIT_MIXED)
-                    _report(FileResult(f, error=r.error), verbose, quiet)
+                    _report(FileResult(f, error=r.error), cs.verbose, cs.quiet)
             else:
-                _write(r, f, target, done.text, verbose, quiet)
+                _write(r, f, target, done.text, cs.verbose, cs.quiet)
         elif target is not None and target.is_file():
-            _remove_stale(r, target, verbose, quiet)
+            _remove_stale(r, target, cs.verbose, cs.quiet)
         r.conversions = []  # written: let the resources go before the next file
         if outcome is not None:
-            oo = r.diagnostics.operation_outcome(r.source)
-            if r.error is not None:
-                oo["issue"].insert(0, {"severity": "fatal", "code": "processing", "diagnostics": str(r.error)})
+            oo = r.diagnostics.operation_outcome(r.source, str(r.error) if r.error is not None else None)
             oo_target = Path(outcome) / f"{stem}.outcome.json" if many else _output_path(outcome, stem, "json", many)
-            _write(r, f, oo_target, dumps(oo, pretty=True) + "\n", verbose, quiet, what="OperationOutcome")
+            _write(r, f, oo_target, dumps(oo, pretty=True) + "\n", cs.verbose, cs.quiet, what="OperationOutcome")
     if many:
-        _summary(results)
+        _summary(results, cs.quiet)
     raise typer.Exit(_exit_code(results))
+
+
+def _write_parts(r: FileResult, f: str, target: Path | None, folder: bool, parts: list[str], cs: ConversionSettings) -> None:
+    """An input holding several SR documents: one output per document, `name.1.json`, `name.2.json` ...
+    in the output folder; to stdout one after the other (a Bundle a line); never several in one .json file."""
+    if target is None:
+        for part in parts:
+            if _to_stdout(part):
+                r.error = ConversionError(f"{f}: cannot write to standard output", code="output", exit_code=EXIT_MIXED)
+                return
+        return
+    if not folder:
+        r.error = ConversionError(f"{f}: holds {len(parts)} SR documents: give -o a folder (one output per document), not the file {target}", code="output", exit_code=2)
+        _report(FileResult(f, error=r.error), cs.verbose, cs.quiet)
+        return
+    for i, part in enumerate(parts, 1):
+        _write(r, f, target.with_name(f"{target.stem}.{i}{target.suffix}"), part, cs.verbose, cs.quiet)
 
 
 def _to_stdout(text: str | Iterable[str]) -> str | None:
@@ -243,7 +317,7 @@ def _profiles(ig: str | None) -> Any:
 
 @app.command("validate")
 def validate_cmd(
-    files: Annotated[list[str], typer.Argument(help="FHIR JSON files: Bundles, single resources, or NDJSON.", show_default=False)],
+    files: Annotated[list[str], typer.Argument(metavar="FILE", help="FHIR JSON files: Bundles, single resources, or NDJSON.", show_default=False)],
     ig: Annotated[Optional[str], typer.Option("--ig", help="The IG package folder (default: ~/.fhir/packages/hl7.fhir.uv.dicom-sr#1.0.0 if present, else the copy sr2fhir ships).")] = None,
     outcome: Annotated[Optional[str], typer.Option("--outcome", help="Write the findings as a FHIR OperationOutcome (a file; a folder for several inputs).")] = None,
     fail_on_ig_defects: FailOnIgDefects = False,
@@ -258,6 +332,10 @@ def validate_cmd(
             resources, index, bundle_ = load(f)
         except (OSError, ValueError) as exc:
             _say(f"error: {f}: cannot read FHIR JSON ({type(exc).__name__})", style="bold red", markup=False)
+            failed = True
+            continue
+        if not resources:
+            _say(f"error: {f}: no FHIR resource in the file", style="bold red")
             failed = True
             continue
         report = validate_resources(resources, index, bundle=bundle_, profiles=profiles, source=f)
@@ -341,9 +419,19 @@ SmartScope = Annotated[Optional[str], typer.Option("--smart-scope", help="SMART 
 SmartKid = Annotated[Optional[str], typer.Option("--smart-kid", help="Key id (kid) to put in the JWT header.")]
 
 
+class MissingPolicy(str, Enum):
+    fail = "fail"
+    logical = "logical"
+
+
+class MultiplePolicy(str, Enum):
+    fail = "fail"
+    first = "first"
+
+
 @app.command()
 def push(
-    inputs: Annotated[list[str], typer.Argument(help="DICOM SR files or directories.", show_default=False)],
+    inputs: Annotated[list[str], typer.Argument(metavar="INPUT", help="DICOM SR files or directories.", show_default=False)],
     fhir_url: FhirUrl,
     token_env: TokenEnv = None,
     token_file: TokenFile = None,
@@ -355,36 +443,59 @@ def push(
     smart_kid: SmartKid = None,
     ca_bundle: CaBundle = None,
     insecure: Insecure = False,
-    missing: Annotated[str, typer.Option("--missing", help="When the Patient/ImagingStudy/ServiceRequest is not on the server: fail, or logical (push with a logical reference).")] = "fail",
-    multiple: Annotated[str, typer.Option("--multiple", help="When several match: fail, or first.")] = "fail",
-    spool: Annotated[Optional[str], typer.Option("--spool", help="Copy every input that could not be pushed here, for a retry.")] = None,
-    timezone: Annotated[str, typer.Option("--timezone", help="Zone for times when the SR gives none.")] = "+00:00",
-    coding_scheme: Annotated[list[str], typer.Option("--coding-scheme", help="Map a Coding Scheme Designator to a FHIR system URI: DESIGNATOR=URI (repeatable).")] = [],
-    retries: Annotated[int, typer.Option("--retries", help="Retries after a network error, 429 or 5xx (exponential backoff, Retry-After honoured).")] = 5,
+    missing: Annotated[MissingPolicy, typer.Option("--missing", help="When the Patient/ImagingStudy/ServiceRequest is not on the server: fail, or push with a logical reference.")] = MissingPolicy.fail,
+    multiple: Annotated[MultiplePolicy, typer.Option("--multiple", help="When several match: fail, or take the first.")] = MultiplePolicy.fail,
+    spool: Annotated[Optional[str], typer.Option("--spool", metavar="DIR", help="Copy every input that could not be pushed here, for a retry.")] = None,
+    retries: Annotated[int, typer.Option("--retries", metavar="N", help="Retries after a network error, 429 or 5xx (exponential backoff, Retry-After honoured).")] = 5,
     seed: Annotated[bool, typer.Option("--seed", help="First create the Patient/ImagingStudy/ServiceRequest each report refers to (test and demo servers).")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds one request may take, from sending to the last byte of the answer (each retry has its own).")] = 120.0,
-    connect_timeout: Annotated[float, typer.Option("--connect-timeout", help="Seconds to wait for a connection.")] = 10.0,
+    timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS", help="Seconds one request may take, from sending to the last byte of the answer (each retry has its own).")] = 120.0,
+    connect_timeout: Annotated[float, typer.Option("--connect-timeout", metavar="SECONDS", help="Seconds to wait for a connection.")] = 10.0,
+    diagnostic_report: DiagnosticReport = False,
+    timezone: Timezone = "+00:00",
+    coding_scheme: CodingScheme = [],
+    outcome: Outcome = None,
+    strict: Strict = False,
+    max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
+    max_items: MaxItems = DEFAULT_MAX_ITEMS,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+    jobs: Jobs = 1,
+    validate: Validate = False,
+    ig: Ig = None,
+    debug: Debug = False,
+    fail_on_ig_defects: FailOnIgDefects = False,
 ) -> None:
-    """Convert and post one transaction Bundle per SR to a FHIR server (idempotent)."""
+    """Convert and post one transaction Bundle per SR to a FHIR server (idempotent).
+
+    The conversion options are those of `convert`; `-j` converts ahead in processes while the
+    reports are posted one at a time, in input order.
+    """
     from rich.progress import Progress
 
     from .delivery.push import keep, push_path
 
-    if missing not in ("fail", "logical") or multiple not in ("fail", "first"):
-        raise typer.BadParameter("--missing is fail|logical, --multiple is fail|first")
     if retries < 0:
         raise typer.BadParameter("--retries must be 0 or more")
     if timeout <= 0 or connect_timeout <= 0:
         raise typer.BadParameter("--timeout and --connect-timeout must be more than 0 seconds")
+    _check_url(fhir_url)
+    cs = conversion_options(
+        timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, strict=strict, max_depth=max_depth,
+        max_items=max_items, verbose=verbose, quiet=quiet, jobs=jobs, validate=validate, ig=ig, debug=debug, fail_on_ig_defects=fail_on_ig_defects,
+    )
     conn = Connection(fhir_url, token_env, token_file, basic_user, smart_client_id, smart_key, smart_token_url, smart_scope, smart_kid, ca_bundle, insecure, retries, seed, timeout, connect_timeout)
-    options = Options(default_timezone=timezone, coding_schemes=_parse_schemes(coding_scheme))
-    files = list(iter_input_files(inputs))
-    failed = 0
+    notes0: list[str] = []
+    found = list(iter_inputs(inputs, notes0))
+    files = [f.path for f in found]
+    stems = output_stems(found, notes0)
+    for note in notes0:
+        _say(f"note: {note}")
+    many = len(files) > 1 or any(Path(i).is_dir() for i in inputs)
+    results: list[FileResult] = []
     lost: list[str] = []
     spool_dir = Path(spool) if spool else None
 
     def keep_rest(rest: list[str], why: str) -> None:
-        nonlocal failed
         kept = 0
         for g in rest:
             notes: list[str] = []
@@ -393,40 +504,60 @@ def push(
             else:
                 lost.append(g)
             for note in notes:
-                _say(f"{g}: {note}", markup=False)
-        failed += len(rest)
+                _say(f"{g}: {note}")
+            results.append(FileResult(g, error=ConversionError(f"{g}: not attempted ({why})", code="not-attempted", exit_code=EXIT_MIXED)))
         where = f", {kept} kept in {spool_dir}" if spool_dir else ""
-        _say(f"error: {why}: {len(rest)} more file(s) not attempted{where}", style="bold red", markup=False)
+        _say(f"error: {why}: {len(rest)} more file(s) not attempted{where}", style="bold red")
 
+    def write_outcome(r: FileResult, stem: str) -> None:
+        if outcome is not None:
+            oo = r.diagnostics.operation_outcome(r.source, str(r.error) if r.error is not None else None)
+            target = Path(outcome) / f"{stem}.outcome.json" if many else Path(outcome)
+            _write(r, r.source, target, dumps(oo, pretty=True) + "\n", cs.verbose, cs.quiet, what="OperationOutcome")
+
+    work = functools.partial(checked_processed, options=cs.options, limits=cs.limits, checks=cs.checks)
     done = 0
     with _terminate_on_sigterm(), conn.client() as client, Progress(console=err, transient=True, disable=len(files) < 2) as progress:
         task = progress.add_task("pushing", total=len(files))
         try:
-            for i, f in enumerate(files):
-                r = push_path(client, f, options=options, missing=missing, multiple=multiple, spool=spool_dir, seed=seed)  # type: ignore[arg-type]
+            for i, (f, stem, processed) in enumerate(zip(files, stems, run_all(work, files, cs.jobs))):
+                conv = processed.result
+                _report(conv, cs.verbose, cs.quiet)
+                r = push_path(client, f, missing=missing.value, multiple=multiple.value, spool=spool_dir, seed=seed, conversion=conv)
                 done = i + 1
                 progress.advance(task)
                 for note in r.notes:
-                    _say(f"{f}: {note}", markup=False)
+                    _say(f"{f}: {note}")
                 if r.ok:
                     retired = f", {r.retired} earlier set to entered-in-error" if r.retired else ""
-                    _say(f"{f}: pushed, {r.entries} entries ({r.created} created{retired})", markup=False)
+                    _say(f"{f}: pushed, {r.entries} entries ({r.created} created{retired})")
                 else:
-                    failed += 1
-                    _say(f"error: {r.error}", style="bold red", markup=False)
+                    if conv.error is None:
+                        conv.error = ConversionError(r.error or f"{f}: not delivered", code="delivery", exit_code=EXIT_MIXED)
+                        _say(f"error: {r.error}", style="bold red")
                     if r.lost:
                         lost.append(f)
+                conv.conversions = []
+                results.append(conv)
+                write_outcome(conv, stem)
                 if (r.unreachable or r.stop) and i + 1 < len(files):
                     # Stop rather than wait out the retries for every remaining input; keep them all.
-                    keep_rest(files[i + 1 :], "the server is unreachable" if r.unreachable else "no later input can succeed")
+                    keep_rest(files[i + 1 :], "the server is unreachable or too slow" if r.unreachable else "no later input can succeed")
                     break
         except Terminated:
             # SIGTERM: the report in flight may or may not have landed; pushing it again is safe.
             keep_rest(files[done:], "terminated (SIGTERM)")
-            _push_summary(len(files), failed, lost)
+            _push_summary(results, lost, cs.quiet)
             raise typer.Exit(EXIT_TERMINATED) from None
-    _push_summary(len(files), failed, lost)
-    raise typer.Exit(1 if failed else 0)
+    _push_summary(results, lost, cs.quiet)
+    raise typer.Exit(EXIT_MIXED if lost else _exit_code(results))
+
+
+def _check_url(url: str) -> None:
+    """--fhir-url: an http(s) URL with a host, checked before anything is sent (a usage error)."""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise typer.BadParameter(f"--fhir-url {url!r}: expected the server's base URL, e.g. https://fhir.example.org/fhir")
 
 
 class Terminated(Exception):
@@ -449,22 +580,20 @@ def _terminate_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _push_summary(total: int, failed: int, lost: list[str]) -> None:
-    _say(f"summary: {total} file(s): {total - failed} pushed, {failed} failed", markup=False)
+def _push_summary(results: list[FileResult], lost: list[str], quiet: bool) -> None:
+    _summary(results, quiet, verb="pushed")
     if lost:
         _say(f"error: {len(lost)} input(s) neither delivered nor kept (the spool could not take them):", style="bold red", markup=False)
         for f in lost:
             _say(f"  not kept: {f}", markup=False)
 
 
-def _summary(results: list[FileResult]) -> None:
+def _summary(results: list[FileResult], quiet: bool = False, verb: str = "converted") -> None:
     counts = {"converted": 0, "partial": 0, "failed": 0}
     for r in results:
         counts[r.status] += 1
-    _say(
-        f"summary: {len(results)} file(s): {counts['converted']} converted, {counts['partial']} partially converted (see warnings), {counts['failed']} failed",
-        markup=False,
-    )
+    hidden = " (hidden by -q)" if quiet else ""
+    _say(f"summary: {len(results)} file(s): {counts['converted']} {verb}, {counts['partial']} {verb} with warnings{hidden}, {counts['failed']} failed")
     for r in results:
         if r.error is not None:
             _say(f"  failed: {r.error}", markup=False)
@@ -479,7 +608,7 @@ def _exit_code(results: list[FileResult]) -> int:
 
 @app.command()
 def dump(
-    input: Annotated[str, typer.Argument(help="A DICOM SR file (Part 10 or DICOM JSON), or - for stdin.", show_default=False)],
+    input: Annotated[str, typer.Argument(metavar="INPUT", help="A DICOM SR file (Part 10 or DICOM JSON), or - for stdin.", show_default=False)],
     names: Annotated[bool, typer.Option("--names/--no-names", help="Show PNAME values (person names).")] = True,
 ) -> None:
     """Print the SR content tree: path, relationship, value type, concept name and value."""

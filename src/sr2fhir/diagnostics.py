@@ -100,9 +100,11 @@ class Diagnostics:
     def count(self, severity: Severity) -> int:
         return sum(1 for d in self.items if d.severity == severity)
 
-    def operation_outcome(self, source: str) -> dict[str, Any]:
-        """A FHIR OperationOutcome listing every diagnostic."""
-        issues = []
+    def operation_outcome(self, source: str, error: str | None = None) -> dict[str, Any]:
+        """A FHIR OperationOutcome listing every diagnostic, the failure (if any) first."""
+        issues: list[dict[str, Any]] = []
+        if error is not None:
+            issues.append({"severity": "fatal", "code": "processing", "diagnostics": printable(error)})
         for d in self.items:
             issue: dict[str, Any] = {
                 "severity": d.severity.fhir,
@@ -114,9 +116,7 @@ class Diagnostics:
                 issue["location"] = [f"content item {d.path}"]
             issues.append(issue)
         if not issues:
-            issues.append(
-                {"severity": "information", "code": "informational", "diagnostics": "converted without findings"}
-            )
+            issues.append({"severity": "information", "code": "informational", "diagnostics": "converted without findings"})
         return {
             "resourceType": "OperationOutcome",
             "text": {

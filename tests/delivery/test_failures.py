@@ -39,7 +39,8 @@ def test_a_2xx_with_a_bad_body_is_spooled_and_the_batch_goes_on(tmp_path: Path) 
     with LocalServer(searches_ok(lambda m, p, b: (200, {"Content-Type": "text/html"}, b"<html>ok</html>"))) as srv:
         r = sr2fhir("push", *map(str, INPUTS), "--fhir-url", srv.url, "--spool", str(tmp_path / "spool"), "--retries", "0")
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-    assert r.stderr.count("not JSON") == 3 and "0 pushed, 3 failed" in r.stderr
+    assert sum(1 for line in r.stderr.splitlines() if line.startswith("error: ") and "not JSON" in line) == 3
+    assert "summary: 3 file(s): 0 pushed, 0 pushed with warnings, 3 failed" in r.stderr
     assert sorted(p.name for p in (tmp_path / "spool").iterdir()) == sorted(p.name for p in INPUTS)
 
 

@@ -161,12 +161,14 @@ def push_path(
     multiple: Multiple = "fail",
     spool: Path | None = None,
     seed: bool = False,
+    conversion: FileResult | None = None,
 ) -> PushResult:
-    """Convert one input and post it; on failure keep a copy of the input in `spool`.
+    """Convert one input (unless `conversion` is given) and post it; on failure keep a copy of
+    the input in `spool`.
 
     `seed` first creates the Patient, ImagingStudy and ServiceRequest it refers to (seed.py).
     """
-    conv = convert_path(path, options, limits)
+    conv = conversion if conversion is not None else convert_path(path, options, limits)
     result = PushResult(path, conv)
     if conv.error is not None:
         result.error = str(conv.error)

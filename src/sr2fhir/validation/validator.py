@@ -136,6 +136,12 @@ def _references(node: Any) -> list[dict[str, Any]]:
     return [n for n in dicts(node) if isinstance(n.get("reference"), str) or (set(n) & {"identifier", "display"} and n.get("type") in PRE_EXISTING)]
 
 
+ORPHAN_TYPES = frozenset({"ImagingSelection", "BodyStructure", "Practitioner"})
+"""What sr2fhir makes only to be referenced: unreferenced, it is a mistake. Observations,
+Patients and Devices stand on their own (the General Equipment Device describes the SR's
+equipment whether or not an Observation names it as its device)."""
+
+
 def _is_tracking(ident: dict[str, Any]) -> bool:
     codings = ident.get("type", {}).get("coding", []) if isinstance(ident.get("type"), dict) else []
     return any(c.get("code") in ("112039", "112040") for c in codings if isinstance(c, dict))
@@ -162,7 +168,7 @@ def _integrity(resources: list[dict[str, Any]], index: dict[str, dict[str, Any]]
             else:
                 found.append(Finding("error", "bundle", "unresolved-reference", name, "", f"reference {url} does not resolve inside the Bundle"))
     for r in resources:
-        if r["resourceType"] != "Observation" and r["resourceType"] not in ("DiagnosticReport", "OperationOutcome") and id(r) not in referenced:
+        if r["resourceType"] in ORPHAN_TYPES and id(r) not in referenced:
             found.append(Finding("warning", "bundle", "orphan", f"{r['resourceType']}/{r.get('id')}", "", "nothing in the Bundle references this resource"))
     seen: Counter[tuple[str, str, str]] = Counter()
     for r in resources:

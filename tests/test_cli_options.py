@@ -1,0 +1,128 @@
+"""The command line a newcomer trusts (issue 11): option checks, -q/-v, outputs that are what
+they say, validate's edge cases, help, and push with the same conversion options as convert."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from sr2fhir.cli import app
+from tests.helpers import FIXTURES, IG_EXAMPLE, SHARED, LocalServer
+
+runner = CliRunner()
+GOOD, WARNS = FIXTURES / "tid1410_planar_regions.dcm", FIXTURES / "tid1501_containers.dcm"
+
+
+def run(*args: str) -> Any:
+    return runner.invoke(app, list(args))
+
+
+@pytest.mark.parametrize("zone", ["garbage", "5", "Europe/Berlin", "+99:99", "+01:60"])
+def test_bad_timezones_are_usage_errors(zone: str, tmp_path: Path) -> None:
+    r = run("convert", str(GOOD), "--timezone", zone, "-o", str(tmp_path / "o.json"))
+    assert r.exit_code == 2 and "--timezone" in r.stderr and not (tmp_path / "o.json").exists()
+
+
+def test_a_good_timezone_is_used() -> None:
+    r = run("convert", str(IG_EXAMPLE), "--timezone", "-0500")
+    assert r.exit_code == 0
+    issued = {e["resource"].get("issued") for e in json.loads(r.stdout)["entry"]} - {None}
+    assert issued and all(t.endswith("-05:00") or t.endswith("+00:00") for t in issued)
+
+
+def test_a_bad_fhir_url_fails_at_once() -> None:
+    r = run("push", str(GOOD), "--fhir-url", "notaurl")
+    assert r.exit_code == 2 and "--fhir-url" in r.stderr
+
+
+def test_quiet_never_hides_a_failure_and_refuses_verbose(tmp_path: Path) -> None:
+    bad = tmp_path / "notdicom.txt"
+    bad.write_text("hello")
+    r = run("convert", "-q", str(bad))
+    assert r.exit_code == 11 and "not a DICOM file" in r.stderr
+    assert run("convert", "-q", "-v", str(GOOD)).exit_code == 2
+    r = run("convert", "-q", str(WARNS), str(GOOD), "-o", str(tmp_path / "out"))
+    assert "warning:" not in r.stderr and "1 converted with warnings (hidden by -q)" in r.stderr
+
+
+def test_a_failed_files_outcome_says_only_that_it_failed(tmp_path: Path) -> None:
+    bad = tmp_path / "notdicom.txt"
+    bad.write_text("hello")
+    run("convert", str(bad), str(GOOD), "-o", str(tmp_path / "out"), "--outcome", str(tmp_path / "oo"))
+    oo = json.loads((tmp_path / "oo" / "notdicom.txt.outcome.json").read_text())
+    assert [i["severity"] for i in oo["issue"]] == ["fatal"] and "not a DICOM file" in oo["issue"][0]["diagnostics"]
+    assert json.loads((tmp_path / "oo" / "tid1410_planar_regions.outcome.json").read_text())["issue"][0]["severity"] == "information"
+
+
+def test_several_documents_never_share_a_json_file(tmp_path: Path) -> None:
+    """A DICOM JSON array of two reports: one Bundle per document, never two in one .json file."""
+    obj = json.loads(IG_EXAMPLE.read_text())
+    obj = obj if isinstance(obj, list) else [obj]
+    two = tmp_path / "two.json"
+    two.write_text(json.dumps(obj + obj))
+    r = run("convert", str(two), "-o", str(tmp_path / "x.json"))
+    assert r.exit_code == 2 and "holds 2 SR documents" in r.stderr and not (tmp_path / "x.json").exists()
+    r = run("convert", str(two), "-o", str(tmp_path / "out") + "/")
+    assert r.exit_code == 0, r.stderr
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["two.1.json", "two.2.json"]
+    assert all(json.loads((tmp_path / "out" / n).read_text())["resourceType"] == "Bundle" for n in written)
+    r = run("convert", str(GOOD), str(WARNS), "-o", str(tmp_path / "single.json"))
+    assert r.exit_code == 2 and "names a file" in r.stderr and not (tmp_path / "single.json").exists()
+
+
+def test_validate_refuses_an_empty_file_and_keeps_quiet_about_standalone_resources(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.json"
+    empty.write_text("")
+    r = run("validate", str(empty))
+    assert r.exit_code == 1 and "no FHIR resource" in r.stderr
+    patient = tmp_path / "p.json"
+    patient.write_text(json.dumps({"resourceType": "Patient", "id": "p1"}))
+    assert "orphan" not in run("validate", str(patient)).stdout
+    out = tmp_path / "out"
+    run("convert", *map(str, sorted((SHARED / "data" / "tid1500").glob("*.dcm"))), "-o", str(out))
+    r = run("validate", *map(str, sorted(out.glob("*.json"))))
+    assert "orphan" not in r.stdout and r.exit_code == 0, r.stdout[-2000:]
+
+
+def test_help_lists_choices_and_answers_to_h() -> None:
+    r = run("convert", "-h")
+    assert r.exit_code == 0 and "transaction" in r.stdout and "collection" in r.stdout and "ndjson" in r.stdout
+    assert "<str>" not in r.stdout and "<bool>" not in r.stdout
+    p = run("push", "-h")
+    assert "fail" in p.stdout and "logical" in p.stdout and "first" in p.stdout
+    assert "--install-completion" in run("-h").stdout
+
+
+def accepting(method: str, path: str, body: bytes) -> Any:
+    """A FHIR server that knows every reference and accepts every transaction."""
+    if method == "GET":
+        found = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {"resourceType": "X", "id": "1"}}]}
+        return 200, {"Content-Type": "application/fhir+json"}, json.dumps(found).encode()
+    n = len(json.loads(body)["entry"])
+    return 200, {"Content-Type": "application/fhir+json"}, json.dumps({"resourceType": "Bundle", "type": "transaction-response", "entry": [{"response": {"status": "201 Created"}}] * n}).encode()
+
+
+def test_push_has_convert_s_options_and_summary(tmp_path: Path) -> None:
+    """Issue 11.3: push hid the conversion warnings and had no -v, -q, --outcome, --strict, -j, --validate."""
+    def push(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "sr2fhir", "push", *args], capture_output=True, text=True, timeout=300)
+
+    with LocalServer(accepting) as srv:
+        r = push(str(WARNS), str(GOOD), "--fhir-url", srv.url, "--outcome", str(tmp_path / "oo"), "-j", "2")
+        assert r.returncode == 0, r.stderr
+        assert "[num-without-value]" in r.stderr  # the conversion's warnings, as convert shows them
+        assert "summary: 2 file(s): 1 pushed, 1 pushed with warnings, 0 failed" in r.stderr
+        assert sorted(p.name for p in (tmp_path / "oo").iterdir()) == ["tid1410_planar_regions.outcome.json", "tid1501_containers.outcome.json"]
+        posts = sum(1 for m, _ in srv.requests if m == "POST")
+        r = push(str(WARNS), "--fhir-url", srv.url, "--strict", "-q")
+        assert r.returncode == 3 and "warning:" not in r.stderr and "--strict" in r.stderr
+        assert sum(1 for m, _ in srv.requests if m == "POST") == posts  # nothing sent
+        r = push(str(WARNS), "--fhir-url", srv.url, "--validate")
+        assert r.returncode == 0 and "known IG defect IG-1" in r.stderr, r.stderr
