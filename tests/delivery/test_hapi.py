@@ -119,7 +119,7 @@ def test_second_push_changes_nothing(pushed: dict[str, int], reports: list[Path]
     result = cli("push", *map(str, reports), "--fhir-url", fhir_url)
     assert result.exit_code == 0, result.output
     assert "(0 created)" in result.output and totals(fhir) == pushed
-    again = cli("convert", str(IG_EXAMPLE), "--push", fhir_url)  # convert --push is push
+    again = cli("push", str(IG_EXAMPLE), "--fhir-url", fhir_url, "-j", "2", "--validate")  # convert's options, same result
     assert again.exit_code == 0 and "(0 created)" in again.output, again.output
     assert totals(fhir) == pushed
 
