@@ -204,3 +204,13 @@ class LocalServer:
         self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def pid_after(path: str) -> Any:
+    """A run_all work function: wait a little, as a large file would take, and say which process ran it."""
+    import time
+
+    from sr2fhir.batch import FileResult, Processed
+
+    time.sleep(0.5)
+    return Processed(FileResult(path), str(os.getpid()))

@@ -86,3 +86,14 @@ def test_failed_files_do_not_keep_their_bytes(tmp_path: Path) -> None:
     tracemalloc.stop()
     assert all(r.error is not None and r.error.code == "truncated" for r in kept)
     assert grown < 5 * 20_000, f"{grown / 5 / 1e3:.0f} kB kept per failed {len(data) // 1000} kB file"
+
+
+def test_two_workers_share_a_batch_of_four_large_files() -> None:
+    """Issue 11.2: with chunksize=4 a batch of four large files ran in one process."""
+    from sr2fhir.batch import run_all
+    from tests.helpers import pid_after
+
+    done = list(run_all(pid_after, ["a", "b", "c", "d"], jobs=2))
+    assert [d.result.source for d in done] == ["a", "b", "c", "d"]
+    pids = [d.text for d in done]
+    assert len(set(pids)) == 2 and all(pids.count(p) >= 1 for p in set(pids)), pids

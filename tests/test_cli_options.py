@@ -126,3 +126,39 @@ def test_push_has_convert_s_options_and_summary(tmp_path: Path) -> None:
         assert sum(1 for m, _ in srv.requests if m == "POST") == posts  # nothing sent
         r = push(str(WARNS), "--fhir-url", srv.url, "--validate")
         assert r.returncode == 0 and "known IG defect IG-1" in r.stderr, r.stderr
+
+
+def test_progress_plain_when_not_a_terminal(tmp_path: Path) -> None:
+    """Issue 11.1: a batch printed nothing until its summary."""
+    import os
+
+    files = [str(GOOD)] * 3 + [str(WARNS)]
+    env = {**os.environ, "SR2FHIR_PROGRESS_SECONDS": "0"}
+    r = subprocess.run([sys.executable, "-m", "sr2fhir", "convert", *files, "-o", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=300)
+    lines = [l for l in r.stderr.splitlines() if l.startswith("progress: ")]
+    assert len(lines) == 3 and lines[0].startswith("progress: 1/4 file(s) converted, 0 failed,") and "s left" in lines[0]
+    q = subprocess.run([sys.executable, "-m", "sr2fhir", "convert", "-q", *files, "-o", str(tmp_path / "out2")], capture_output=True, text=True, env=env, timeout=300)
+    assert "progress:" not in q.stderr
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    files = [str(GOOD)] * 6
+    p = subprocess.Popen([sys.executable, "-m", "sr2fhir", "convert", *files, "-o", str(tmp_path / "out")], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave,
+                         env={**os.environ, "COLUMNS": "120", "TERM": "xterm"})
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    p.wait(timeout=300)
+    text = seen.decode("utf-8", "replace")
+    assert p.returncode == 0 and "converted" in text and "files, 0 failed" in text and "/6" in text, text[-1500:]

@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -25,7 +26,7 @@ import typer
 from rich.console import Console
 
 from . import __version__
-from .batch import Checks, FileResult, checked_processed, process, run_all, write_atomic
+from .batch import Checks, FileResult, Processed, checked_processed, process, run_all, write_atomic
 from .diagnostics import ConversionError, Severity, printable
 from .dump import lines
 from .fhir.bundle import dumps
@@ -229,32 +230,87 @@ def convert(
     jobs = cs.jobs if "-" not in files else 1
     work = functools.partial(process, options=cs.options, limits=cs.limits, bundle_type=bundle.value, pretty=pretty, checks=cs.checks, materialize=jobs > 1)
     results: list[FileResult] = []
-    stdout_broken: str | None = None
-    for f, stem, done in zip(files, stems, run_all(work, files, jobs)):
-        r = done.result
-        results.append(r)
-        _report(r, cs.verbose, cs.quiet)
-        target = _output_path(output, stem, bundle.value, many) if output is not None else None
-        if done.parts is not None:
-            _write_parts(r, f, target, folder, done.parts, cs)
-        elif done.text is not None:
-            if target is None:
-                stdout_broken = stdout_broken or _to_stdout(done.text)
-                if stdout_broken:
-                    r.error = ConversionError(f"{f}: cannot write to standard output ({stdout_broken}); its output may be cut short there", code="output", exit_code=EXIT_MIXED)
-                    _report(FileResult(f, error=r.error), cs.verbose, cs.quiet)
-            else:
-                _write(r, f, target, done.text, cs.verbose, cs.quiet)
-        elif target is not None and target.is_file():
-            _remove_stale(r, target, cs.verbose, cs.quiet)
-        r.conversions = []  # written: let the resources go before the next file
-        if outcome is not None:
-            oo = r.diagnostics.operation_outcome(r.source, str(r.error) if r.error is not None else None)
-            oo_target = Path(outcome) / f"{stem}.outcome.json" if many else _output_path(outcome, stem, "json", many)
-            _write(r, f, oo_target, dumps(oo, pretty=True) + "\n", cs.verbose, cs.quiet, what="OperationOutcome")
+    stdout_broken: list[str] = []
+    with BatchProgress(len(files), "converted", cs.quiet) as progress:
+        for f, stem, done in zip(files, stems, run_all(work, files, jobs)):
+            _convert_one(f, stem, done, output, outcome, bundle.value, many, folder, cs, results, stdout_broken)
+            progress.advance(results[-1].error is not None)
     if many:
         _summary(results, cs.quiet)
     raise typer.Exit(_exit_code(results))
+
+
+def _convert_one(f: str, stem: str, done: Processed, output: str | None, outcome: str | None, bundle: str, many: bool, folder: bool,
+                 cs: "ConversionSettings", results: list[FileResult], stdout_broken: list[str]) -> None:
+    """Write one input's output and outcome (the body of convert's loop)."""
+    r = done.result
+    results.append(r)
+    _report(r, cs.verbose, cs.quiet)
+    target = _output_path(output, stem, bundle, many) if output is not None else None
+    if done.parts is not None:
+        _write_parts(r, f, target, folder, done.parts, cs)
+    elif done.text is not None:
+        if target is None:
+            if not stdout_broken:
+                reason = _to_stdout(done.text)
+                if reason:
+                    stdout_broken.append(reason)
+            if stdout_broken:
+                r.error = ConversionError(f"{f}: cannot write to standard output ({stdout_broken[0]}); its output may be cut short there", code="output", exit_code=EXIT_MIXED)
+                _report(FileResult(f, error=r.error), cs.verbose, cs.quiet)
+        else:
+            _write(r, f, target, done.text, cs.verbose, cs.quiet)
+    elif target is not None and target.is_file():
+        _remove_stale(r, target, cs.verbose, cs.quiet)
+    r.conversions = []  # written: let the resources go before the next file
+    if outcome is not None:
+        oo = r.diagnostics.operation_outcome(r.source, str(r.error) if r.error is not None else None)
+        oo_target = Path(outcome) / f"{stem}.outcome.json" if many else _output_path(outcome, stem, "json", many)
+        _write(r, f, oo_target, dumps(oo, pretty=True) + "\n", cs.verbose, cs.quiet, what="OperationOutcome")
+
+
+class BatchProgress:
+    """Progress of a batch on stderr (issue 11.1): a live bar on a terminal (files done, failures,
+    rate, time left); otherwise a plain line every SR2FHIR_PROGRESS_SECONDS (default 10) seconds.
+    Off for a single file and with -q."""
+
+    def __init__(self, total: int, verb: str, quiet: bool) -> None:
+        self.total, self.verb, self.done, self.failed = total, verb, 0, 0
+        self.enabled = total > 1 and not quiet
+        self.start = self.last = time.monotonic()
+        self.every = float(os.environ.get("SR2FHIR_PROGRESS_SECONDS", "10"))
+        self.live: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> "BatchProgress":
+        if self.enabled and err.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.live = Progress(
+                TextColumn(f"{self.verb}"), BarColumn(), MofNCompleteColumn(), TextColumn("files, {task.fields[failed]} failed, {task.fields[rate]}"),
+                TimeRemainingColumn(), console=err, transient=True,
+            )
+            self.live.__enter__()
+            self.task = self.live.add_task(self.verb, total=self.total, failed=0, rate="")
+        return self
+
+    def advance(self, failed: bool) -> None:
+        self.done += 1
+        self.failed += failed
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        rate = self.done / max(now - self.start, 1e-9)
+        if self.live is not None:
+            self.live.update(self.task, advance=1, failed=self.failed, rate=f"{rate:.1f} files/s")
+        elif now - self.last >= self.every and self.done < self.total:
+            self.last = now
+            left = (self.total - self.done) / rate if rate else 0
+            err.print(f"progress: {self.done}/{self.total} file(s) {self.verb}, {self.failed} failed, {rate:.1f} file(s)/s, about {left:.0f} s left", markup=False, highlight=False)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
 
 
 def _write_parts(r: FileResult, f: str, target: Path | None, folder: bool, parts: list[str], cs: ConversionSettings) -> None:
@@ -470,8 +526,6 @@ def push(
     The conversion options are those of `convert`; `-j` converts ahead in processes while the
     reports are posted one at a time, in input order.
     """
-    from rich.progress import Progress
-
     from .delivery.push import keep, push_path
 
     if retries < 0:
@@ -517,15 +571,14 @@ def push(
 
     work = functools.partial(checked_processed, options=cs.options, limits=cs.limits, checks=cs.checks)
     done = 0
-    with _terminate_on_sigterm(), conn.client() as client, Progress(console=err, transient=True, disable=len(files) < 2) as progress:
-        task = progress.add_task("pushing", total=len(files))
+    with _terminate_on_sigterm(), conn.client() as client, BatchProgress(len(files), "pushed", cs.quiet) as progress:
         try:
             for i, (f, stem, processed) in enumerate(zip(files, stems, run_all(work, files, cs.jobs))):
                 conv = processed.result
                 _report(conv, cs.verbose, cs.quiet)
                 r = push_path(client, f, missing=missing.value, multiple=multiple.value, spool=spool_dir, seed=seed, conversion=conv)
                 done = i + 1
-                progress.advance(task)
+                progress.advance(not r.ok)
                 for note in r.notes:
                     _say(f"{f}: {note}")
                 if r.ok:

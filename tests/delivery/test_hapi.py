@@ -257,7 +257,7 @@ def test_missing_patient_fails_clearly_and_keeps_the_report(fhir_url: str, fhir:
     before = totals(fhir)
     result = cli("push", str(report), "--fhir-url", fhir_url, "--spool", str(tmp_path / "spool"))
     assert result.exit_code == 1
-    assert "Patient with identifier system (no system)" in result.output and "not on the server" in result.output
+    assert "Patient sought by its Patient ID (0010,0020) (an identifier without a system)" in result.output and "not on the server" in result.output
     assert "NOT-SEEDED-0001" not in result.output  # no patient data in messages
     assert (tmp_path / "spool" / report.name).read_bytes() == report.read_bytes()
     assert totals(fhir) == before

@@ -51,7 +51,7 @@ def test_missing_target_fails_clearly_without_patient_data(tmp_path: Path) -> No
     server = FakeServer({"Patient": 0})
     r = push(server, REPORT, spool=tmp_path / "spool")
     assert not r.ok and not server.posted
-    assert "Patient" in r.error and "not on the server" in r.error and "FIXTURE-PID-4711" not in r.error
+    assert "Patient sought by its Patient ID (0010,0020)" in r.error and "not on the server" in r.error and "FIXTURE-PID-4711" not in r.error
     assert (tmp_path / "spool" / REPORT.name).read_bytes() == REPORT.read_bytes()  # kept for retry
 
 

@@ -35,6 +35,8 @@ from .seed import seed_bundle
 CORRECTED_TYPES = ("Observation", "ImagingSelection")
 """What a corrected report replaces: the report's claims. Devices and BodyStructures describe
 things that exist whatever the report says, and are shared by identity (D-30)."""
+SOUGHT_BY = {"Patient": "Patient ID (0010,0020)", "ImagingStudy": "Study Instance UID (0020,000D)", "ServiceRequest": "Accession Number (0008,0050)"}
+"""What identifies each pre-existing resource (ConceptMap 00, D-1)."""
 Missing = Literal["fail", "logical"]
 Multiple = Literal["fail", "first"]
 
@@ -77,8 +79,9 @@ def resolve_references(client: FhirClient, resources: list[dict[str, Any]], miss
         rtype, query = url.split("?", 1)
         token = unquote(query.split("=", 1)[1])
         found = client.search(rtype, identifier=token, _elements="id")
-        system = token.split("|")[0] if "|" in token else "(no system)"
-        what = f"{rtype} with identifier system {system}"  # never the Patient ID itself
+        system = token.split("|")[0] if "|" in token else ""
+        # Which identifier was sought, and in which system; never the Patient ID itself.
+        what = f"{rtype} sought by its {SOUGHT_BY[rtype]}" + (f" in system {system}" if system else " (an identifier without a system)")
         if not found:
             if missing == "fail":
                 raise DeliveryError(f"the {what} that the report refers to is not on the server (use --missing logical to push anyway)")
