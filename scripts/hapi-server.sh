@@ -57,6 +57,13 @@ status)
   running && url || { echo "not running" >&2; exit 1; }
   ;;
 *)
-  sed -n 2,14p "$0"; exit 2
+  cat >&2 <<'USAGE'
+usage: scripts/hapi-server.sh start [PORT]   build if needed, start on 127.0.0.1, wait until it answers (default port 8089)
+       scripts/hapi-server.sh stop           stop it
+       scripts/hapi-server.sh status         print its base URL, or exit 1
+environment: SR2FHIR_HAPI_DIR (state folder, default .hapi), SR2FHIR_HAPI_DB (an H2 file to keep
+data between runs; default in memory), SR2FHIR_IG (compiled IG folder; default ../shared/ig-package)
+USAGE
+  exit 2
   ;;
 esac

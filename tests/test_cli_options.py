@@ -162,3 +162,16 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     p.wait(timeout=300)
     text = seen.decode("utf-8", "replace")
     assert p.returncode == 0 and "converted" in text and "files, 0 failed" in text and "/6" in text, text[-1500:]
+
+
+def test_setup_and_server_scripts_explain_themselves(tmp_path: Path) -> None:
+    """Issue 11.11/11.10: a wrong Python and a bare hapi-server.sh gave cryptic output."""
+    from tests.helpers import ROOT
+
+    old = tmp_path / "python3.9"
+    old.write_text("#!/bin/sh\nif [ \\"$1\\" = --version ]; then echo 'Python 3.9.2'; exit 0; fi\nexit 1\n")
+    old.chmod(0o755)
+    r = subprocess.run([str(ROOT / "scripts" / "setup.sh")], env={**__import__("os").environ, "PYTHON": str(old)}, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "needs Python >= 3.11" in r.stderr and "Python 3.9.2" in r.stderr
+    r = subprocess.run([str(ROOT / "scripts" / "hapi-server.sh")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith("usage: scripts/hapi-server.sh start [PORT]") and "set -euo" not in r.stderr

@@ -83,8 +83,15 @@ NUMERIC_VALUE_JSON_TAG = "0040A30A"
 SR_SOP_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
 
 
-def read(path: str | os.PathLike[str], *, limits: Limits = Limits(), diagnostics: Diagnostics | None = None) -> list[SRDocument]:
-    """Read one file: a Part 10 file gives one document, a DICOM JSON array one per object."""
+def read(path: str | os.PathLike[str] | Dataset, *, limits: Limits = Limits(), diagnostics: Diagnostics | None = None) -> list[SRDocument]:
+    """Read one file: a Part 10 file gives one document, a DICOM JSON array one per object.
+
+    A pydicom Dataset that the caller already has is read as it is (one document).
+    """
+    if isinstance(path, Dataset):
+        name = str(getattr(path, "filename", "") or "<dataset>")
+        with _quiet_pydicom():
+            return [document_from_dataset(path, name, limits=limits, diagnostics=diagnostics if diagnostics is not None else Diagnostics())]
     p = Path(path)
     name = str(path)
     if not p.exists():

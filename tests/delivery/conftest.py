@@ -8,6 +8,7 @@ already running instead: it must be empty and validate requests against the IG, 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 from typing import Iterator
@@ -30,6 +31,13 @@ def fhir_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if given:
         yield given
         return
+    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(
+            f"the delivery tests start a HAPI FHIR server and need Java 17 and Maven ({', '.join(missing)} not found): "
+            "on Debian `apt-get install openjdk-17-jdk-headless maven`; or set SR2FHIR_TEST_FHIR_URL to an empty FHIR R5 server "
+            "that validates requests against the IG"
+        )
     env = {**os.environ, "SR2FHIR_HAPI_DIR": str(tmp_path_factory.mktemp("hapi"))}
     env.pop("SR2FHIR_HAPI_DB", None)  # in memory: every run starts empty
     script = str(ROOT / "scripts" / "hapi-server.sh")

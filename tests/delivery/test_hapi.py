@@ -310,3 +310,32 @@ def test_a_correction_whose_answer_is_lost_is_retried_idempotently(fhir_url: str
     diameters = sorted(float(o["valueQuantity"]["value"]) for o in new if "valueQuantity" in o)
     assert diameters == sorted(g["measurement"]["value"] for g in manifest["fixtures"]["tid1410_planar_regions_corrected"]["groups"])
     assert all(n == 1 for n in identity_counts(fhir, corrected).values())
+
+
+def test_readme_delivery_examples(fhir_url: str, tmp_path: Path) -> None:
+    """The README's push examples, as written, against this server (issue 11: every README example runs).
+
+    `scripts/hapi-server.sh start/stop` is how this test run's server was started; the other
+    lines run with the server's URL for `$U` and for the example URL."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    hapi = re.search(r"### Trying it end to end with HAPI FHIR.*?```sh\n(.*?)```", readme, re.S)
+    deliver = re.search(r"## Delivering to a FHIR server.*?```sh\n(.*?)```", readme, re.S)
+    assert hapi and deliver
+    lines = [l.split("  #")[0].strip() for l in hapi.group(1).splitlines() + deliver.group(1).splitlines()]
+    lines = [l for l in lines if l and "hapi-server.sh" not in l]
+    (tmp_path / "reports").mkdir()
+    shutil.copy(ROOT / "examples" / "measurement-report.dcm", tmp_path / "reports" / "demo.dcm")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", "U": fhir_url}
+    script = "\n".join(["set -e", *[l.replace("https://fhir.example.org/fhir", fhir_url) for l in lines]])
+    script = script.replace(".venv/bin/sr2fhir", "sr2fhir").replace("examples/", f"{ROOT}/examples/").replace("U=http://127.0.0.1:8089/fhir", "true")
+    r = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, script + "\n" + r.stderr[-3000:]
+    assert '"total"' in r.stdout and "pushed" in r.stderr
