@@ -169,7 +169,7 @@ def test_setup_and_server_scripts_explain_themselves(tmp_path: Path) -> None:
     from tests.helpers import ROOT
 
     old = tmp_path / "python3.9"
-    old.write_text("#!/bin/sh\nif [ \\"$1\\" = --version ]; then echo 'Python 3.9.2'; exit 0; fi\nexit 1\n")
+    old.write_text("#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'Python 3.9.2'; exit 0; fi\nexit 1\n")
     old.chmod(0o755)
     r = subprocess.run([str(ROOT / "scripts" / "setup.sh")], env={**__import__("os").environ, "PYTHON": str(old)}, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "needs Python >= 3.11" in r.stderr and "Python 3.9.2" in r.stderr
