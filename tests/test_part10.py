@@ -44,3 +44,14 @@ def test_truncation_at_element_boundaries(path: Path, tmp_path: Path) -> None:
     sample = cuts if len(cuts) <= k else sorted(rng.sample(cuts, k))
     outcomes = [check_truncation(data, c, n, tmp_path) for c in sample + [len(data) - 1, len(data) - 9]]
     assert outcomes.count("truncated") >= len(outcomes) // 2, outcomes
+
+
+def test_a_corrupt_sop_class_vr_is_a_clear_failure(tmp_path: Path) -> None:
+    """Found by scripts/fuzz.py: an unknown VR in SOP Class UID (0008,0016) raised from the completeness check."""
+    data = (FIXTURES / "tid1410_planar_regions.dcm").read_bytes()
+    tag = b"\x08\x00\x16\x00UI"
+    body = data.index(tag, 132 + data[132:].index(b"\x08\x00"))
+    bad = tmp_path / "vr.dcm"
+    bad.write_bytes(data[:body] + b"\x08\x00\x16\x00U\x8f" + data[body + len(tag):])
+    r = convert_path(str(bad))
+    assert r.error is not None and r.error.code != "exception", r.error

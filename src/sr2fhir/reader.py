@@ -178,7 +178,10 @@ def _check_whole(data: bytes, ds: Dataset, name: str) -> None:
         raise ConversionError(f"{name}: truncated DICOM file: {exc}", code="truncated", exit_code=EXIT_TRUNCATED) from None
     except (struct.error, IndexError):
         raise ConversionError(f"{name}: truncated or corrupt DICOM file (element structure)", code="truncated", exit_code=EXIT_TRUNCATED) from None
-    sop_class = str(ds.get("SOPClassUID", ""))
+    try:
+        sop_class = str(ds.get("SOPClassUID", "") or "")
+    except Exception:  # a corrupt element: document_from_dataset reports what it can of it
+        sop_class = ""
     if (
         (not sop_class or sop_class.startswith(SR_SOP_CLASS_PREFIX))
         and CONTENT_SEQUENCE_TAG not in w.top_tags
