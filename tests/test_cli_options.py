@@ -175,3 +175,10 @@ def test_setup_and_server_scripts_explain_themselves(tmp_path: Path) -> None:
     assert r.returncode == 1 and "needs Python >= 3.11" in r.stderr and "Python 3.9.2" in r.stderr
     r = subprocess.run([str(ROOT / "scripts" / "hapi-server.sh")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr.startswith("usage: scripts/hapi-server.sh start [PORT]") and "set -euo" not in r.stderr
+
+
+def test_messages_say_where_they_are_explained(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "sr2fhir", "convert", str(WARNS), "-o", str(tmp_path / "o.json")], capture_output=True, text=True, timeout=300)
+    assert r.stderr.rstrip().endswith("note: each [rule] is explained in docs/diagnostics.md; D-n in docs/decisions.md; IG-n in docs/conformance.md")
+    for doc in ("diagnostics", "decisions", "conformance"):
+        assert f"(docs/{doc}.md)" in (Path(__file__).parents[1] / "README.md").read_text()

@@ -136,12 +136,23 @@ def _parse_schemes(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+_SHOWN = [0]
+"""How many diagnostics this run has shown (for the pointer to the docs at its end)."""
+WHERE_EXPLAINED = "each [rule] is explained in docs/diagnostics.md; D-n in docs/decisions.md; IG-n in docs/conformance.md"
+
+
+def _where_explained() -> None:
+    if _SHOWN[0]:
+        _say(f"note: {WHERE_EXPLAINED}")
+
+
 def _report(result: FileResult, verbose: bool, quiet: bool) -> None:
     """The diagnostics of one input: warnings and errors (-v: information too; -q: errors only).
     A failure is always shown, whatever the verbosity."""
     floor = Severity.INFORMATION if verbose else (Severity.ERROR if quiet else Severity.WARNING)
     for d in result.diagnostics.items:
         if d.severity >= floor:
+            _SHOWN[0] += 1
             style = "red" if d.severity >= Severity.ERROR else ("yellow" if d.severity == Severity.WARNING else "dim")
             _say(d.text(result.source), style=style, markup=False)
     if result.error is not None:
@@ -237,6 +248,7 @@ def convert(
             progress.advance(results[-1].error is not None)
     if many:
         _summary(results, cs.quiet)
+    _where_explained()
     raise typer.Exit(_exit_code(results))
 
 
@@ -603,6 +615,7 @@ def push(
             _push_summary(results, lost, cs.quiet)
             raise typer.Exit(EXIT_TERMINATED) from None
     _push_summary(results, lost, cs.quiet)
+    _where_explained()
     raise typer.Exit(EXIT_MIXED if lost else _exit_code(results))
 
 
