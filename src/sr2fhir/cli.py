@@ -185,6 +185,16 @@ def output_stems(files: list[InputFile], notes: list[str]) -> list[str]:
     return stems
 
 
+def _batch(inputs: list[str]) -> tuple[list[str], list[str]]:
+    """The input files of a command, and their unique output names; notes about them shown."""
+    notes: list[str] = []
+    found = list(iter_inputs(inputs, notes))
+    stems = output_stems(found, notes)
+    for note in notes:
+        _say(f"note: {note}")
+    return [f.path for f in found], stems
+
+
 def _output_path(target: str, stem: str, bundle: str, many: bool) -> Path:
     """The output file: `target` itself, or `stem` with the output's extension inside the folder `target`."""
     out = Path(target)
@@ -228,12 +238,7 @@ def convert(
         max_items=max_items, verbose=verbose, quiet=quiet, jobs=jobs, validate=validate, ig=ig, debug=debug,
         fail_on_ig_defects=fail_on_ig_defects, conditional_references=bundle == BundleType.transaction,
     )
-    notes: list[str] = []
-    found = list(iter_inputs(inputs, notes))
-    files = [f.path for f in found]
-    stems = output_stems(found, notes)
-    for note in notes:
-        _say(f"note: {note}")
+    files, stems = _batch(inputs)
     many = len(files) > 1 or any(i != "-" and Path(i).is_dir() for i in inputs)
     folder = output is not None and (many or Path(output).is_dir() or output.endswith(("/", os.sep)))
     if many and output is not None and not Path(output).is_dir() and output.lower().endswith((".json", ".ndjson")):
@@ -550,12 +555,7 @@ def push(
         max_items=max_items, verbose=verbose, quiet=quiet, jobs=jobs, validate=validate, ig=ig, debug=debug, fail_on_ig_defects=fail_on_ig_defects,
     )
     conn = Connection(fhir_url, token_env, token_file, basic_user, smart_client_id, smart_key, smart_token_url, smart_scope, smart_kid, ca_bundle, insecure, retries, seed, timeout, connect_timeout)
-    notes0: list[str] = []
-    found = list(iter_inputs(inputs, notes0))
-    files = [f.path for f in found]
-    stems = output_stems(found, notes0)
-    for note in notes0:
-        _say(f"note: {note}")
+    files, stems = _batch(inputs)
     many = len(files) > 1 or any(Path(i).is_dir() for i in inputs)
     results: list[FileResult] = []
     lost: list[str] = []
