@@ -15,9 +15,9 @@ from typing import Any
 from .. import codes
 from ..codes import FIXED
 from ..content import ContentItem
+from . import modifiers
 from .context import ReportContext, Scope
 from .groups import measurement_group
-from . import modifiers
 from .imaging_observation import observation, require_concept, set_derived_from, unmapped
 from .measurements import num_value, with_own_device
 

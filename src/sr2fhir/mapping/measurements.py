@@ -12,8 +12,7 @@ from typing import Any
 
 from .. import codes
 from ..content import Code, ContentItem, MeasuredValue
-from . import devices, imaging_selections
-from . import modifiers
+from . import devices, imaging_selections, modifiers
 from .body_structures import Tracking, finding_site, track_on_observation
 from .context import ReportContext, Scope
 from .imaging_observation import GroupInheritance, absent_reason, observation, quantity, require_concept, set_derived_from
