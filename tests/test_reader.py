@@ -10,7 +10,8 @@ import pydicom
 import pytest
 
 from sr2fhir.content import MeasuredValue, SpatialCoordinates
-from sr2fhir.diagnostics import ConversionError, Diagnostics
+from sr2fhir.diagnostics import Diagnostics
+from sr2fhir.errors import ConversionError
 from sr2fhir.reader import Limits, read
 from tests.helpers import FIXTURES, IG_EXAMPLE, SHARED
 

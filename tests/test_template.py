@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from sr2fhir import convert, read
-from sr2fhir.diagnostics import ConversionError, Diagnostics
+from sr2fhir.diagnostics import Diagnostics
+from sr2fhir.errors import ConversionError
 from tests.helpers import SHARED
 
 

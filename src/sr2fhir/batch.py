@@ -17,16 +17,14 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator, Literal
 
-from .diagnostics import ConversionError, Diagnostics, Severity
+from .diagnostics import Diagnostics, Severity
+from .errors import ConversionError
 from .fhir import bundle
 from .mapping.context import Options
 from .mapping.report import Conversion, convert
 from .reader import Limits, read, read_stream
 
 Status = Literal["converted", "partial", "failed"]
-EXIT_INTERNAL = 1
-EXIT_STRICT = 3
-EXIT_INVALID = 4
 
 
 @dataclass(slots=True)
@@ -54,14 +52,13 @@ def convert_path(path: str, options: Options = Options(), limits: Limits = Limit
     except ConversionError as exc:
         result.error = exc
     except MemoryError:
-        result.error = ConversionError(f"{path}: out of memory while converting", code="too-large", exit_code=EXIT_INTERNAL)
+        result.error = ConversionError(f"{path}: out of memory while converting", code="out-of-memory")
     except Exception as exc:  # a bug in sr2fhir: report it, keep going with the other files
         if debug:
             raise
         result.error = ConversionError(
             f"{path}: internal error while converting ({type(exc).__name__}); rerun with --debug and report it",
             code="exception",
-            exit_code=EXIT_INTERNAL,
         )
     if result.error is not None:
         _detached(result.error)
@@ -113,7 +110,7 @@ def checked(path: str, options: Options = Options(), limits: Limits = Limits(), 
     r = convert_path(path, options, limits, debug=checks.debug)
     worst = r.diagnostics.worst if checks.fail_on_ig_defects else r.diagnostics.worst_of_input()
     if r.error is None and checks.strict and worst is not None and worst >= Severity.WARNING:
-        r.error = ConversionError(f"{path}: --strict: warnings or errors were reported", code="strict", exit_code=EXIT_STRICT)
+        r.error = ConversionError(f"{path}: --strict: warnings or errors were reported", code="strict")
     if r.error is None and checks.validate:
         _validate(r, _profiles(checks.ig), checks.fail_on_ig_defects)
     if r.error is not None:
@@ -169,7 +166,7 @@ def _validate(r: FileResult, profiles: Any, fail_on_ig_defects: bool = False) ->
             r.diagnostics.add(sev, f"validate-{f.rule}", f.message, location=where, ig_defect=f.ig_defect)
         errors = report.errors(include_ig_defects=fail_on_ig_defects)
         if errors:
-            r.error = ConversionError(f"{r.source}: --validate: {errors} error(s) in the output", code="invalid-output", exit_code=EXIT_INVALID)
+            r.error = ConversionError(f"{r.source}: --validate: {errors} error(s) in the output", code="invalid-output")
 
 
 def run_all(work: Callable[[str], Processed], files: list[str], jobs: int) -> Iterator[Processed]:
@@ -211,7 +208,7 @@ def _alone(work: Callable[[str], Processed], f: str) -> Processed:
         try:
             return pool.submit(work, f).result()
         except BrokenProcessPool:
-            err = ConversionError(f"{f}: the process converting it was killed (out of memory, or a signal); the other files go on", code="worker-killed", exit_code=EXIT_INTERNAL)
+            err = ConversionError(f"{f}: the process converting it was killed (out of memory, or a signal); the other files go on", code="worker-killed")
             return Processed(FileResult(f, error=err), None)
 
 

@@ -1,11 +1,7 @@
 """The `sr2fhir` command line: convert, validate, push, dump.
 
-Exit codes: 0 every input converted (warnings allowed unless --strict); 1 inputs failed for
-different reasons, an internal error, or `validate` found errors; 2 usage error; 3 --strict and a
-warning or error was reported; 4 --validate found errors in the output; 10 not a file; 11 not DICOM / invalid DICOM JSON; 12 truncated DICOM; 13 DICOM but not
-an SR; 14 SR but not a TID 1500 Measurement Report; 15 a limit was exceeded (depth, item count).
+Exit codes: errors.Exit (README "Exit codes"); failure codes: errors.FAILURES (docs/diagnostics.md).
 """
-
 from __future__ import annotations
 
 import functools
@@ -27,13 +23,13 @@ from rich.console import Console
 
 from . import __version__
 from .batch import Checks, FileResult, Processed, checked_processed, process, run_all, write_atomic
-from .diagnostics import ConversionError, Severity, printable
+from .diagnostics import Severity, printable
+from .errors import ConversionError, Exit
 from .dump import lines
 from .fhir.bundle import dumps
 from .mapping.context import Options
 from .reader import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, InputFile, Limits, iter_inputs, read, read_stream
 
-EXIT_MIXED = 1
 
 app = typer.Typer(
     add_completion=True,
@@ -273,7 +269,7 @@ def _convert_one(f: str, stem: str, done: Processed, output: str | None, outcome
                 if reason:
                     stdout_broken.append(reason)
             if stdout_broken:
-                r.error = ConversionError(f"{f}: cannot write to standard output ({stdout_broken[0]}); its output may be cut short there", code="output", exit_code=EXIT_MIXED)
+                r.error = ConversionError(f"{f}: cannot write to standard output ({stdout_broken[0]}); its output may be cut short there", code="output")
                 _report(FileResult(f, error=r.error), cs.verbose, cs.quiet)
         else:
             _write(r, f, target, done.text, cs.verbose, cs.quiet)
@@ -336,11 +332,11 @@ def _write_parts(r: FileResult, f: str, target: Path | None, folder: bool, parts
     if target is None:
         for part in parts:
             if _to_stdout(part):
-                r.error = ConversionError(f"{f}: cannot write to standard output", code="output", exit_code=EXIT_MIXED)
+                r.error = ConversionError(f"{f}: cannot write to standard output", code="output")
                 return
         return
     if not folder:
-        r.error = ConversionError(f"{f}: holds {len(parts)} SR documents: give -o a folder (one output per document), not the file {target}", code="output", exit_code=2)
+        r.error = ConversionError(f"{f}: holds {len(parts)} SR documents: give -o a folder (one output per document), not the file {target}", code="several-documents")
         _report(FileResult(f, error=r.error), cs.verbose, cs.quiet)
         return
     for i, part in enumerate(parts, 1):
@@ -362,7 +358,7 @@ def _write(r: FileResult, f: str, target: Path, text: str | Iterable[str], verbo
     try:
         write_atomic(target, text)
     except OSError as exc:
-        failure = ConversionError(f"{f}: cannot write the {what} {target} ({exc.strerror or type(exc).__name__})", code="output", exit_code=EXIT_MIXED)
+        failure = ConversionError(f"{f}: cannot write the {what} {target} ({exc.strerror or type(exc).__name__})", code="output")
         if r.error is None:
             r.error = failure
         _report(FileResult(f, error=failure), verbose, quiet)
@@ -571,7 +567,7 @@ def push(
                 lost.append(g)
             for note in notes:
                 _say(f"{g}: {note}")
-            results.append(FileResult(g, error=ConversionError(f"{g}: not attempted ({why})", code="not-attempted", exit_code=EXIT_MIXED)))
+            results.append(FileResult(g, error=ConversionError(f"{g}: not attempted ({why})", code="not-attempted")))
         where = f", {kept} kept in {spool_dir}" if spool_dir else ""
         _say(f"error: {why}: {len(rest)} more file(s) not attempted{where}", style="bold red")
 
@@ -598,7 +594,7 @@ def push(
                     _say(f"{f}: pushed, {r.entries} entries ({r.created} created{retired})")
                 else:
                     if conv.error is None:
-                        conv.error = ConversionError(r.error or f"{f}: not delivered", code="delivery", exit_code=EXIT_MIXED)
+                        conv.error = ConversionError(r.error or f"{f}: not delivered", code="delivery")
                         _say(f"error: {r.error}", style="bold red")
                     if r.lost:
                         lost.append(f)
@@ -613,10 +609,10 @@ def push(
             # SIGTERM: the report in flight may or may not have landed; pushing it again is safe.
             keep_rest(files[done:], "terminated (SIGTERM)")
             _push_summary(results, lost, cs.quiet)
-            raise typer.Exit(EXIT_TERMINATED) from None
+            raise typer.Exit(Exit.TERMINATED) from None
     _push_summary(results, lost, cs.quiet)
     _where_explained()
-    raise typer.Exit(EXIT_MIXED if lost else _exit_code(results))
+    raise typer.Exit(Exit.MIXED if lost else _exit_code(results))
 
 
 def _check_url(url: str) -> None:
@@ -630,8 +626,6 @@ class Terminated(Exception):
     """SIGTERM arrived: stop, keep what was not delivered, exit."""
 
 
-EXIT_TERMINATED = 143
-"""128 + SIGTERM, as a shell reports a process ended by it."""
 
 
 @contextmanager
@@ -669,7 +663,7 @@ def _exit_code(results: list[FileResult]) -> int:
     codes = {r.error.exit_code for r in results if r.error is not None}
     if not codes:
         return 0
-    return codes.pop() if len(codes) == 1 else EXIT_MIXED
+    return codes.pop() if len(codes) == 1 else Exit.MIXED
 
 
 @app.command()

@@ -25,15 +25,6 @@ class Severity(IntEnum):
         return self.name.lower()
 
 
-class ConversionError(Exception):
-    """A report that cannot be converted at all; the message is safe to show."""
-
-    def __init__(self, message: str, *, code: str = "processing", exit_code: int = 2) -> None:
-        super().__init__(message)
-        self.code = code
-        self.exit_code = exit_code
-
-
 @dataclass(slots=True)
 class Diagnostic:
     severity: Severity

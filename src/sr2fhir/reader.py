@@ -31,18 +31,13 @@ from pydicom.valuerep import PersonName
 
 from . import part10
 from .content import SRDocument
-from .diagnostics import ConversionError, Diagnostics
-from .tree import EXIT_LIMIT, Limits, TreeBuilder
+from .diagnostics import Diagnostics
+from .errors import ConversionError
+from .tree import Limits, TreeBuilder
 from .tree import multi_text as tree_multi_text
 from .tree import sequence as tree_sequence
 from .tree import text as tree_text
 
-# Exit codes of the failure classes (documented in the README).
-EXIT_NOT_A_FILE = 10
-EXIT_NOT_DICOM = 11
-EXIT_TRUNCATED = 12
-EXIT_NOT_SR = 13
-EXIT_NOT_TID1500 = 14
 DEFAULT_MAX_DEPTH = Limits().max_depth
 DEFAULT_MAX_ITEMS = Limits().max_items
 
@@ -95,16 +90,16 @@ def read(path: str | os.PathLike[str] | Dataset, *, limits: Limits = Limits(), d
     p = Path(path)
     name = str(path)
     if not p.exists():
-        raise ConversionError(f"{name}: no such file", code="not-found", exit_code=EXIT_NOT_A_FILE)
+        raise ConversionError(f"{name}: no such file", code="not-found")
     if p.is_dir():
-        raise ConversionError(f"{name}: a folder that cannot be read (permission denied)", code="not-found", exit_code=EXIT_NOT_A_FILE)
+        raise ConversionError(f"{name}: a folder that cannot be read (permission denied)", code="not-found")
     if not p.is_file():
-        raise ConversionError(f"{name}: not a regular file", code="not-found", exit_code=EXIT_NOT_A_FILE)
+        raise ConversionError(f"{name}: not a regular file", code="not-found")
     try:
         with open(p, "rb") as fh:
             return read_stream(fh, name, limits=limits, diagnostics=diagnostics)
     except PermissionError:
-        raise ConversionError(f"{name}: permission denied", code="not-found", exit_code=EXIT_NOT_A_FILE) from None
+        raise ConversionError(f"{name}: permission denied", code="not-found") from None
 
 
 @contextmanager
@@ -153,17 +148,15 @@ def _dataset_from_part10(fh: BinaryIO, name: str) -> Dataset:
         raise ConversionError(
             f"{name}: not a DICOM file (no DICM preamble and not DICOM JSON)",
             code="not-dicom",
-            exit_code=EXIT_NOT_DICOM,
         ) from None
     except RecursionError:
-        raise ConversionError(f"{name}: sequences nested too deeply to read", code="too-deep", exit_code=EXIT_LIMIT) from None
+        raise ConversionError(f"{name}: sequences nested too deeply to read", code="too-deep") from None
     except MemoryError:
-        raise ConversionError(f"{name}: corrupt DICOM file: an element declares more data than can be held", code="too-large", exit_code=EXIT_LIMIT) from None
+        raise ConversionError(f"{name}: corrupt DICOM file: an element declares more data than can be held", code="too-large") from None
     except Exception as exc:  # pydicom raises many types on corrupt input
         raise ConversionError(
             f"{name}: truncated or corrupt DICOM file ({_describe(exc)})",
             code="truncated",
-            exit_code=EXIT_TRUNCATED,
         ) from None
 
 
@@ -175,9 +168,9 @@ def _check_whole(data: bytes, ds: Dataset, name: str) -> None:
     try:
         w = part10.walk(data)
     except part10.Incomplete as exc:
-        raise ConversionError(f"{name}: truncated DICOM file: {exc}", code="truncated", exit_code=EXIT_TRUNCATED) from None
+        raise ConversionError(f"{name}: truncated DICOM file: {exc}", code="truncated") from None
     except (struct.error, IndexError):
-        raise ConversionError(f"{name}: truncated or corrupt DICOM file (element structure)", code="truncated", exit_code=EXIT_TRUNCATED) from None
+        raise ConversionError(f"{name}: truncated or corrupt DICOM file (element structure)", code="truncated") from None
     try:
         sop_class = str(ds.get("SOPClassUID", "") or "")
     except Exception:  # a corrupt element: document_from_dataset reports what it can of it
@@ -190,7 +183,6 @@ def _check_whole(data: bytes, ds: Dataset, name: str) -> None:
         raise ConversionError(
             f"{name}: truncated DICOM file: it ends before the SR content tree (no Content Sequence (0040,A730), and no element after it)",
             code="truncated",
-            exit_code=EXIT_TRUNCATED,
         )
 
 
@@ -204,7 +196,6 @@ def _check_complete(ds: Dataset, name: str) -> None:
             raise ConversionError(
                 f"{name}: truncated DICOM file: element ({tag >> 16:04X},{tag & 0xFFFF:04X}) has {len(value)} of its {length} bytes",
                 code="truncated",
-                exit_code=EXIT_TRUNCATED,
             )
 
 
@@ -220,14 +211,14 @@ def _datasets_from_json(data: bytes, name: str, diags: Diagnostics) -> list[Data
     try:
         obj = json.loads(data, parse_float=Decimal)  # Decimal keeps a DS value's digits
     except RecursionError:
-        raise ConversionError(f"{name}: DICOM JSON nested too deeply to read", code="too-deep", exit_code=EXIT_LIMIT) from None
+        raise ConversionError(f"{name}: DICOM JSON nested too deeply to read", code="too-deep") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConversionError(f"{name}: invalid DICOM JSON ({_describe(exc)})", code="not-dicom", exit_code=EXIT_NOT_DICOM) from None
+        raise ConversionError(f"{name}: invalid DICOM JSON ({_describe(exc)})", code="not-dicom") from None
     except ValueError:  # e.g. an integer of more digits than Python converts (sys.get_int_max_str_digits)
-        raise ConversionError(f"{name}: invalid DICOM JSON (a number too long to read)", code="not-dicom", exit_code=EXIT_NOT_DICOM) from None
+        raise ConversionError(f"{name}: invalid DICOM JSON (a number too long to read)", code="not-dicom") from None
     objs = obj if isinstance(obj, list) else [obj]
     if not objs or not all(isinstance(o, dict) for o in objs):
-        raise ConversionError(f"{name}: invalid DICOM JSON: expected an object or an array of objects", code="not-dicom", exit_code=EXIT_NOT_DICOM)
+        raise ConversionError(f"{name}: invalid DICOM JSON: expected an object or an array of objects", code="not-dicom")
     out = []
     for i, o in enumerate(objs):
         try:
@@ -237,19 +228,19 @@ def _datasets_from_json(data: bytes, name: str, diags: Diagnostics) -> list[Data
         try:
             out.append(Dataset.from_json(o))
         except RecursionError:
-            raise ConversionError(f"{name}: DICOM JSON nested too deeply", code="too-deep", exit_code=EXIT_LIMIT) from None
+            raise ConversionError(f"{name}: DICOM JSON nested too deeply", code="too-deep") from None
         except Exception as exc:  # pydicom raises many types on malformed JSON
-            raise ConversionError(f"{name}: invalid DICOM JSON in object {i} ({_describe(exc)})", code="not-dicom", exit_code=EXIT_NOT_DICOM) from None
+            raise ConversionError(f"{name}: invalid DICOM JSON in object {i} ({_describe(exc)})", code="not-dicom") from None
     return out
 
 
 def _repair_json(obj: dict[str, Any], diags: Diagnostics, where: str, depth: int = 0) -> None:
     """Fix, with a warning, the DICOM JSON mistakes seen in the wild (PS3.18 F.2)."""
     if depth > 200:
-        raise ConversionError("DICOM JSON nested too deeply", code="too-deep", exit_code=EXIT_LIMIT)
+        raise ConversionError("DICOM JSON nested too deeply", code="too-deep")
     for tag, attr in obj.items():
         if not isinstance(attr, dict):
-            raise ConversionError(f"invalid DICOM JSON: attribute {tag}{where} is not an object", code="not-dicom", exit_code=EXIT_NOT_DICOM)
+            raise ConversionError(f"invalid DICOM JSON: attribute {tag}{where} is not an object", code="not-dicom")
         if "Value" in attr and not isinstance(attr["Value"], list):
             diags.warn("json-bare-value", f"DICOM JSON attribute ({tag[:4]},{tag[4:]}){where} has a bare Value, not an array", action="read as a one-element array")
             attr["Value"] = [attr["Value"]]
@@ -284,7 +275,7 @@ def document_from_dataset(
         sop_class = str(ds.get("SOPClassUID", "") or "")
         if "ValueType" not in ds and "ContentSequence" not in ds:
             kind = _sop_class_name(sop_class) if sop_class else "no SOP Class UID"
-            raise ConversionError(f"{name}: DICOM but not a Structured Report ({kind}): no SR content tree", code="not-sr", exit_code=EXIT_NOT_SR)
+            raise ConversionError(f"{name}: DICOM but not a Structured Report ({kind}): no SR content tree", code="not-sr")
         builder = TreeBuilder(name, limits, diags, release=release)
         root = builder.build(ds)
         header = _header(ds)
@@ -304,12 +295,11 @@ def document_from_dataset(
     except ConversionError:
         raise
     except RecursionError:
-        raise ConversionError(f"{name}: content tree nested too deeply to read", code="too-deep", exit_code=EXIT_LIMIT) from None
+        raise ConversionError(f"{name}: content tree nested too deeply to read", code="too-deep") from None
     except Exception as exc:  # pydicom's lazy parsing of sequences fails here on corrupt input
         raise ConversionError(
             f"{name}: truncated or corrupt DICOM data ({_describe(exc)})",
             code="truncated",
-            exit_code=EXIT_TRUNCATED,
         ) from None
 
 

@@ -14,8 +14,8 @@ import pydicom.uid
 
 from . import codes
 from .content import SRDocument
-from .diagnostics import ConversionError, Diagnostics
-from .reader import EXIT_NOT_TID1500
+from .diagnostics import Diagnostics
+from .errors import ConversionError
 
 # CID 7021 Measurement Report Document Titles.
 CID_7021: frozenset[tuple[str, str]] = frozenset(
@@ -50,7 +50,6 @@ def check_measurement_report(doc: SRDocument, diags: Diagnostics) -> None:
         raise ConversionError(
             f"{doc.source}: not a TID 1500 Measurement Report: SOP class {sop}, root concept {title}, template {tid}",
             code="not-tid1500",
-            exit_code=EXIT_NOT_TID1500,
         )
     if template and template != "1500":
         if by_template:

@@ -19,9 +19,9 @@ from pydicom.tag import BaseTag
 
 from .codes import uid_ok
 from .content import Code, ContentItem, MeasuredValue, SopReference, SpatialCoordinates, TemporalCoordinates
-from .diagnostics import ConversionError, Diagnostics
+from .diagnostics import Diagnostics
+from .errors import ConversionError
 
-EXIT_LIMIT = 15
 
 
 
@@ -303,11 +303,11 @@ class TreeBuilder:
                 continue
             if depth >= max_depth:
                 raise ConversionError(
-                    f"{self.name}: content tree deeper than {max_depth} levels at content item {parent.path}", code="too-deep", exit_code=EXIT_LIMIT
+                    f"{self.name}: content tree deeper than {max_depth} levels at content item {parent.path}", code="too-deep"
                 )
             self.count += len(seq)
             if self.count > max_items:
-                raise ConversionError(f"{self.name}: more than {max_items} content items", code="too-many", exit_code=EXIT_LIMIT)
+                raise ConversionError(f"{self.name}: more than {max_items} content items", code="too-many")
             prefix = parent.path + "."
             children = parent.children
             for i, cds in enumerate(seq, 1):
