@@ -2,6 +2,7 @@
 
 Exit codes: errors.Exit (README "Exit codes"); failure codes: errors.FAILURES (docs/diagnostics.md).
 """
+
 from __future__ import annotations
 
 import functools
