@@ -188,8 +188,8 @@ def _check_whole(data: bytes, ds: Dataset, name: str) -> None:
 
 def _check_complete(ds: Dataset, name: str) -> None:
     """pydicom reads a cut-off defined-length element silently short: refuse it."""
-    for tag in ds._dict:  # raw elements, unconverted: no values are decoded here
-        raw = ds._dict[tag]
+    for tag in list(ds.keys()):
+        raw: Any = ds.get_item(tag, keep_deferred=True)  # unconverted: no values are decoded here
         length = getattr(raw, "length", None)
         value = getattr(raw, "value", None)
         if isinstance(value, (bytes, bytearray)) and length is not None and length != 0xFFFFFFFF and len(value) < length:
@@ -329,13 +329,13 @@ def _header(ds: Dataset) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kw in HEADER_KEYWORDS:
         tag = tag_for_keyword(kw)
-        if tag is not None and tag in ds._dict:
+        if tag is not None and tag in ds:
             out[kw] = _plain_element(ds, BaseTag(tag))
     return out
 
 
 def _plain_element(ds: Dataset, tag: BaseTag) -> Any:
-    el = ds._dict[tag]
+    el: Any = ds.get_item(tag, keep_deferred=True)
     vr = getattr(el, "VR", None)
     if vr is None:
         try:
@@ -343,7 +343,7 @@ def _plain_element(ds: Dataset, tag: BaseTag) -> Any:
         except KeyError:
             return None
     if vr == "SQ":
-        return [{kw: _plain_element(item, t) for t in list(item._dict) if (kw := keyword_for_tag(t))} for item in tree_sequence(ds, tag)]
+        return [{kw: _plain_element(item, t) for t in list(item.keys()) if (kw := keyword_for_tag(t))} for item in tree_sequence(ds, tag)]
     if vr in _STRING_VRS:
         values = tree_multi_text(ds, tag) if vr not in ("LT", "ST", "UT") else [v for v in [tree_text(ds, tag)] if v]
         return values[0] if len(values) == 1 else (values or None)

@@ -94,7 +94,7 @@ def _converted(ds: Dataset, tag: BaseTag) -> Any:
 
 def text(ds: Dataset, tag: BaseTag) -> str | None:
     """A single text value (first value of a multi-valued one), stripped; None if empty."""
-    e = ds._dict.get(tag)
+    e: Any = ds.get_item(tag, keep_deferred=True)
     if e is None:
         return None
     v = e.value
@@ -118,7 +118,7 @@ def text(ds: Dataset, tag: BaseTag) -> str | None:
 
 def multi_text(ds: Dataset, tag: BaseTag) -> list[str]:
     """All values of a multi-valued string element (IS, DT ...)."""
-    e = ds._dict.get(tag)
+    e: Any = ds.get_item(tag, keep_deferred=True)
     if e is None:
         return []
     v = e.value
@@ -136,7 +136,7 @@ def multi_text(ds: Dataset, tag: BaseTag) -> list[str]:
 
 def numbers(ds: Dataset, tag: BaseTag, fmt: str) -> list[float] | list[int]:
     """Binary numbers (FL 'f', FD 'd', US 'H', UL 'I') of a raw little-endian element, else via pydicom."""
-    e = ds._dict.get(tag)
+    e: Any = ds.get_item(tag, keep_deferred=True)
     if e is None:
         return []
     v = e.value
@@ -159,7 +159,7 @@ def numbers(ds: Dataset, tag: BaseTag, fmt: str) -> list[float] | list[int]:
 
 def sequence(ds: Dataset, tag: BaseTag) -> Any:
     """A sequence's items (pydicom parses it, once)."""
-    e = ds._dict.get(tag)
+    e: Any = ds.get_item(tag, keep_deferred=True)
     if e is None:
         return ()
     v = e.value if not type(e.value) is bytes else _converted(ds, tag)
@@ -181,7 +181,7 @@ def code(ds: Dataset, tag: BaseTag) -> Code | None:
 
 def ints(ds: Dataset, tag: BaseTag) -> list[int]:
     """IS / US / UL values, whatever the VR the writer used."""
-    e = ds._dict.get(tag)
+    e: Any = ds.get_item(tag, keep_deferred=True)
     if e is None:
         return []
     vr = getattr(e, "VR", None)
@@ -298,7 +298,8 @@ class TreeBuilder:
             parent, pds, depth = stack.pop()
             seq = sequence(pds, CONTENT_SEQUENCE)
             if self.release:  # let each pydicom item go once our tree has it: a lower peak
-                pds._dict.pop(CONTENT_SEQUENCE, None)
+                if CONTENT_SEQUENCE in pds:
+                    del pds[CONTENT_SEQUENCE]
             if not seq:
                 continue
             if depth >= max_depth:
@@ -320,17 +321,16 @@ class TreeBuilder:
         vt = text(ds, VALUE_TYPE)
         concept = code(ds, CONCEPT_NAME_CODE_SEQUENCE)
         item = ContentItem(path, text(ds, RELATIONSHIP_TYPE), vt, concept)
-        d = ds._dict
-        if OBSERVATION_UID in d:
+        if OBSERVATION_UID in ds:
             item.observation_uid = text(ds, OBSERVATION_UID)
-        if OBSERVATION_DATETIME in d:
+        if OBSERVATION_DATETIME in ds:
             item.observation_datetime = text(ds, OBSERVATION_DATETIME)
-        if CONTENT_TEMPLATE_SEQUENCE in d:
+        if CONTENT_TEMPLATE_SEQUENCE in ds:
             tseq = sequence(ds, CONTENT_TEMPLATE_SEQUENCE)
             if tseq:
                 item.template = text(tseq[0], TEMPLATE_IDENTIFIER)
         if vt is None:
-            if REFERENCED_CONTENT_ITEM_IDENTIFIER in d:
+            if REFERENCED_CONTENT_ITEM_IDENTIFIER in ds:
                 item.reference = ints(ds, REFERENCED_CONTENT_ITEM_IDENTIFIER)
             elif not is_root:
                 self.diags.warn("missing-value-type", "content item has no Value Type (0040,A040)", path=path, concept=concept, action="kept without a value")
