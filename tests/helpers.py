@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import pytest
 
 from sr2fhir import Options, convert, read
-from sr2fhir.content import Code, ContentItem, SRDocument
+from sr2fhir.dicom.content import Code, ContentItem, SRDocument
 from sr2fhir.diagnostics import Diagnostics
 from sr2fhir.mapping.report import Conversion
 
@@ -148,7 +148,7 @@ def _kill_or_convert(marker: str, path: str) -> Any:
 
     from sr2fhir.batch import process
     from sr2fhir.mapping.context import Options
-    from sr2fhir.tree import Limits
+    from sr2fhir.dicom.tree import Limits
 
     if marker in Path(path).name:
         os.kill(os.getpid(), signal.SIGKILL)

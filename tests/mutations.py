@@ -190,7 +190,7 @@ def check_result(result: Any) -> None:
 
 def element_boundaries(data: bytes) -> list[int]:
     """The byte offset of every element of a Part 10 file (file meta, data set, nested items)."""
-    from sr2fhir import part10
+    from sr2fhir.dicom import part10
 
     found: list[int] = []
     part10.walk(data, boundaries=found)

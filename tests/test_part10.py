@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sr2fhir import part10
+from sr2fhir.dicom import part10
 from sr2fhir.batch import convert_path
 from tests.helpers import FIXTURES, SHARED
 from tests.mutations import check_truncation, element_boundaries

@@ -9,10 +9,10 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from sr2fhir.content import MeasuredValue, SpatialCoordinates
+from sr2fhir.dicom.content import MeasuredValue, SpatialCoordinates
 from sr2fhir.diagnostics import Diagnostics
 from sr2fhir.errors import ConversionError
-from sr2fhir.reader import Limits, read
+from sr2fhir.dicom.reader import Limits, read
 from tests.helpers import FIXTURES, IG_EXAMPLE, SHARED
 
 

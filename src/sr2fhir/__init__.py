@@ -12,7 +12,7 @@ from typing import Any
 from .fhir.bundle import collection, dumps, transaction
 from .mapping.context import Options
 from .mapping.report import Conversion, convert
-from .reader import read
+from .dicom.reader import read
 
 __version__ = "0.1.0"
 __all__ = ["Conversion", "Options", "bundle", "convert", "dumps", "read", "__version__"]

@@ -22,7 +22,7 @@ from .errors import ConversionError
 from .fhir import bundle
 from .mapping.context import Options
 from .mapping.report import Conversion, convert
-from .reader import Limits, read, read_stream
+from .dicom.reader import Limits, read, read_stream
 
 Status = Literal["converted", "partial", "failed"]
 

@@ -26,10 +26,10 @@ from . import __version__
 from .batch import Checks, FileResult, Processed, checked_processed, process, run_all, write_atomic
 from .diagnostics import Severity, printable
 from .errors import ConversionError, Exit
-from .dump import lines
+from .dicom.dump import lines
 from .fhir.bundle import dumps
 from .mapping.context import Options
-from .reader import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, InputFile, Limits, iter_inputs, read, read_stream
+from .dicom.reader import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, InputFile, Limits, iter_inputs, read, read_stream
 
 
 app = typer.Typer(

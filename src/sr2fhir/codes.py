@@ -12,7 +12,7 @@ from typing import Any
 import pydicom.uid
 from pydicom.sr.coding import snomed_mapping as _SNOMED_MAPPING
 
-from .content import Code
+from .dicom.content import Code
 
 # FHIR system URIs.
 DCM = "http://dicom.nema.org/resources/ontology/DCM"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sr2fhir.content import Code, MeasuredValue
+from sr2fhir.dicom.content import Code, MeasuredValue
 from tests.helpers import SHARED, Converted, codings, convert_doc, document, group, item
 
 SCT = "http://snomed.info/sct"
@@ -33,7 +33,7 @@ def test_sites(fixture_conversions: dict[str, Converted], manifest: dict[str, An
 
 
 def test_plain_site_without_tracking_goes_to_bodysite() -> None:
-    from sr2fhir.content import Code
+    from sr2fhir.dicom.content import Code
     from tests.helpers import convert_doc, document, group, item
 
     site = item("HAS CONCEPT MOD", "CODE", Code("363698007", "SCT", "Finding Site"), Code("39607008", "SCT", "Lung"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sr2fhir.content import Code, MeasuredValue
+from sr2fhir.dicom.content import Code, MeasuredValue
 from tests.helpers import Converted, codings, convert_doc, document, group, item
 
 DERIVED = Code("126011", "DCM", "Derived Imaging Measurements")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from sr2fhir.content import Code, MeasuredValue, SopReference
+from sr2fhir.dicom.content import Code, MeasuredValue, SopReference
 from sr2fhir.diagnostics import Severity
 from tests.helpers import Converted, codings, convert_doc, document, group, item
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sr2fhir.content import Code, SopReference, SpatialCoordinates
+from sr2fhir.dicom.content import Code, SopReference, SpatialCoordinates
 from tests.helpers import Converted, codings, convert_doc, document, group, item
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sr2fhir.content import Code, MeasuredValue, SopReference, SpatialCoordinates
+from sr2fhir.dicom.content import Code, MeasuredValue, SopReference, SpatialCoordinates
 from sr2fhir.fhir.bundle import dumps
 from tests.helpers import SHARED, Converted, codings, convert_doc, converted, document, group, item, validate_r5
 

@@ -14,7 +14,7 @@ from typing import Any
 import pydicom
 import pytest
 
-from sr2fhir.content import Code, ContentItem, MeasuredValue
+from sr2fhir.dicom.content import Code, ContentItem, MeasuredValue
 from sr2fhir.diagnostics import Severity
 from sr2fhir.fhir.ids import resource_id
 from tests.helpers import FIXTURES, IG_EXAMPLE, SHARED, codings, convert_doc, convert_one, document, group, item

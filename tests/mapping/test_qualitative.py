@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sr2fhir.content import Code
+from sr2fhir.dicom.content import Code
 from sr2fhir.mapping.qualitative import is_qualitative
 from tests.helpers import Converted, codings, convert_doc, document, group, item
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sr2fhir.content import Code, MeasuredValue
+from sr2fhir.dicom.content import Code, MeasuredValue
 from sr2fhir.diagnostics import Severity
 from tests.helpers import SHARED, convert_doc, document, group, item
 

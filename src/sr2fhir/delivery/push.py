@@ -24,11 +24,11 @@ from urllib.parse import quote, unquote
 
 from ..batch import FileResult, convert_path
 from ..codes import urn_oid
-from ..content import first
+from ..dicom.content import first
 from ..fhir import bundle as fhir_bundle
 from ..fhir.references import PRE_EXISTING, dicts, identifier_token
 from ..mapping.context import Options
-from ..reader import Limits
+from ..dicom.reader import Limits
 from .client import DeliveryError, FhirClient
 from .seed import seed_bundle
 

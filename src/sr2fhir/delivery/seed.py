@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..content import SRDocument
+from ..dicom.content import SRDocument
 from ..diagnostics import Diagnostics
 from ..fhir import references
 from ..fhir.ids import full_url, resource_id

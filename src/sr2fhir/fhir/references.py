@@ -13,7 +13,7 @@ from typing import Any, Iterator, overload
 from urllib.parse import quote
 
 from ..codes import DICOM_UID, FIXED, urn_oid
-from ..content import first
+from ..dicom.content import first
 from ..diagnostics import Diagnostics
 
 PRE_EXISTING = ("Patient", "ImagingStudy", "ServiceRequest")

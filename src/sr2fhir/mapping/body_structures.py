@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import codes
 from ..codes import DICOM_UID, FIXED, RFC3986, urn_oid
-from ..content import Code, ContentItem
+from ..dicom.content import Code, ContentItem
 from .context import ReportContext, profile_url
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import datetimes
 from ..codes import CodingSchemes, uid_ok
-from ..content import ContentItem, SRDocument, first
+from ..dicom.content import ContentItem, SRDocument, first
 from ..diagnostics import Diagnostics
 from ..fhir import references
 from ..fhir.bundle import ResourceSet

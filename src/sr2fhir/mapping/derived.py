@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import codes
 from ..codes import FIXED
-from ..content import ContentItem
+from ..dicom.content import ContentItem
 from . import modifiers
 from .context import ReportContext, Scope
 from .groups import measurement_group

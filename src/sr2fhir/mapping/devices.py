@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import codes
 from ..codes import DICOM_UID, FIXED, RFC3986, urn_oid
-from ..content import Code, ContentItem, first
+from ..dicom.content import Code, ContentItem, first
 from ..fhir.bundle import dumps
 from ..fhir.ids import NAMESPACE, resource_id
 from .context import ReportContext, profile_url

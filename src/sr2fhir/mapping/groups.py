@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import codes
 from ..codes import FIXED
-from ..content import Code, ContentItem
+from ..dicom.content import Code, ContentItem
 from . import imaging_selections, modifiers, practitioners
 from .body_structures import Tracking, finding_site, track_on_observation
 from .context import ReportContext, Scope

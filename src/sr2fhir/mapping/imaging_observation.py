@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..codes import DICOM_UID, FIXED, RFC3986, urn_oid
-from ..content import Code, ContentItem, MeasuredValue
+from ..dicom.content import Code, ContentItem, MeasuredValue
 from ..diagnostics import Severity
 from .body_structures import Site
 from .context import ReportContext, Scope, profile_url

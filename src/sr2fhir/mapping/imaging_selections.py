@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import codes
 from ..codes import DCM, RFC3986, sop_class_coding
-from ..content import ContentItem, SopReference, SpatialCoordinates
+from ..dicom.content import ContentItem, SopReference, SpatialCoordinates
 from .body_structures import Site
 from .context import ReportContext, profile_url
 

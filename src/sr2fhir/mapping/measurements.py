@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from .. import codes
-from ..content import Code, ContentItem, MeasuredValue
+from ..dicom.content import Code, ContentItem, MeasuredValue
 from . import devices, imaging_selections, modifiers
 from .body_structures import Tracking, finding_site, track_on_observation
 from .context import ReportContext, Scope

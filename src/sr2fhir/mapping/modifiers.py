@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .. import datetimes
-from ..content import Code, ContentItem, MeasuredValue
+from ..dicom.content import Code, ContentItem, MeasuredValue
 from .context import ReportContext
 from .imaging_observation import absent_reason, quantity
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import codes
 from ..codes import RFC3986
-from ..content import ContentItem, first
+from ..dicom.content import ContentItem, first
 from ..fhir.ids import resource_id
 from .context import ReportContext, profile_url
 

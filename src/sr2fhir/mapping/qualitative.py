@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import codes
 from ..codes import FIXED
-from ..content import Code, ContentItem
+from ..dicom.content import Code, ContentItem
 from .context import ReportContext, Scope
 from . import modifiers
 from .imaging_observation import GroupInheritance, observation, set_derived_from

@@ -12,11 +12,11 @@ from typing import Any
 
 from .. import codes
 from ..codes import DICOM_UID, urn_oid
-from ..content import ContentItem, SRDocument
+from ..dicom.content import ContentItem, SRDocument
 from ..diagnostics import Diagnostics
 from ..fhir.bundle import ResourceSet
 from ..fhir.narrative import add_narrative
-from ..template import check_measurement_report
+from ..dicom.template import check_measurement_report
 from . import devices, practitioners
 from .context import Options, ReportContext, Scope, build_context, default_issued
 from .derived import derived_measurements

@@ -31,12 +31,10 @@ from pydicom.valuerep import PersonName
 
 from . import part10
 from .content import SRDocument
-from .diagnostics import Diagnostics
-from .errors import ConversionError
+from ..diagnostics import Diagnostics
+from ..errors import ConversionError
 from .tree import Limits, TreeBuilder
-from .tree import multi_text as tree_multi_text
-from .tree import sequence as tree_sequence
-from .tree import text as tree_text
+from .values import multi_text, sequence, text
 
 DEFAULT_MAX_DEPTH = Limits().max_depth
 DEFAULT_MAX_ITEMS = Limits().max_items
@@ -343,9 +341,9 @@ def _plain_element(ds: Dataset, tag: BaseTag) -> Any:
         except KeyError:
             return None
     if vr == "SQ":
-        return [{kw: _plain_element(item, t) for t in list(item.keys()) if (kw := keyword_for_tag(t))} for item in tree_sequence(ds, tag)]
+        return [{kw: _plain_element(item, t) for t in list(item.keys()) if (kw := keyword_for_tag(t))} for item in sequence(ds, tag)]
     if vr in _STRING_VRS:
-        values = tree_multi_text(ds, tag) if vr not in ("LT", "ST", "UT") else [v for v in [tree_text(ds, tag)] if v]
+        values = multi_text(ds, tag) if vr not in ("LT", "ST", "UT") else [v for v in [text(ds, tag)] if v]
         return values[0] if len(values) == 1 else (values or None)
     return _plain(ds[tag].value)
 

@@ -12,10 +12,10 @@ import re
 
 import pydicom.uid
 
-from . import codes
+from .. import codes
 from .content import SRDocument
-from .diagnostics import Diagnostics
-from .errors import ConversionError
+from ..diagnostics import Diagnostics
+from ..errors import ConversionError
 
 # CID 7021 Measurement Report Document Titles.
 CID_7021: frozenset[tuple[str, str]] = frozenset(
