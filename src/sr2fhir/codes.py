@@ -9,10 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pydicom.uid
-from pydicom.sr.coding import snomed_mapping as _SNOMED_MAPPING
-
 from .dicom.content import Code
+from .dicom.dictionary import SRT_TO_SCT, uid_name
 
 # FHIR system URIs.
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -190,8 +188,6 @@ REFERENCED_ROI_IDENTIFIER: K = ("DCM", "130489")
 IMAGE_REGION: K = ("DCM", "111030")
 
 SNOMED_RT_DESIGNATORS = frozenset({"SRT", "SNM3", "99SDM"})
-SRT_TO_SCT: dict[str, str] = _SNOMED_MAPPING["SRT"]
-"""Legacy SNOMED-RT code -> SNOMED CT concept id (PS3.16 Annex O, as pydicom ships it)."""
 
 
 def key(code: Code | None) -> K | None:
@@ -258,8 +254,7 @@ def sop_class_coding(uid: str) -> dict[str, str]:
     """ImagingSelection.instance.sopClass (IG profiles: system sect_B.5, bare UID)."""
     display = SOP_CLASS_DISPLAY_OVERRIDES.get(uid)
     if display is None:
-        name = pydicom.uid.UID(uid).name
-        display = name if name != uid else ""
+        display = uid_name(uid) or ""
     c = {"system": SOP_CLASS_SYSTEM, "code": uid}
     if display:
         c["display"] = display

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import re
 
-import pydicom.uid
-
 from .. import codes
 from .content import SRDocument
+from .dictionary import uid_name
 from ..diagnostics import Diagnostics
 from ..errors import ConversionError
 
@@ -44,7 +43,7 @@ def check_measurement_report(doc: SRDocument, diags: Diagnostics) -> None:
     by_title = concept in CID_7021
 
     if root.value_type != "CONTAINER" or not (by_title or structural):
-        sop = pydicom.uid.UID(doc.sop_class_uid).name if doc.sop_class_uid else "no SOP Class UID"
+        sop = (uid_name(doc.sop_class_uid) or doc.sop_class_uid) if doc.sop_class_uid else "no SOP Class UID"
         title = str(root.concept) if root.concept else "(no concept name)"
         tid = template or "none"
         raise ConversionError(

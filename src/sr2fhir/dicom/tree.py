@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
 from ..codes import uid_ok
-from .content import Code, ContentItem, MeasuredValue, SopReference, SpatialCoordinates, TemporalCoordinates
+from .content import ContentItem, MeasuredValue, SopReference, SpatialCoordinates, TemporalCoordinates
 from ..diagnostics import Diagnostics
 from ..errors import ConversionError
 from .values import (

@@ -1,0 +1,16 @@
+"""Facts of the DICOM standard as pydicom ships them: UID names (PS3.6 Annex A) and the SNOMED-RT
+to SNOMED CT table (PS3.16 Annex O). The rest of the package asks here instead of importing pydicom."""
+
+from __future__ import annotations
+
+import pydicom.uid
+from pydicom.sr.coding import snomed_mapping
+
+SRT_TO_SCT: dict[str, str] = snomed_mapping["SRT"]
+"""Legacy SNOMED-RT code -> SNOMED CT concept id (PS3.16 Annex O)."""
+
+
+def uid_name(uid: str) -> str | None:
+    """The name PS3.6 gives a well-known UID (a SOP Class, a Transfer Syntax), or None."""
+    name = pydicom.uid.UID(uid).name
+    return None if name == uid else str(name)
