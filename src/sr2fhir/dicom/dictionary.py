@@ -3,6 +3,9 @@ to SNOMED CT table (PS3.16 Annex O). The rest of the package asks here instead o
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pydicom.uid
 from pydicom.sr.coding import snomed_mapping
 
@@ -14,3 +17,11 @@ def uid_name(uid: str) -> str | None:
     """The name PS3.6 gives a well-known UID (a SOP Class, a Transfer Syntax), or None."""
     name = pydicom.uid.UID(uid).name
     return None if name == uid else str(name)
+
+
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+
+def uid_ok(uid: Any) -> bool:
+    """A valid UID (PS3.5 9.1: digits and dots, at most 64), which can go into a FHIR `id` or `urn:oid:`."""
+    return isinstance(uid, str) and 0 < len(uid) <= 64 and _UID.match(uid) is not None

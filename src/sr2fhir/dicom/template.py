@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .. import codes
+from . import concepts
 from .content import SRDocument
 from .dictionary import uid_name
 from ..diagnostics import Diagnostics
@@ -36,9 +36,9 @@ def check_measurement_report(doc: SRDocument, diags: Diagnostics) -> None:
     """Raise ConversionError unless `doc` is a TID 1500 Measurement Report; note any variant."""
     root = doc.root
     template = (root.template or "").strip()
-    concept = codes.key(root.concept)
-    top = {codes.key(c.concept) for c in root.children if c.value_type == "CONTAINER"}
-    structural = bool(top & {codes.IMAGING_MEASUREMENTS, codes.DERIVED_IMAGING_MEASUREMENTS, codes.QUALITATIVE_EVALUATIONS})
+    concept = concepts.key(root.concept)
+    top = {concepts.key(c.concept) for c in root.children if c.value_type == "CONTAINER"}
+    structural = bool(top & {concepts.IMAGING_MEASUREMENTS, concepts.DERIVED_IMAGING_MEASUREMENTS, concepts.QUALITATIVE_EVALUATIONS})
     by_template = bool(_TID_1500.match(template))
     by_title = concept in CID_7021
 

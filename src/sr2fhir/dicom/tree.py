@@ -13,7 +13,7 @@ from typing import Any, Callable
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
-from ..codes import uid_ok
+from .dictionary import uid_ok
 from .content import ContentItem, MeasuredValue, SopReference, SpatialCoordinates, TemporalCoordinates
 from ..diagnostics import Diagnostics
 from ..errors import ConversionError

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .. import codes
+from ..dicom import concepts
 from ..codes import DICOM_UID, FIXED, RFC3986, urn_oid
 from ..dicom.content import Code, ContentItem
 from .context import ReportContext, profile_url
@@ -42,10 +42,10 @@ class Tracking:
     def of(cls, item: ContentItem) -> "Tracking":
         ident = uid = None
         for ch in item.children:
-            k = codes.key(ch.concept)
-            if k == codes.TRACKING_IDENTIFIER and isinstance(ch.value, str):
+            k = concepts.key(ch.concept)
+            if k == concepts.TRACKING_IDENTIFIER and isinstance(ch.value, str):
                 ident = ch.value
-            elif k == codes.TRACKING_UID and isinstance(ch.value, str):
+            elif k == concepts.TRACKING_UID and isinstance(ch.value, str):
                 uid = ch.value
         return cls(ident, uid)
 
@@ -80,20 +80,20 @@ def track_on_observation(ctx: ReportContext, obs: dict[str, Any], owner: Content
 
 
 def _code_child(item: ContentItem, k: tuple[str, str]) -> list[Code]:
-    return [ch.value for ch in item.children if codes.key(ch.concept) == k and isinstance(ch.value, Code)]
+    return [ch.value for ch in item.children if concepts.key(ch.concept) == k and isinstance(ch.value, Code)]
 
 
 def finding_site(ctx: ReportContext, owner: ContentItem, tracking: Tracking = Tracking()) -> Site | None:
     """The Site of `owner` (a group or a NUM) from its Finding Site child; None if it has none."""
-    site_item = next((ch for ch in owner.children if codes.key(ch.concept) == codes.FINDING_SITE), None)
+    site_item = next((ch for ch in owner.children if concepts.key(ch.concept) == concepts.FINDING_SITE), None)
     if site_item is None or not isinstance(site_item.value, Code):
         if site_item is not None:
             ctx.diags.warn("finding-site-empty", "Finding Site has no coded value", path=site_item.path, concept=site_item.concept, action="not mapped")
         return None
     # Laterality and modifiers are children of the Finding Site (TID 1419 rows 3-4); some
     # writers put them beside it, which we accept too.
-    laterality = _code_child(site_item, codes.LATERALITY) or _code_child(owner, codes.LATERALITY)
-    modifiers = _code_child(site_item, codes.TOPOGRAPHICAL_MODIFIER) or _code_child(owner, codes.TOPOGRAPHICAL_MODIFIER)
+    laterality = _code_child(site_item, concepts.LATERALITY) or _code_child(owner, concepts.LATERALITY)
+    modifiers = _code_child(site_item, concepts.TOPOGRAPHICAL_MODIFIER) or _code_child(owner, concepts.TOPOGRAPHICAL_MODIFIER)
     structure = ctx.schemes.concept(site_item.value)
     if not (laterality or modifiers or tracking):
         return Site(body_site=structure)

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import datetimes
-from ..codes import CodingSchemes, uid_ok
+from ..codes import CodingSchemes
+from ..dicom.dictionary import uid_ok
 from ..dicom.content import ContentItem, SRDocument, first
 from ..diagnostics import Diagnostics
 from ..fhir import references

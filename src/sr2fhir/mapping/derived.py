@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .. import codes
+from ..dicom import concepts
 from ..codes import FIXED
 from ..dicom.content import ContentItem
 from . import modifiers
@@ -33,14 +33,14 @@ def derived_measurements(ctx: ReportContext, scope: Scope, container: ContentIte
             ref = derived_measurement(ctx, scope, ch)
             if ref:
                 out.append(ref)
-        elif codes.key(ch.concept) not in codes.ALGORITHM_CODES:
+        elif concepts.key(ch.concept) not in concepts.ALGORITHM_CODES:
             unmapped(ctx, ch, "only NUM items of a Derived Imaging Measurements container are mapped (TID 1420)")
     return out
 
 
 def _consumed(item: ContentItem) -> bool:
     """TID 1420 rows the mapping takes: source groups (nested or by reference) and TID 4019."""
-    return (item.value_type == "CONTAINER" and codes.key(item.concept) == codes.MEASUREMENT_GROUP) or item.reference is not None or codes.key(item.concept) in codes.ALGORITHM_CODES
+    return (item.value_type == "CONTAINER" and concepts.key(item.concept) == concepts.MEASUREMENT_GROUP) or item.reference is not None or concepts.key(item.concept) in concepts.ALGORITHM_CODES
 
 
 def derived_measurement(ctx: ReportContext, scope: Scope, item: ContentItem) -> dict[str, Any] | None:
@@ -56,8 +56,8 @@ def derived_measurement(ctx: ReportContext, scope: Scope, item: ContentItem) -> 
 
     groups: list[dict[str, Any]] = []
     for ch in item.children:
-        k = codes.key(ch.concept)
-        if ch.value_type == "CONTAINER" and k == codes.MEASUREMENT_GROUP:
+        k = concepts.key(ch.concept)
+        if ch.value_type == "CONTAINER" and k == concepts.MEASUREMENT_GROUP:
             groups.append(measurement_group(ctx, scope, ch))
         elif ch.reference is not None:
             target = ".".join(str(n) for n in ch.reference)

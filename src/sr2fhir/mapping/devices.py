@@ -11,8 +11,10 @@ import re
 from typing import Any
 
 from .. import codes
+from ..dicom import concepts
 from ..codes import DICOM_UID, FIXED, RFC3986, urn_oid
 from ..dicom.content import Code, ContentItem, first
+from ..dicom.dictionary import uid_ok
 from ..fhir.bundle import dumps
 from ..fhir.ids import NAMESPACE, resource_id
 from .context import ReportContext, profile_url
@@ -62,7 +64,7 @@ def _add(ctx: ReportContext, kind: str, profile: str, uid: str | None, attrs: di
 
 def _uid(v: Any) -> str | None:
     u = first(v)
-    return u if codes.uid_ok(u) else None
+    return u if uid_ok(u) else None
 
 
 def _equipment_attrs(src: dict[str, Any]) -> dict[str, Any]:
@@ -115,11 +117,11 @@ def _udi_carriers(ctx: ReportContext, seq: list[dict[str, Any]] | None) -> list[
 
 # TID 1004 Device Observer Identifying Attributes -> the Participant Sequence keywords (D-28).
 DEVICE_OBSERVER_ROWS: dict[tuple[str, str], str] = {
-    codes.DEVICE_OBSERVER_UID: "DeviceUID",
-    codes.DEVICE_OBSERVER_NAME: "DeviceObserverName",
-    codes.DEVICE_OBSERVER_MANUFACTURER: "Manufacturer",
-    codes.DEVICE_OBSERVER_MODEL_NAME: "ManufacturerModelName",
-    codes.DEVICE_OBSERVER_SERIAL_NUMBER: "DeviceSerialNumber",
+    concepts.DEVICE_OBSERVER_UID: "DeviceUID",
+    concepts.DEVICE_OBSERVER_NAME: "DeviceObserverName",
+    concepts.DEVICE_OBSERVER_MANUFACTURER: "Manufacturer",
+    concepts.DEVICE_OBSERVER_MODEL_NAME: "ManufacturerModelName",
+    concepts.DEVICE_OBSERVER_SERIAL_NUMBER: "DeviceSerialNumber",
 }
 
 
@@ -127,7 +129,7 @@ def _observer_device(root: ContentItem) -> dict[str, Any] | None:
     """The root's TID 1004 device observer (HAS OBS CONTEXT items), as Participant Sequence keywords."""
     found: dict[str, Any] = {}
     for ch in root.children:
-        kw = DEVICE_OBSERVER_ROWS.get(codes.key(ch.concept))  # type: ignore[arg-type]
+        kw = DEVICE_OBSERVER_ROWS.get(concepts.key(ch.concept))  # type: ignore[arg-type]
         if kw and ch.relationship == "HAS OBS CONTEXT" and isinstance(ch.value, str) and kw not in found:
             found[kw] = ch.value
     return found or None
@@ -174,21 +176,21 @@ def algorithm(ctx: ReportContext, item: ContentItem, equipment: dict[str, Any]) 
     name = version = family = manufacturer = None
     params: list[str] = []
     for ch in item.children:
-        k = codes.key(ch.concept)
-        if k not in codes.ALGORITHM_CODES:
+        k = concepts.key(ch.concept)
+        if k not in concepts.ALGORITHM_CODES:
             continue
-        if k == codes.ALGORITHM_NAME and isinstance(ch.value, str):
+        if k == concepts.ALGORITHM_NAME and isinstance(ch.value, str):
             name = ch.value
-        elif k == codes.ALGORITHM_VERSION and isinstance(ch.value, str):
+        elif k == concepts.ALGORITHM_VERSION and isinstance(ch.value, str):
             version = ch.value
-        elif k == codes.ALGORITHM_PARAMETERS and isinstance(ch.value, str):
+        elif k == concepts.ALGORITHM_PARAMETERS and isinstance(ch.value, str):
             params.append(ch.value)
-        elif k == codes.ALGORITHM_FAMILY and isinstance(ch.value, Code):
+        elif k == concepts.ALGORITHM_FAMILY and isinstance(ch.value, Code):
             family = ch.value
-        elif k == codes.ALGORITHM_MANUFACTURER and isinstance(ch.value, str):
+        elif k == concepts.ALGORITHM_MANUFACTURER and isinstance(ch.value, str):
             manufacturer = ch.value
         elif ch.value is not None:
-            expected = "CODE" if k == codes.ALGORITHM_FAMILY else "TEXT"
+            expected = "CODE" if k == concepts.ALGORITHM_FAMILY else "TEXT"
             ctx.diags.warn("tid4019-value-type", f"TID 4019 item is {ch.value_type}, not {expected}", path=ch.path, concept=ch.concept, action="not mapped")
     if name is None:
         if version or params or family:

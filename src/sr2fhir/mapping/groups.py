@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .. import codes
+from ..dicom import concepts
 from ..codes import FIXED
 from ..dicom.content import Code, ContentItem
 from . import imaging_selections, modifiers, practitioners
@@ -26,19 +26,19 @@ from .qualitative import is_qualitative, qualitative_evaluation
 # Group rows consumed by the group itself (or by its selections / device / body structure).
 _GROUP_ROWS: frozenset[tuple[str, str]] = frozenset(
     {
-        codes.TRACKING_IDENTIFIER, codes.TRACKING_UID, codes.FINDING_CATEGORY, codes.FINDING,
-        codes.MEASUREMENT_METHOD, codes.FINDING_SITE, codes.LATERALITY, codes.TOPOGRAPHICAL_MODIFIER,
-        codes.SOURCE_IMAGE_FOR_SEGMENTATION, codes.SOURCE_SERIES_FOR_SEGMENTATION,
+        concepts.TRACKING_IDENTIFIER, concepts.TRACKING_UID, concepts.FINDING_CATEGORY, concepts.FINDING,
+        concepts.MEASUREMENT_METHOD, concepts.FINDING_SITE, concepts.LATERALITY, concepts.TOPOGRAPHICAL_MODIFIER,
+        concepts.SOURCE_IMAGE_FOR_SEGMENTATION, concepts.SOURCE_SERIES_FOR_SEGMENTATION,
     }
-    | codes.ALGORITHM_CODES
+    | concepts.ALGORITHM_CODES
 )
 # Observer context rows, consumed by the performer (D-10).
-_SILENT: frozenset[tuple[str, str]] = frozenset({codes.OBSERVER_TYPE, codes.PERSON_OBSERVER_NAME})
+_SILENT: frozenset[tuple[str, str]] = frozenset({concepts.OBSERVER_TYPE, concepts.PERSON_OBSERVER_NAME})
 
 
 def _code_value(item: ContentItem, k: tuple[str, str]) -> Code | None:
     for ch in item.children:
-        if codes.key(ch.concept) == k and isinstance(ch.value, Code):
+        if concepts.key(ch.concept) == k and isinstance(ch.value, Code):
             return ch.value
     return None
 
@@ -53,14 +53,14 @@ def measurement_group(ctx: ReportContext, scope: Scope, item: ContentItem) -> di
     site = finding_site(ctx, item, tracking)
     selections = imaging_selections.collect(ctx, item, site)
 
-    category = _code_value(item, codes.FINDING_CATEGORY)
+    category = _code_value(item, concepts.FINDING_CATEGORY)
     code = ctx.schemes.concept(category) if category else {"coding": [dict(FIXED["measurement-group"])]}
     rid = ctx.id("observation", item.path)
     obs, condition = observation(ctx, scope, item, rid, "imaging-measurement-group", code)
     obs["category"] = [{"coding": [dict(FIXED["measurement-group"])]}]
     ref = ctx.resources.add(obs, condition)
     track_on_observation(ctx, obs, item, tracking, site)
-    finding = _code_value(item, codes.FINDING)
+    finding = _code_value(item, concepts.FINDING)
     if finding:
         obs["valueCodeableConcept"] = ctx.schemes.concept(finding)
     method = method_of(ctx, item)
@@ -78,7 +78,7 @@ def measurement_group(ctx: ReportContext, scope: Scope, item: ContentItem) -> di
         elif is_qualitative(ch):
             member = qualitative_evaluation(ctx, scope, ch, inherit)
         else:
-            if codes.key(ch.concept) in codes.STRUCTURE:
+            if concepts.key(ch.concept) in concepts.STRUCTURE:
                 unmapped(ctx, ch, clinical=False)
             continue
         if member:
@@ -91,9 +91,9 @@ def measurement_group(ctx: ReportContext, scope: Scope, item: ContentItem) -> di
 
 def _consumed(item: ContentItem) -> bool:
     """Group rows the IG maps (members, context rows, selections, TID 4019) and document structure."""
-    k = codes.key(item.concept)
+    k = concepts.key(item.concept)
     return (
         item.value_type == "NUM" or is_qualitative(item) or k in _GROUP_ROWS or k in _SILENT
-        or k in codes.STRUCTURE or imaging_selections.consumes(item)
+        or k in concepts.STRUCTURE or imaging_selections.consumes(item)
     )
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import codes
+from ..dicom import concepts
 from ..codes import DCM, RFC3986, sop_class_coding
 from ..dicom.content import ContentItem, SopReference, SpatialCoordinates
 from .body_structures import Site
@@ -41,8 +42,8 @@ class SelectionKind:
 
 # (concept name, value type) -> profile. ImagingSelection-*.fsh; TID 1410/1411/1501 rows.
 SELECTION_KINDS: dict[tuple[tuple[str, str], str], SelectionKind] = {
-    (codes.IMAGE_REGION, "SCOORD"): SelectionKind("image-region-2d", "imageRegion2d", "111030", "Image Region"),
-    (codes.IMAGE_REGION, "SCOORD3D"): SelectionKind("image-region-3d", "imageRegion3d", "111030", "Image Region", frame_of_reference=True),
+    (concepts.IMAGE_REGION, "SCOORD"): SelectionKind("image-region-2d", "imageRegion2d", "111030", "Image Region"),
+    (concepts.IMAGE_REGION, "SCOORD3D"): SelectionKind("image-region-3d", "imageRegion3d", "111030", "Image Region", frame_of_reference=True),
     (("DCM", "121214"), "IMAGE"): SelectionKind("referenced-segmentation-frame", "referencedSegmentationFrame", "121214", "Referenced Segmentation Frame", focus_source_image=True),
     (("DCM", "121191"), "IMAGE"): SelectionKind("referenced-segment", "referencedSegment", "121191", "Referenced Segment", focus_source_image=True),
     (("DCM", "121231"), "SCOORD3D"): SelectionKind("volume-surface", "volumeSurface", "121231", "Volume Surface", focus_source_image=True, frame_of_reference=True),
@@ -135,7 +136,7 @@ def _referenced_image(ctx: ReportContext, item: ContentItem, kind: SelectionKind
         return [i for n in numbers if (i := _instance(ctx, ref, item, [n]))]
     if kind.profile == "region-in-space":
         # subset <- Text Value of child 130489 "Referenced Region of Interest Identifier".
-        rois = [ch.value for ch in item.children if codes.key(ch.concept) == codes.REFERENCED_ROI_IDENTIFIER and isinstance(ch.value, str)]
+        rois = [ch.value for ch in item.children if concepts.key(ch.concept) == concepts.REFERENCED_ROI_IDENTIFIER and isinstance(ch.value, str)]
         inst = _instance(ctx, ref, item, rois)
         return [inst] if inst else []
     inst = _instance(ctx, ref, item)
@@ -160,9 +161,9 @@ class Selections:
 
 def consumes(item: ContentItem, *, any_concept: bool = False) -> bool:
     """True if `collect` takes this child into an ImagingSelection (same arguments)."""
-    k = codes.key(item.concept)
+    k = concepts.key(item.concept)
     vt = item.value_type or ""
-    if k in (codes.SOURCE_IMAGE_FOR_SEGMENTATION, codes.SOURCE_SERIES_FOR_SEGMENTATION):
+    if k in (concepts.SOURCE_IMAGE_FOR_SEGMENTATION, concepts.SOURCE_SERIES_FOR_SEGMENTATION):
         return True
     if k is not None and (k, vt) in SELECTION_KINDS:
         return True
@@ -180,20 +181,20 @@ def collect(ctx: ReportContext, owner: ContentItem, site: Site | None, *, any_co
     source_series: str | None = None
     for ch in owner.children:
         vt = ch.value_type
-        k = codes.key(ch.concept)
-        if k == codes.SOURCE_IMAGE_FOR_SEGMENTATION and vt == "IMAGE" and isinstance(ch.value, SopReference):
+        k = concepts.key(ch.concept)
+        if k == concepts.SOURCE_IMAGE_FOR_SEGMENTATION and vt == "IMAGE" and isinstance(ch.value, SopReference):
             inst = _instance(ctx, ch.value, ch)
             if inst:
                 source_images.append(inst)
             continue
-        if k == codes.SOURCE_SERIES_FOR_SEGMENTATION and vt == "UIDREF" and isinstance(ch.value, str):
+        if k == concepts.SOURCE_SERIES_FOR_SEGMENTATION and vt == "UIDREF" and isinstance(ch.value, str):
             source_series = ch.value
             continue
         if vt is None:
             continue
         kind = SELECTION_KINDS.get((k, vt)) if k else None
         if kind is None and any_concept and vt in ("SCOORD", "SCOORD3D") and ch.relationship in (None, "INFERRED FROM", "CONTAINS"):
-            kind = SELECTION_KINDS[(codes.IMAGE_REGION, vt)]
+            kind = SELECTION_KINDS[(concepts.IMAGE_REGION, vt)]
         if kind is None:
             continue
         p = pending.setdefault(kind.slice, _Pending(kind))

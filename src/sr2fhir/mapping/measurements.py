@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .. import codes
+from ..dicom import concepts
 from ..dicom.content import Code, ContentItem, MeasuredValue
 from . import devices, imaging_selections, modifiers
 from .body_structures import Tracking, finding_site, track_on_observation
@@ -19,14 +19,14 @@ from .imaging_observation import GroupInheritance, absent_reason, observation, q
 
 # Children of a NUM that the mapping consumes (TID 300 / 1419 rows); the rest is reported.
 _CONSUMED: frozenset[tuple[str, str]] = frozenset(
-    {codes.MEASUREMENT_METHOD, codes.FINDING_SITE, codes.TRACKING_IDENTIFIER, codes.TRACKING_UID} | codes.ALGORITHM_CODES
+    {concepts.MEASUREMENT_METHOD, concepts.FINDING_SITE, concepts.TRACKING_IDENTIFIER, concepts.TRACKING_UID} | concepts.ALGORITHM_CODES
 )
 
 
 def method_of(ctx: ReportContext, item: ContentItem) -> dict[str, Any] | None:
     """Measurement Method (SCT 370129005) child as a CodeableConcept."""
     for ch in item.children:
-        if codes.key(ch.concept) == codes.MEASUREMENT_METHOD and isinstance(ch.value, Code):
+        if concepts.key(ch.concept) == concepts.MEASUREMENT_METHOD and isinstance(ch.value, Code):
             return ctx.schemes.concept(ch.value)
     return None
 
@@ -54,12 +54,12 @@ def num_value(ctx: ReportContext, obs: dict[str, Any], item: ContentItem) -> boo
     return False
 
 
-_SITE_MODIFIERS: frozenset[tuple[str, str]] = frozenset({codes.LATERALITY, codes.TOPOGRAPHICAL_MODIFIER})
+_SITE_MODIFIERS: frozenset[tuple[str, str]] = frozenset({concepts.LATERALITY, concepts.TOPOGRAPHICAL_MODIFIER})
 
 
 def consumed(item: ContentItem) -> bool:
     """A child of a NUM that the IG's mapping takes (method, site, tracking, TID 4019, regions)."""
-    return codes.key(item.concept) in _CONSUMED or imaging_selections.consumes(item, any_concept=True)
+    return concepts.key(item.concept) in _CONSUMED or imaging_selections.consumes(item, any_concept=True)
 
 
 def imaging_measurement(ctx: ReportContext, scope: Scope, item: ContentItem, group: GroupInheritance) -> dict[str, Any] | None:
@@ -86,5 +86,5 @@ def imaging_measurement(ctx: ReportContext, scope: Scope, item: ContentItem, gro
         site.apply(obs)
     own = imaging_selections.collect(ctx, item, site, any_concept=True)
     set_derived_from(ctx, obs, item, group.selections.overridden_by(own).derived_from())
-    modifiers.apply(obs, modifiers.components(ctx, item, lambda ch: consumed(ch) or codes.key(ch.concept) in site_rows))
+    modifiers.apply(obs, modifiers.components(ctx, item, lambda ch: consumed(ch) or concepts.key(ch.concept) in site_rows))
     return ref

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import codes
+from ..dicom import concepts
 from ..codes import RFC3986
 from ..dicom.content import ContentItem, first
 from ..fhir.ids import resource_id
@@ -68,6 +68,6 @@ def document_performer(ctx: ReportContext) -> dict[str, Any] | None:
 def observer_context_performer(ctx: ReportContext, container: ContentItem) -> dict[str, Any] | None:
     """The Person Observer Name (121008) among `container`'s HAS OBS CONTEXT children (TID 1002)."""
     for ch in container.children:
-        if ch.relationship == "HAS OBS CONTEXT" and codes.key(ch.concept) == codes.PERSON_OBSERVER_NAME and isinstance(ch.value, str):
+        if ch.relationship == "HAS OBS CONTEXT" and concepts.key(ch.concept) == concepts.PERSON_OBSERVER_NAME and isinstance(ch.value, str):
             return practitioner(ctx, ch.value)
     return None

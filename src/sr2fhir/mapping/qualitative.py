@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import codes
+from ..dicom import concepts
 from ..codes import FIXED
 from ..dicom.content import Code, ContentItem
 from .context import ReportContext, Scope
@@ -23,7 +23,7 @@ def is_qualitative(item: ContentItem) -> bool:
         item.value_type in ("CODE", "TEXT")
         and item.relationship in ("CONTAINS", None)
         and item.concept is not None
-        and codes.key(item.concept) not in codes.NOT_QUALITATIVE
+        and concepts.key(item.concept) not in concepts.NOT_QUALITATIVE
     )
 
 
@@ -45,5 +45,5 @@ def qualitative_evaluation(ctx: ReportContext, scope: Scope, item: ContentItem, 
     if group is not None and group.site:
         group.site.apply(obs)
     set_derived_from(ctx, obs, item, group.selections.derived_from() if group is not None else [])
-    modifiers.apply(obs, modifiers.components(ctx, item, lambda ch: codes.key(ch.concept) in codes.ALGORITHM_CODES))
+    modifiers.apply(obs, modifiers.components(ctx, item, lambda ch: concepts.key(ch.concept) in concepts.ALGORITHM_CODES))
     return ctx.resources.add(obs, condition)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import codes
+from ..dicom import concepts
 from ..codes import DICOM_UID, urn_oid
 from ..dicom.content import ContentItem, SRDocument
 from ..diagnostics import Diagnostics
@@ -28,7 +29,7 @@ from .qualitative import is_qualitative, qualitative_evaluation
 # Root rows consumed where they apply (TID 1204 language, TID 1001 observer context: performer
 # and participant device); everything else that produces nothing is reported.
 _ROOT_CONSUMED: frozenset[tuple[str, str]] = frozenset(
-    {codes.OBSERVER_TYPE, codes.PERSON_OBSERVER_NAME, *devices.DEVICE_OBSERVER_ROWS}
+    {concepts.OBSERVER_TYPE, concepts.PERSON_OBSERVER_NAME, *devices.DEVICE_OBSERVER_ROWS}
 )
 
 # Profile titles for narratives (the IG's StructureDefinition titles).
@@ -111,20 +112,20 @@ def convert(doc: SRDocument, options: Options = Options(), diagnostics: Diagnost
 
 
 def _root_row(ctx: ReportContext, scope: Scope, item: ContentItem) -> list[dict[str, Any]]:
-    k = codes.key(item.concept)
+    k = concepts.key(item.concept)
     if item.value_type == "CONTAINER":
-        if k == codes.IMAGING_MEASUREMENTS:
+        if k == concepts.IMAGING_MEASUREMENTS:
             return _imaging_measurements(ctx, scope, item)
-        if k == codes.DERIVED_IMAGING_MEASUREMENTS:
+        if k == concepts.DERIVED_IMAGING_MEASUREMENTS:
             return derived_measurements(ctx, scope, item)
-        if k == codes.QUALITATIVE_EVALUATIONS:
+        if k == concepts.QUALITATIVE_EVALUATIONS:
             return _qualitative_evaluations(ctx, scope, item)
     if k in _ROOT_CONSUMED:
         return []
-    if k in codes.STRUCTURE:
+    if k in concepts.STRUCTURE:
         unmapped(ctx, item, "document structure the IG does not map", clinical=False)
         for ch in item.children:  # Country of Language below Language of Content; Image Library entries
-            if codes.key(ch.concept) in codes.STRUCTURE:
+            if concepts.key(ch.concept) in concepts.STRUCTURE:
                 unmapped(ctx, ch, "document structure the IG does not map", clinical=False)
         return []
     unmapped(ctx, item, "root content item not mapped by the IG")
@@ -136,10 +137,10 @@ def _imaging_measurements(ctx: ReportContext, scope: Scope, container: ContentIt
     scope = with_own_device(ctx, scope.with_item(ctx, container), container)
     out: list[dict[str, Any]] = []
     for ch in container.children:
-        k = codes.key(ch.concept)
-        if ch.value_type == "CONTAINER" and k == codes.MEASUREMENT_GROUP:
+        k = concepts.key(ch.concept)
+        if ch.value_type == "CONTAINER" and k == concepts.MEASUREMENT_GROUP:
             out.append(measurement_group(ctx, scope, ch))
-        elif ch.value_type == "CONTAINER" and k in (codes.DERIVED_IMAGING_MEASUREMENTS, codes.QUALITATIVE_EVALUATIONS):
+        elif ch.value_type == "CONTAINER" and k in (concepts.DERIVED_IMAGING_MEASUREMENTS, concepts.QUALITATIVE_EVALUATIONS):
             ctx.diags.info("container-placement", "container found inside Imaging Measurements rather than under the root (I-3)", path=ch.path, concept=ch.concept, action="mapped as if under the root")
             out.extend(_root_row(ctx, scope, ch))
         elif ch.value_type == "NUM":
@@ -147,7 +148,7 @@ def _imaging_measurements(ctx: ReportContext, scope: Scope, container: ContentIt
             ref = imaging_measurement(ctx, scope, ch, GroupInheritance())
             if ref:
                 out.append(ref)
-        elif k not in codes.ALGORITHM_CODES:
+        elif k not in concepts.ALGORITHM_CODES:
             unmapped(ctx, ch)
     return out
 
@@ -161,7 +162,7 @@ def _qualitative_evaluations(ctx: ReportContext, scope: Scope, container: Conten
             ref = qualitative_evaluation(ctx, scope, ch, None)
             if ref:
                 out.append(ref)
-        elif codes.key(ch.concept) not in codes.ALGORITHM_CODES:
+        elif concepts.key(ch.concept) not in concepts.ALGORITHM_CODES:
             unmapped(ctx, ch)
     return out
 
