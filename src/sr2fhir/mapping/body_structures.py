@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..dicom import concepts
-from ..codes import DICOM_UID, FIXED, RFC3986, urn_oid
+from ..codes import DICOM_UID, FIXED, urn_oid
 from ..dicom.content import Code, ContentItem
+from . import identity
 from .context import ReportContext, profile_url
 
 
@@ -106,10 +107,10 @@ def finding_site(ctx: ReportContext, owner: ContentItem, tracking: Tracking = Tr
     rid = ctx.id("body-structure", "tracking-uid", tracking.uid) if tracking.uid else ctx.id("body-structure", owner.path)
     identifiers = tracking.identifiers()
     if tracking.uid:
-        condition = f"identifier={DICOM_UID}|{urn_oid(tracking.uid)}"
+        condition = identity.by_uid(tracking.uid)[1]
     else:
-        identifiers.append({"system": RFC3986, "value": f"urn:uuid:{rid}"})
-        condition = f"identifier={RFC3986}|urn:uuid:{rid}"
+        ident, condition = identity.by_id(rid)
+        identifiers.append(ident)
     res = {
         "resourceType": "BodyStructure",
         "id": rid,

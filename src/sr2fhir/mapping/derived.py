@@ -15,6 +15,7 @@ from typing import Any
 from ..dicom import concepts
 from ..codes import FIXED
 from ..dicom.content import ContentItem
+from ..fhir.ids import full_url
 from . import modifiers
 from .context import ReportContext, Scope
 from .groups import measurement_group
@@ -63,7 +64,7 @@ def derived_measurement(ctx: ReportContext, scope: Scope, item: ContentItem) -> 
             target = ".".join(str(n) for n in ch.reference)
             gid = ctx.id("observation", target)
             if gid in ctx.resources:
-                groups.append({"reference": f"urn:uuid:{gid}", "type": "Observation"})
+                groups.append({"reference": full_url(gid), "type": "Observation"})
             else:
                 ctx.diags.warn("unresolved-reference", f"by-reference item points at content item {target}, which produced no measurement group", path=ch.path, action="reference not mapped")
     set_derived_from(ctx, obs, item, list(groups))

@@ -12,11 +12,12 @@ from typing import Any
 
 from .. import codes
 from ..dicom import concepts
-from ..codes import DICOM_UID, FIXED, RFC3986, urn_oid
+from ..codes import FIXED
 from ..dicom.content import Code, ContentItem, first
 from ..dicom.dictionary import uid_ok
 from ..fhir.bundle import dumps
 from ..fhir.ids import NAMESPACE, resource_id
+from . import identity
 from .context import ReportContext, profile_url
 
 GS1 = "http://hl7.org/fhir/NamingSystem/gs1"
@@ -48,17 +49,14 @@ def _add(ctx: ReportContext, kind: str, profile: str, uid: str | None, attrs: di
     a Device that states what another report said. Without a UID the identifier is the id's urn:uuid.
     """
     if uid:
-        ident: dict[str, Any] = {}
-        if type_code:
-            ident["type"] = {"coding": [dict(FIXED[type_code])]}
-        ident.update({"system": DICOM_UID, "value": urn_oid(uid)})
+        ident, cond = identity.by_uid(uid, type_code)
         rid = _state_id(kind, {"identifier": [ident], **attrs})
         dev = _device(rid, profile, {"identifier": [ident], **attrs})
         dev["meta"]["tag"] = [{"system": STATE_TAG_SYSTEM, "code": rid, "display": "sr2fhir device state"}]
-        return ctx.resources.add(dev, f"identifier={DICOM_UID}|{urn_oid(uid)}&_tag={STATE_TAG_SYSTEM}|{rid}")
+        return ctx.resources.add(dev, f"{cond}&_tag={STATE_TAG_SYSTEM}|{rid}")
     rid = _state_id(kind, attrs)
-    value = f"urn:uuid:{rid}"
-    return ctx.resources.add(_device(rid, profile, {"identifier": [{"system": RFC3986, "value": value}], **attrs}), f"identifier={RFC3986}|{value}")
+    ident, cond = identity.by_id(rid)
+    return ctx.resources.add(_device(rid, profile, {"identifier": [ident], **attrs}), cond)
 
 
 

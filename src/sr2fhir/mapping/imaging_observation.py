@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ..codes import DICOM_UID, FIXED, RFC3986, urn_oid
 from ..dicom.content import Code, ContentItem, MeasuredValue
 from ..diagnostics import Severity
+from . import identity
 from .body_structures import Site
 from .context import ReportContext, Scope, profile_url
 from .imaging_selections import Selections, source_sr_content_item
@@ -72,21 +72,15 @@ def require_concept(ctx: ReportContext, item: ContentItem) -> Code | None:
     return item.concept
 
 
-def identity(ctx: ReportContext, item: ContentItem | None, rid: str) -> tuple[list[dict[str, Any]], str]:
+def observation_identity(ctx: ReportContext, item: ContentItem | None, rid: str) -> tuple[list[dict[str, Any]], str]:
     """Identifiers and the conditional-create query of a content-derived resource.
 
     With an Observation UID (0040,A171): identifier[observationUID] (system urn:dicom:uid, value
     urn:oid, D-11). Without one: a urn:uuid identifier of the deterministic id, so that posting
     the same report twice still creates nothing new (D-21).
     """
-    if item is not None and item.observation_uid:
-        value = urn_oid(item.observation_uid)
-        return (
-            [{"type": {"coding": [dict(FIXED["observation-uid"])]}, "system": DICOM_UID, "value": value}],
-            f"identifier={DICOM_UID}|{value}",
-        )
-    value = f"urn:uuid:{rid}"
-    return [{"system": RFC3986, "value": value}], f"identifier={RFC3986}|{value}"
+    ident, cond = identity.by_uid(item.observation_uid, "observation-uid") if item is not None and item.observation_uid else identity.by_id(rid)
+    return [ident], cond
 
 
 def observation(
@@ -98,7 +92,7 @@ def observation(
     code: dict[str, Any],
 ) -> tuple[dict[str, Any], str]:
     """The common part of an imaging Observation, and its conditional-create query."""
-    identifiers, condition = identity(ctx, item, rid)
+    identifiers, condition = observation_identity(ctx, item, rid)
     obs: dict[str, Any] = {"resourceType": "Observation", "id": rid}
     if profile:
         obs["meta"] = {"profile": [profile_url(profile)]}

@@ -14,8 +14,9 @@ from typing import Any
 
 from .. import codes
 from ..dicom import concepts
-from ..codes import DCM, RFC3986, sop_class_coding
+from ..codes import DCM, sop_class_coding
 from ..dicom.content import ContentItem, SopReference, SpatialCoordinates
+from . import identity
 from .body_structures import Site
 from .context import ReportContext, profile_url
 
@@ -244,7 +245,7 @@ def _selection(ctx: ReportContext, kind: SelectionKind, rid: str, site: Site | N
         "resourceType": "ImagingSelection",
         "id": rid,
         "meta": {"profile": [profile_url(kind.profile)]},
-        "identifier": [{"system": RFC3986, "value": f"urn:uuid:{rid}"}],
+        "identifier": [identity.by_id(rid)[0]],
         "status": "available",
         "subject": ctx.subject,
     }
@@ -260,7 +261,7 @@ def _selection(ctx: ReportContext, kind: SelectionKind, rid: str, site: Site | N
 
 
 def _condition(res: dict[str, Any]) -> str:
-    return f"identifier={RFC3986}|{res['identifier'][0]['value']}"
+    return identity.by_id(res["id"])[1]
 
 
 def _set_series(ctx: ReportContext, res: dict[str, Any], instances: list[dict[str, Any]], known: str | None = None) -> None:
@@ -335,7 +336,7 @@ def source_sr_content_item(ctx: ReportContext, item: ContentItem) -> dict[str, A
         "resourceType": "ImagingSelection",
         "id": rid,
         "meta": {"profile": [profile_url("source-sr-content-item")]},
-        "identifier": [{"system": RFC3986, "value": f"urn:uuid:{rid}"}],
+        "identifier": [identity.by_id(rid)[0]],
         "status": "available",
         "subject": ctx.subject,
     }

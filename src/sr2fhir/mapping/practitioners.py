@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..dicom import concepts
-from ..codes import RFC3986
 from ..dicom.content import ContentItem, first
 from ..fhir.ids import resource_id
+from . import identity
 from .context import ReportContext, profile_url
 
 
@@ -43,15 +43,15 @@ def practitioner(ctx: ReportContext, pn: str) -> dict[str, Any] | None:
     if name is None:
         return None
     rid = resource_id("practitioner", ctx.key, pn)
-    value = f"urn:uuid:{rid}"
+    ident, cond = identity.by_id(rid)
     res = {
         "resourceType": "Practitioner",
         "id": rid,
         "meta": {"profile": [profile_url("dicom-participant-person")]},
-        "identifier": [{"system": RFC3986, "value": value}],
+        "identifier": [ident],
         "name": [name],
     }
-    return ctx.resources.add(res, f"identifier={RFC3986}|{value}")
+    return ctx.resources.add(res, cond)
 
 
 def document_performer(ctx: ReportContext) -> dict[str, Any] | None:

@@ -12,13 +12,13 @@ from typing import Any
 
 from .. import codes
 from ..dicom import concepts
-from ..codes import DICOM_UID, urn_oid
+from ..codes import urn_oid
 from ..dicom.content import ContentItem, SRDocument
 from ..diagnostics import Diagnostics
 from ..fhir.bundle import ResourceSet
 from ..fhir.narrative import add_narrative
 from ..dicom.template import check_measurement_report
-from . import devices, practitioners
+from . import devices, identity, practitioners
 from .context import Options, ReportContext, Scope, build_context, default_issued
 from .derived import derived_measurements
 from .groups import measurement_group
@@ -171,7 +171,7 @@ def _diagnostic_report(ctx: ReportContext, scope: Scope, results: list[dict[str,
     """A DiagnosticReport grouping the top-level Observations (the IG example; D-24)."""
     doc = ctx.doc
     rid = ctx.id("diagnostic-report")
-    ident = {"system": DICOM_UID, "value": urn_oid(doc.sop_instance_uid)} if doc.sop_instance_uid else {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{rid}"}
+    ident, cond = identity.by_uid(doc.sop_instance_uid) if doc.sop_instance_uid else identity.by_id(rid)
     dr: dict[str, Any] = {"resourceType": "DiagnosticReport", "id": rid, "identifier": [ident]}
     if ctx.service_request:
         dr["basedOn"] = [ctx.service_request]
@@ -185,4 +185,4 @@ def _diagnostic_report(ctx: ReportContext, scope: Scope, results: list[dict[str,
     if results:
         dr["result"] = results
     dr["study"] = [ctx.study]
-    ctx.resources.add(dr, f"identifier={ident['system']}|{ident['value']}")
+    ctx.resources.add(dr, cond)
