@@ -12,8 +12,9 @@ from typing import Any
 
 from ..dicom.content import SRDocument
 from ..diagnostics import Diagnostics
-from ..fhir import references
 from ..fhir.ids import full_url, resource_id
+from ..fhir.references import condition
+from ..mapping import references
 
 
 def _entry(resource: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
@@ -21,7 +22,7 @@ def _entry(resource: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
     return {
         "fullUrl": full_url(resource["id"]),
         "resource": resource,
-        "request": {"method": "POST", "url": resource["resourceType"], "ifNoneExist": references.condition(ref["identifier"])},
+        "request": {"method": "POST", "url": resource["resourceType"], "ifNoneExist": condition(ref["identifier"])},
     }
 
 

@@ -14,9 +14,10 @@ from ..codes import CodingSchemes
 from ..dicom.dictionary import uid_ok
 from ..dicom.content import ContentItem, SRDocument, first
 from ..diagnostics import Diagnostics
-from ..fhir import references
 from ..fhir.bundle import ResourceSet
 from ..fhir.ids import resource_id
+from ..fhir.references import conditional
+from . import references
 
 PROFILE_BASE = "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
 
@@ -96,9 +97,9 @@ def build_context(doc: SRDocument, options: Options, diags: Diagnostics) -> Repo
         diags=diags,
         schemes=CodingSchemes(h.get("CodingSchemeIdentificationSequence"), options.coding_schemes),
         resources=ResourceSet(),
-        subject=references.conditional(references.patient_reference(h, diags), options.conditional_references),
-        study=references.conditional(references.imaging_study_reference(doc.study_instance_uid, diags), options.conditional_references),
-        service_request=references.conditional(references.service_request_reference(h, diags), options.conditional_references),
+        subject=conditional(references.patient_reference(h, diags), options.conditional_references),
+        study=conditional(references.imaging_study_reference(doc.study_instance_uid, diags), options.conditional_references),
+        service_request=conditional(references.service_request_reference(h, diags), options.conditional_references),
         status=observation_status(h, diags),
         default_zone=zone,
         evidence=evidence_index(h),
