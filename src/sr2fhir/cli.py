@@ -421,61 +421,6 @@ def validate_cmd(
     raise typer.Exit(1 if failed else 0)
 
 
-@dataclass(frozen=True)
-class Connection:
-    """How to reach and authenticate to the FHIR server."""
-
-    fhir_url: str
-    token_env: str | None = None
-    token_file: str | None = None
-    basic_user: str | None = None
-    smart_client_id: str | None = None
-    smart_key: str | None = None
-    smart_token_url: str | None = None
-    smart_scope: str | None = None
-    smart_kid: str | None = None
-    ca_bundle: str | None = None
-    insecure: bool = False
-    retries: int = 5
-    seed: bool = False
-    timeout: float = 120.0
-    connect_timeout: float = 10.0
-
-    @property
-    def verify(self) -> bool | str:
-        return False if self.insecure else (self.ca_bundle or True)
-
-    def auth(self) -> Any:
-        """The httpx auth the options ask for; exits 2 with a message when it cannot be made."""
-        from .delivery.client import BasicAuthFromEnv, DeliveryError, bearer_from
-
-        chosen = [bool(self.token_env or self.token_file), bool(self.basic_user), bool(self.smart_client_id)]
-        if sum(chosen) > 1:
-            raise typer.BadParameter("choose one of bearer token (--token-env/--token-file), --basic-user and SMART (--smart-client-id)")
-        try:
-            if self.token_env or self.token_file:
-                return bearer_from(self.token_env, self.token_file)
-            if self.basic_user:
-                return BasicAuthFromEnv(self.basic_user)
-            if self.smart_client_id:
-                if not self.smart_key:
-                    raise DeliveryError("--smart-client-id needs --smart-key (a PEM private key file)")
-                from .delivery.smart import from_options
-
-                return from_options(self.smart_client_id, self.smart_key, self.smart_token_url, self.fhir_url, self.smart_scope, self.smart_kid, self.verify, seed=self.seed)
-            return None
-        except (DeliveryError, OSError) as exc:
-            _say(f"error: {exc}", style="bold red", markup=False)
-            raise typer.Exit(2) from None
-
-    @contextmanager
-    def client(self) -> Iterator[Any]:
-        from .delivery.client import FhirClient, RetryPolicy
-
-        with FhirClient(self.fhir_url, auth=self.auth(), verify=self.verify, retry=RetryPolicy(attempts=self.retries + 1), timeout=self.timeout, connect_timeout=self.connect_timeout) as client:
-            yield client
-
-
 FhirUrl = Annotated[str, typer.Option("--fhir-url", help="Base URL of the FHIR R5 server.")]
 TokenEnv = Annotated[Optional[str], typer.Option("--token-env", help="Environment variable holding a bearer token.")]
 TokenFile = Annotated[Optional[str], typer.Option("--token-file", help="File holding a bearer token.")]
@@ -540,6 +485,8 @@ def push(
     The conversion options are those of `convert`; `-j` converts ahead in processes while the
     reports are posted one at a time, in input order.
     """
+    from .delivery.client import DeliveryError
+    from .delivery.connection import Connection
     from .delivery.push import keep, push_path
 
     if retries < 0:
@@ -580,7 +527,14 @@ def push(
 
     work = functools.partial(checked_processed, options=cs.options, limits=cs.limits, checks=cs.checks)
     done = 0
-    with _terminate_on_sigterm(), conn.client() as client, BatchProgress(len(files), "pushed", cs.quiet) as progress:
+    try:
+        auth = conn.auth()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    except (DeliveryError, OSError) as exc:
+        _say(f"error: {exc}", style="bold red")
+        raise typer.Exit(Exit.USAGE) from None
+    with _terminate_on_sigterm(), conn.client(auth) as client, BatchProgress(len(files), "pushed", cs.quiet) as progress:
         try:
             for i, (f, stem, processed) in enumerate(zip(files, stems, run_all(work, files, cs.jobs))):
                 conv = processed.result
