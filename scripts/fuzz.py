@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sr2fhir.batch import convert_path  # noqa: E402
-from tests.mutations import check_result, mutate  # noqa: E402
+from scripts.mutations import check_result, mutate  # noqa: E402
 
 SEEDS = sorted((ROOT / "tests" / "fixtures").glob("*.dcm")) + sorted(
     p for p in (ROOT.parent / "shared" / "data" / "tid1500").glob("*.dcm") if p.stat().st_size < 200_000

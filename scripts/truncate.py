@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sr2fhir.batch import convert_path  # noqa: E402
-from tests.mutations import check_truncation, element_boundaries  # noqa: E402
+from scripts.mutations import check_truncation, element_boundaries  # noqa: E402
 
 FILES = sorted((ROOT.parent / "shared" / "data" / "tid1500").glob("*.dcm")) + sorted((ROOT / "tests" / "fixtures").glob("*.dcm"))
 

@@ -10,7 +10,7 @@ import pytest
 from sr2fhir.dicom import part10
 from sr2fhir.batch import convert_path
 from tests.helpers import FIXTURES, SHARED
-from tests.mutations import check_truncation, element_boundaries
+from scripts.mutations import check_truncation, element_boundaries
 
 CORPUS = sorted((SHARED / "data").glob("*/*.dcm")) + sorted(FIXTURES.glob("*.dcm"))
 REPORTS = sorted((SHARED / "data" / "tid1500").glob("*.dcm")) + sorted(FIXTURES.glob("*.dcm"))

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from sr2fhir.batch import convert_path
 from tests.helpers import FIXTURES, SHARED
-from tests.mutations import MUTATIONS, _structural, check_result, mutate
+from scripts.mutations import MUTATIONS, _structural, check_result, mutate
 
 SEEDS = sorted(FIXTURES.glob("*.dcm")) + [
     SHARED / "data" / "tid1500" / name

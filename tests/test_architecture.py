@@ -1,0 +1,72 @@
+"""The layers of docs/architecture.md, and what each may import, checked on every module's imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "src" / "sr2fhir"
+
+BASE = {"errors", "diagnostics", "ig_defects", "datetimes"}
+ALLOWED: dict[str, set[str]] = {
+    # layer: the layers (top-level modules or folders of sr2fhir) it may import
+    "base": BASE,
+    "dicom": BASE | {"dicom"},
+    "codes": BASE | {"dicom", "codes"},
+    "fhir": BASE | {"fhir"},
+    "mapping": BASE | {"dicom", "codes", "fhir", "mapping"},
+    "validation": BASE | {"fhir", "validation"},
+    "batch": BASE | {"dicom", "mapping", "fhir", "validation", "batch"},
+    "delivery": BASE | {"dicom", "codes", "fhir", "mapping", "batch", "delivery"},
+    "cli": BASE | {"dicom", "codes", "fhir", "mapping", "validation", "batch", "delivery", "__init__"},
+    "__init__": BASE | {"dicom", "mapping", "fhir"},
+    "__main__": {"cli"},
+}
+
+
+def layer(module: Path) -> str:
+    rel = module.relative_to(PKG)
+    name = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+    return "base" if name in BASE else name
+
+
+def imported(module: Path) -> set[tuple[str, int]]:
+    """(what, line) for every sr2fhir module or third-party package the module imports."""
+    tree = ast.parse(module.read_text())
+    rel = module.relative_to(PKG)
+    found: set[tuple[str, int]] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {(a.name, node.lineno) for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                found.add((node.module or "", node.lineno))
+                continue
+            base = list(rel.parts[:-1])[: len(rel.parts) - node.level]
+            target = base + (node.module.split(".") if node.module else [])
+            if not node.module:  # "from . import x": x is a module, or a name of the package itself
+                for a in node.names:
+                    path = PKG.joinpath(*target, a.name)
+                    is_module = path.with_suffix(".py").exists() or path.is_dir()
+                    found.add(("sr2fhir." + ".".join(target + [a.name] if is_module else target + ["__init__"]), node.lineno))
+            else:
+                found.add((f"sr2fhir.{'.'.join(target)}", node.lineno))
+    return found
+
+
+def test_each_layer_imports_only_what_it_may() -> None:
+    wrong = []
+    for module in sorted(PKG.rglob("*.py")):
+        mine = layer(module)
+        for name, line in imported(module):
+            if not name.startswith("sr2fhir."):
+                continue
+            target = name.split(".")[1]
+            if target not in ALLOWED[mine] | {mine}:
+                wrong.append(f"{module.relative_to(PKG)}:{line} ({mine}) imports {name}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_only_dicom_knows_pydicom() -> None:
+    users = sorted({str(m.relative_to(PKG)) for m in PKG.rglob("*.py") for name, _ in imported(m) if name.split(".")[0] == "pydicom"})
+    assert users and all(u.startswith("dicom/") for u in users), users
