@@ -12,6 +12,7 @@ import pytest
 
 from sr2fhir import Options, convert, read
 from sr2fhir.dicom.content import Code, ContentItem, SRDocument
+from sr2fhir.dicom.header import SRHeader
 from sr2fhir.diagnostics import Diagnostics
 from sr2fhir.mapping.report import Conversion
 
@@ -129,7 +130,7 @@ def document(*root_children: ContentItem, header: dict[str, Any] | None = None, 
         stack.extend((ch, f"{path}.{i}") for i, ch in enumerate(node.children, 1))
     h = {"PatientID": "P-1", "ContentDate": "20240101", "ContentTime": "120000", "Manufacturer": "M", "ManufacturerModelName": "X"}
     h.update(header or {})
-    return SRDocument("hand-built", "1.2.840.10008.5.1.4.1.1.88.34", "2.25.1", "2.25.2", "2.25.3", root, h)
+    return SRDocument("hand-built", "1.2.840.10008.5.1.4.1.1.88.34", "2.25.1", "2.25.2", "2.25.3", root, SRHeader.from_keywords(h))
 
 
 def convert_doc(doc: SRDocument, options: Options = Options()) -> Converted:

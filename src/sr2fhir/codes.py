@@ -12,6 +12,7 @@ from typing import Any
 from .dicom.content import Code
 from .dicom.concepts import SNOMED_RT_DESIGNATORS
 from .dicom.dictionary import SRT_TO_SCT, uid_name
+from .dicom.header import CodingSchemeId
 
 # FHIR system URIs.
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -70,18 +71,17 @@ class CodingSchemes:
     (0008,0110: Coding Scheme URL, else Coding Scheme UID as urn:oid), then the fallback prefix.
     """
 
-    def __init__(self, identification: list[dict[str, Any]] | None = None, overrides: dict[str, str] | None = None) -> None:
+    def __init__(self, identification: tuple[CodingSchemeId, ...] = (), overrides: dict[str, str] | None = None) -> None:
         self.map = dict(CODING_SCHEMES)
         self.unresolved: set[str] = set()
         self.repaired_units: set[str] = set()
         self.untranslated: set[str] = set()
         """SNOMED-RT codes without a SNOMED CT equivalent in PS3.16 Annex O."""
-        for item in identification or []:
-            designator = item.get("CodingSchemeDesignator")
+        for item in identification:
+            designator = item.designator
             if not designator or designator in self.map:
                 continue
-            url = item.get("CodingSchemeURL")
-            uid = item.get("CodingSchemeUID")
+            url, uid = item.url, item.uid
             if url and re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", str(url)):
                 self.map[designator] = str(url)
             elif uid:

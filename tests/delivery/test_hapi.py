@@ -85,7 +85,7 @@ def test_read_back_references_resolve_to_seeded_resources(pushed: dict[str, int]
     for path in reports:
         conv = convert_path(str(path)).conversions[0]
         header = conv.document.header
-        patients = fhir.search("Patient", identifier=str(header["PatientID"]))
+        patients = fhir.search("Patient", identifier=str(header.patient_id))
         studies = fhir.search("ImagingStudy", identifier=f"urn:dicom:uid|{urn_oid(conv.document.study_instance_uid)}")
         assert len(patients) == 1 and len(studies) == 1, path.name
         patient, study = f"Patient/{patients[0]['id']}", f"ImagingStudy/{studies[0]['id']}"

@@ -24,7 +24,6 @@ from urllib.parse import quote, unquote
 
 from ..batch import FileResult, convert_path
 from ..codes import urn_oid
-from ..dicom.content import first
 from ..fhir import bundle as fhir_bundle
 from ..fhir.references import PRE_EXISTING, dicts, identifier_token
 from ..mapping.context import Options
@@ -102,18 +101,6 @@ def resolve_references(client: FhirClient, resources: list[dict[str, Any]], miss
     return notes
 
 
-def predecessor_uids(header: dict[str, Any]) -> list[str]:
-    """SOP Instance UIDs of the SRs this one corrects (Predecessor Documents Sequence, PS3.3 C.17.2)."""
-    out: list[str] = []
-    for study in header.get("PredecessorDocumentsSequence") or []:
-        for series in (study or {}).get("ReferencedSeriesSequence") or []:
-            for sop in (series or {}).get("ReferencedSOPSequence") or []:
-                uid = first((sop or {}).get("ReferencedSOPInstanceUID"))
-                if uid:
-                    out.append(str(uid))
-    return out
-
-
 def _identity_tokens(resource: dict[str, Any]) -> set[str]:
     return {identifier_token(i) for i in resource.get("identifier", []) if isinstance(i, dict)}
 
@@ -176,7 +163,7 @@ def push_path(
     if conv.error is not None:
         result.error = str(conv.error)
     else:
-        patient_ids = [str(first(c.document.header.get("PatientID")) or "") for c in conv.conversions]
+        patient_ids = [c.document.header.patient_id or "" for c in conv.conversions]
         try:
             for c in conv.conversions:
                 resources = c.resources.resources()
@@ -185,7 +172,7 @@ def push_path(
                     if seeding is not None:
                         client.transaction(seeding)
                 result.notes += resolve_references(client, resources, missing, multiple)
-                predecessors = predecessor_uids(c.document.header)
+                predecessors = list(c.document.header.predecessors)
                 response = _post(client, c, predecessors, result)
                 entries = response.get("entry", [])
                 result.entries += len(entries)

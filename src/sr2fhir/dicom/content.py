@@ -8,7 +8,9 @@ type, value type, concept name and a typed value.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Union
+from typing import Iterator, Union
+
+from .header import SRHeader
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +127,8 @@ class SRDocument:
     series_instance_uid: str | None
     study_instance_uid: str | None
     root: ContentItem
-    header: dict[str, Any] = field(default_factory=dict)
-    """Header values by keyword (strings, lists, or lists of dicts for sequences)."""
+    header: SRHeader = field(default_factory=SRHeader)
+    """The header attributes the mapping reads, typed (header.py)."""
 
     def find(self, path: str) -> ContentItem | None:
         """The content item at a 1.2.3 path."""
@@ -140,13 +142,3 @@ class SRDocument:
                 return None
             item = item.children[idx]
         return item
-
-
-def first(v: Any) -> str | None:
-    """A header value as one stripped string: the first of a multi-valued one; None if empty."""
-    if isinstance(v, list):
-        v = v[0] if v else None
-    if v is None or isinstance(v, (dict, list)):
-        return None
-    s = str(v).strip()
-    return s or None

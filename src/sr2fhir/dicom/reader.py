@@ -31,6 +31,7 @@ from pydicom.valuerep import PersonName
 
 from . import part10
 from .content import SRDocument
+from .header import SRHeader
 from ..diagnostics import Diagnostics
 from ..errors import ConversionError
 from .tree import Limits, TreeBuilder
@@ -288,7 +289,7 @@ def document_from_dataset(
             series_instance_uid=uid("SeriesInstanceUID"),
             study_instance_uid=uid("StudyInstanceUID"),
             root=root,
-            header=header,
+            header=SRHeader.from_keywords(header),
         )
     except ConversionError:
         raise

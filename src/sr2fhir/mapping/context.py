@@ -11,8 +11,8 @@ from typing import Any
 
 from .. import datetimes
 from ..codes import CodingSchemes
-from ..dicom.dictionary import uid_ok
-from ..dicom.content import ContentItem, SRDocument, first
+from ..dicom.content import ContentItem, SRDocument
+from ..dicom.header import SRHeader
 from ..diagnostics import Diagnostics
 from ..fhir.bundle import ResourceSet
 from ..fhir.ids import resource_id
@@ -75,8 +75,6 @@ class ReportContext:
     service_request: dict[str, Any] | None
     status: str
     default_zone: str
-    evidence: dict[str, tuple[str | None, str | None, str | None]]
-    """Referenced SOP Instance UID -> (study, series, SOP class) from the evidence sequences."""
     key: str
     """The report's identity for ids: its SOP Instance UID."""
     equipment: dict[str, Any] = field(default_factory=dict)
@@ -88,34 +86,32 @@ class ReportContext:
 
 def build_context(doc: SRDocument, options: Options, diags: Diagnostics) -> ReportContext:
     h = doc.header
-    zone = datetimes.offset(first(h.get("TimezoneOffsetFromUTC"))) or options.default_timezone
+    zone = datetimes.offset(h.timezone_offset) or options.default_timezone
     if not doc.sop_instance_uid:
         diags.error("no-sop-instance-uid", "the SR has no SOP Instance UID (0008,0018)", action="ids derived from the file name")
     return ReportContext(
         doc=doc,
         options=options,
         diags=diags,
-        schemes=CodingSchemes(h.get("CodingSchemeIdentificationSequence"), options.coding_schemes),
+        schemes=CodingSchemes(h.coding_schemes, options.coding_schemes),
         resources=ResourceSet(),
         subject=conditional(references.patient_reference(h, diags), options.conditional_references),
         study=conditional(references.imaging_study_reference(doc.study_instance_uid, diags), options.conditional_references),
         service_request=conditional(references.service_request_reference(h, diags), options.conditional_references),
         status=observation_status(h, diags),
         default_zone=zone,
-        evidence=evidence_index(h),
         key=doc.sop_instance_uid or f"file:{doc.source}",
     )
 
 
-def observation_status(header: dict[str, Any], diags: Diagnostics) -> str:
+def observation_status(header: SRHeader, diags: Diagnostics) -> str:
     """Observation.status <- Preliminary Flag (0040,A496), lowercased (ConceptMap 02); D-4 if absent."""
-    flag = (first(header.get("PreliminaryFlag")) or "").upper()
+    flag = header.preliminary_flag
     if flag in ("PRELIMINARY", "FINAL"):
         return flag.lower()
     if flag:
         diags.warn("preliminary-flag", f"Preliminary Flag {flag!r} is neither PRELIMINARY nor FINAL", action="status 'final'")
-    completion = (first(header.get("CompletionFlag")) or "").upper()
-    if completion == "PARTIAL":
+    if header.completion_flag == "PARTIAL":
         return "preliminary"
     return "final"
 
@@ -123,26 +119,9 @@ def observation_status(header: dict[str, Any], diags: Diagnostics) -> str:
 def default_issued(doc: SRDocument, zone: str, diags: Diagnostics) -> str:
     """Content Date/Time (0008,0023/0033), else Instance Creation Date/Time (example.md step 1; D-5)."""
     h = doc.header
-    for da, tm in (("ContentDate", "ContentTime"), ("InstanceCreationDate", "InstanceCreationTime")):
-        t = datetimes.instant(datetimes.combine(first(h.get(da)), first(h.get(tm))), zone)
+    for da, tm in ((h.content_date, h.content_time), (h.instance_creation_date, h.instance_creation_time)):
+        t = datetimes.instant(datetimes.combine(da, tm), zone)
         if t:
             return t
     diags.error("no-content-datetime", "the SR has neither Content Date/Time nor Instance Creation Date/Time", action="issued set to 1970-01-01T00:00:00Z so that Observations stay valid")
     return "1970-01-01T00:00:00Z"
-
-
-def evidence_index(header: dict[str, Any]) -> dict[str, tuple[str | None, str | None, str | None]]:
-    """Hierarchical SOP Instance Reference Macro of the evidence sequences, by instance UID."""
-    out: dict[str, tuple[str | None, str | None, str | None]] = {}
-    for kw in ("CurrentRequestedProcedureEvidenceSequence", "PertinentOtherEvidenceSequence"):
-        for study in header.get(kw) or []:
-            suid = first(study.get("StudyInstanceUID"))
-            for series in study.get("ReferencedSeriesSequence") or []:
-                ser = first(series.get("SeriesInstanceUID"))
-                for sop in series.get("ReferencedSOPSequence") or []:
-                    iuid = first(sop.get("ReferencedSOPInstanceUID"))
-                    cls = first(sop.get("ReferencedSOPClassUID"))
-                    if uid_ok(iuid):
-                        out.setdefault(str(iuid), (suid if uid_ok(suid) else None, ser if uid_ok(ser) else None, cls if uid_ok(cls) else None))
-    return out
-

@@ -13,8 +13,8 @@ from typing import Any
 from .. import codes
 from ..dicom import concepts
 from ..codes import FIXED
-from ..dicom.content import Code, ContentItem, first
-from ..dicom.dictionary import uid_ok
+from ..dicom.content import Code, ContentItem
+from ..dicom.header import Equipment
 from ..fhir.bundle import dumps
 from ..fhir.ids import NAMESPACE, resource_id
 from . import identity
@@ -60,51 +60,38 @@ def _add(ctx: ReportContext, kind: str, profile: str, uid: str | None, attrs: di
 
 
 
-def _uid(v: Any) -> str | None:
-    u = first(v)
-    return u if uid_ok(u) else None
-
-
-def _equipment_attrs(src: dict[str, Any]) -> dict[str, Any]:
+def _equipment_attrs(src: Equipment) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    manufacturer = first(src.get("Manufacturer"))
-    model = first(src.get("ManufacturerModelName"))
-    serial = first(src.get("DeviceSerialNumber"))
-    if manufacturer:
-        out["manufacturer"] = manufacturer
-    if serial:
-        out["serialNumber"] = serial
-    if model:
-        out["displayName"] = model
+    if src.manufacturer:
+        out["manufacturer"] = src.manufacturer
+    if src.serial_number:
+        out["serialNumber"] = src.serial_number
+    if src.model:
+        out["displayName"] = src.model
     return out
 
 
 def general_equipment(ctx: ReportContext) -> dict[str, Any]:
     """The GeneralEquipmentDevice of the SR's General Equipment Module (PS3.3 C.7.5.1); one per SR."""
-    h = ctx.doc.header
-    uid = _uid(h.get("DeviceUID"))
+    eq = ctx.doc.header.equipment
+    uid = eq.device_uid
     attrs: dict[str, Any] = {}
-    udi = _udi_carriers(ctx, h.get("UDISequence"))
+    udi = _udi_carriers(ctx, eq.udis)
     if udi:
         attrs["udiCarrier"] = udi
-    attrs.update(_equipment_attrs(h))
-    versions = h.get("SoftwareVersions")
-    if versions:
-        vs = versions if isinstance(versions, list) else [versions]
-        attrs["version"] = [{"value": str(v)} for v in vs if str(v).strip()]
+    attrs.update(_equipment_attrs(eq))
+    if eq.software_versions:
+        attrs["version"] = [{"value": v} for v in eq.software_versions]
     if not uid and not attrs:
         # Nothing identifies the equipment: a Device of this report alone, never shared.
         return _add(ctx, ctx.id("equipment"), "dicom-general-equipment", None, attrs)
     return _add(ctx, "equipment", "dicom-general-equipment", uid, attrs)
 
 
-def _udi_carriers(ctx: ReportContext, seq: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+def _udi_carriers(ctx: ReportContext, udis: tuple[str, ...]) -> list[dict[str, Any]]:
     """udiCarrier <- UDI Sequence (0018,100A) > Unique Device Identifier (0018,1009), GS1 only."""
     out = []
-    for item in seq or []:
-        hrf = first(item.get("UniqueDeviceIdentifier"))
-        if not hrf:
-            continue
+    for hrf in udis:
         m = _GS1_DI.match(hrf)
         if not m:
             ctx.diags.warn("udi-not-gs1", "UDI (0018,1009) is not in GS1 human-readable form", action="udiCarrier not emitted")
@@ -123,14 +110,14 @@ DEVICE_OBSERVER_ROWS: dict[tuple[str, str], str] = {
 }
 
 
-def _observer_device(root: ContentItem) -> dict[str, Any] | None:
-    """The root's TID 1004 device observer (HAS OBS CONTEXT items), as Participant Sequence keywords."""
+def _observer_device(root: ContentItem) -> Equipment | None:
+    """The root's TID 1004 device observer (HAS OBS CONTEXT items), as the equipment it describes."""
     found: dict[str, Any] = {}
     for ch in root.children:
         kw = DEVICE_OBSERVER_ROWS.get(concepts.key(ch.concept))  # type: ignore[arg-type]
         if kw and ch.relationship == "HAS OBS CONTEXT" and isinstance(ch.value, str) and kw not in found:
             found[kw] = ch.value
-    return found or None
+    return Equipment.of(found) if found else None
 
 
 def participant_device(ctx: ReportContext, equipment: dict[str, Any]) -> dict[str, Any] | None:
@@ -141,22 +128,17 @@ def participant_device(ctx: ReportContext, equipment: dict[str, Any]) -> dict[st
     is the equipment itself (same Device UID, or same manufacturer and model without UIDs: D-23).
     """
     h = ctx.doc.header
-    source = next((p for p in h.get("ParticipantSequence") or [] if (first(p.get("ObserverType")) or "").upper() == "DEV"), None)
-    if source is None:
-        source = _observer_device(ctx.doc.root)
+    source = next((p.device for p in h.participants if p.observer_type == "DEV"), None) or _observer_device(ctx.doc.root)
     if source is None:
         return None
-    uid = _uid(source.get("DeviceUID"))
-    euid = _uid(h.get("DeviceUID"))
+    uid, euid = source.device_uid, h.equipment.device_uid
     same = (uid and uid == euid) or (
-        not uid and not euid
-        and first(source.get("Manufacturer")) == first(h.get("Manufacturer"))
-        and first(source.get("ManufacturerModelName")) == first(h.get("ManufacturerModelName"))
+        not uid and not euid and source.manufacturer == h.equipment.manufacturer and source.model == h.equipment.model
     )
     if same:
         return None
     attrs = _equipment_attrs(source)
-    name = first(source.get("DeviceObserverName"))
+    name = source.observer_name
     if name:
         attrs["name"] = [{"value": name, "type": "user-friendly-name"}]
     kind = "participant-device" if uid or attrs else ctx.id("participant-device")

@@ -15,6 +15,7 @@ from typing import Any
 from .. import codes
 from ..dicom import concepts
 from ..codes import DCM, sop_class_coding
+from ..dicom.header import EvidenceRef
 from ..dicom.content import ContentItem, SopReference, SpatialCoordinates
 from . import identity
 from .body_structures import Site
@@ -264,11 +265,15 @@ def _condition(res: dict[str, Any]) -> str:
     return identity.by_id(res["id"])[1]
 
 
+NOWHERE = EvidenceRef(None, None, None)
+"""An instance the evidence sequences do not list."""
+
+
 def _set_series(ctx: ReportContext, res: dict[str, Any], instances: list[dict[str, Any]], known: str | None = None) -> None:
     """seriesUid / studyUid from the evidence sequences when all instances share them (D-12)."""
-    found = {ctx.evidence.get(i["uid"], (None, None, None)) for i in instances}
-    series = {f[1] for f in found}
-    studies = {f[0] for f in found}
+    found = {ctx.doc.header.evidence.get(i["uid"], NOWHERE) for i in instances}
+    series = {f.series_uid for f in found}
+    studies = {f.study_uid for f in found}
     if known and series <= {known, None}:
         res["seriesUid"] = known
     elif len(series) == 1 and None not in series:
@@ -283,9 +288,9 @@ def _source_image_selection(
     """source-image-for-segmentation: 121233 images, or the evidence instances of the 121232 series (D-6)."""
     if not images and series:
         images = [
-            {"uid": uid, **({"sopClass": sop_class_coding(cls)} if cls else {})}
-            for uid, (_st, ser, cls) in sorted(ctx.evidence.items())
-            if ser == series
+            {"uid": uid, **({"sopClass": sop_class_coding(ref.sop_class_uid)} if ref.sop_class_uid else {})}
+            for uid, ref in sorted(ctx.doc.header.evidence.items())
+            if ref.series_uid == series
         ]
         if not images:
             ctx.diags.warn(

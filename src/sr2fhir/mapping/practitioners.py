@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..dicom import concepts
-from ..dicom.content import ContentItem, first
+from ..dicom.content import ContentItem
 from ..fhir.ids import resource_id
 from . import identity
 from .context import ReportContext, profile_url
@@ -56,12 +56,11 @@ def practitioner(ctx: ReportContext, pn: str) -> dict[str, Any] | None:
 
 def document_performer(ctx: ReportContext) -> dict[str, Any] | None:
     """The performer from the Participant Sequence (PSN)."""
-    people = [p for p in ctx.doc.header.get("ParticipantSequence") or [] if (first(p.get("ObserverType")) or "").upper() == "PSN"]
-    people.sort(key=lambda p: 0 if (first(p.get("ParticipationType")) or "").upper() == "SOURCE" else 1)
+    people = [p for p in ctx.doc.header.participants if p.observer_type == "PSN"]
+    people.sort(key=lambda p: 0 if p.participation_type == "SOURCE" else 1)
     for p in people:
-        pn = first(p.get("PersonName"))
-        if pn:
-            return practitioner(ctx, str(pn))
+        if p.person_name:
+            return practitioner(ctx, p.person_name)
     return None
 
 

@@ -13,22 +13,19 @@ from typing import Any
 
 from ..codes import DICOM_UID, FIXED, urn_oid
 from ..diagnostics import Diagnostics
-from ..dicom.content import first
+from ..dicom.header import Issuer, SRHeader
 
 _ABSOLUTE_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$")
 
 
-def issuer_system(qualifiers: list[dict[str, Any]] | None, diags: Diagnostics, what: str) -> tuple[str | None, str | None]:
-    """(system, assigner display) from an issuer sequence (Universal Entity ID + type, Local Namespace).
+def issuer_system(issuer: Issuer | None, diags: Diagnostics, what: str) -> tuple[str | None, str | None]:
+    """(system, assigner display) from an issuer (Universal Entity ID + type, Local Namespace).
 
     URI -> as is if absolute; ISO -> urn:oid; anything else -> no system (docs/decisions.md D-22).
     """
-    if not qualifiers:
+    if issuer is None:
         return None, None
-    q = qualifiers[0] if isinstance(qualifiers[0], dict) else {}
-    local = first(q.get("LocalNamespaceEntityID"))
-    universal = first(q.get("UniversalEntityID"))
-    utype = (first(q.get("UniversalEntityIDType")) or "").upper()
+    local, universal, utype = issuer.local, issuer.universal, issuer.universal_type
     system = None
     if universal:
         if utype == "ISO" and re.fullmatch(r"[0-9.]+", universal):
@@ -46,12 +43,12 @@ def issuer_system(qualifiers: list[dict[str, Any]] | None, diags: Diagnostics, w
     return system, (str(local) if local else None)
 
 
-def patient_reference(header: dict[str, Any], diags: Diagnostics) -> dict[str, Any]:
+def patient_reference(header: SRHeader, diags: Diagnostics) -> dict[str, Any]:
     """Reference(Patient) by Patient ID (0010,0020) and its issuer (0010,0021)/(0010,0024)."""
-    pid = first(header.get("PatientID"))
-    system, assigner = issuer_system(header.get("IssuerOfPatientIDQualifiersSequence"), diags, "Patient ID")
+    pid = header.patient_id
+    system, assigner = issuer_system(header.patient_id_issuer, diags, "Patient ID")
     # Issuer of Patient ID (0010,0021) names the issuer better than a non-URI universal id.
-    assigner = first(header.get("IssuerOfPatientID")) or assigner
+    assigner = header.issuer_of_patient_id or assigner
     if not pid:
         diags.error("no-patient-id", "the SR has no Patient ID (0010,0020)", action="subject is a display-only reference that no server can resolve")
         return {"type": "Patient", "display": "Patient ID absent from the DICOM SR"}
@@ -69,12 +66,12 @@ def imaging_study_reference(study_uid: str | None, diags: Diagnostics) -> dict[s
     }
 
 
-def service_request_reference(header: dict[str, Any], diags: Diagnostics) -> dict[str, Any] | None:
+def service_request_reference(header: SRHeader, diags: Diagnostics) -> dict[str, Any] | None:
     """Reference(ServiceRequest) by Accession Number (0008,0050); None when there is none."""
-    acc = first(header.get("AccessionNumber"))
+    acc = header.accession_number
     if not acc:
         return None
-    system, assigner = issuer_system(header.get("IssuerOfAccessionNumberSequence"), diags, "Accession Number")
+    system, assigner = issuer_system(header.accession_issuer, diags, "Accession Number")
     return {"type": "ServiceRequest", "identifier": _identifier("accession-id", system, acc, assigner)}
 
 
