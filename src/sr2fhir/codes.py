@@ -13,6 +13,7 @@ from .dicom.content import Code
 from .dicom.concepts import SNOMED_RT_DESIGNATORS
 from .dicom.dictionary import SRT_TO_SCT, uid_name
 from .dicom.header import CodingSchemeId
+from .ig_facts import PATTERNS
 
 # FHIR system URIs.
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -132,18 +133,21 @@ class CodingSchemes:
         return {"coding": [self.coding(code)]}
 
 
-# Fixed codings of the IG profiles (patterns include the display).
+# Fixed codings: those of the IG's profiles (their patterns, from ig_facts, which include the
+# display), and two of sr2fhir's own choices.
+_P = PATTERNS
 FIXED: dict[str, dict[str, str]] = {
-    "measurement-group": {"system": DCM, "code": "125007", "display": "Measurement Group"},
-    "qualitative-evaluations": {"system": UMLS, "code": "C0034375", "display": "Qualitative Evaluations"},
-    "derived-imaging-measurements": {"system": DCM, "code": "126011", "display": "Derived Imaging Measurements"},
-    "study-instance-uid": {"system": DCM, "code": "110180", "display": "Study Instance UID"},
-    "accession-id": {"system": V2_0203, "code": "ACSN", "display": "Accession ID"},
-    "observation-uid": {"system": IDENTIFIER_TYPE_SYSTEM, "code": "observation-uid", "display": "Observation UID"},
-    "tracking-identifier": {"system": DCM, "code": "112039", "display": "Tracking Identifier"},
-    "tracking-uid": {"system": DCM, "code": "112040", "display": "Tracking Unique Identifier"},
+    "measurement-group": _P["imaging-measurement-group"]["Observation.category"],
+    "qualitative-evaluations": _P["imaging-qualitative-evaluation"]["Observation.category"],
+    "derived-imaging-measurements": _P["derived-imaging-measurement"]["Observation.category"],
+    "study-instance-uid": _P["imaging-observation"]["Observation.partOf:imagingStudyRef.identifier.type"],
+    "accession-id": _P["imaging-observation"]["Observation.basedOn:serviceRequestRef.identifier.type"],
+    "observation-uid": _P["imaging-observation"]["Observation.identifier:observationUID.type"],
+    "tracking-identifier": _P["dicom-sr-finding-site"]["BodyStructure.identifier:trackingIdentifier.type"],
+    "tracking-uid": _P["dicom-sr-finding-site"]["BodyStructure.identifier:trackingUid.type"],
+    "original-source": _P["source-sr-content-item"]["ImagingSelection.code.coding"],
+    # sr2fhir's: the participant device's Device UID as a UDI (D-28), Algorithm Parameters (D-15).
     "udi": {"system": V2_0203, "code": "UDI", "display": "Universal Device Identifier"},
-    "original-source": {"system": DCM, "code": "111040", "display": "Original Source"},
     "algorithm-parameters": {"system": DCM, "code": "111002", "display": "Algorithm Parameters"},
 }
 

@@ -6,11 +6,13 @@ Patient / ImagingStudy / ServiceRequest references, status from the Preliminary 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import datetimes
 from ..codes import CodingSchemes
+from ..ig_facts import PROFILES
 from ..dicom.content import ContentItem, SRDocument
 from ..dicom.header import SRHeader
 from ..diagnostics import Diagnostics
@@ -19,11 +21,17 @@ from ..fhir.ids import resource_id
 from ..fhir.references import conditional
 from . import references
 
-PROFILE_BASE = "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
-
-
 def profile_url(profile_id: str) -> str:
-    return PROFILE_BASE + profile_id
+    """The canonical URL of an IG profile (ig_facts, generated from the IG)."""
+    return PROFILES[profile_id][0]
+
+
+def profile_label(profile_id: str) -> str:
+    """A profile's short name for narratives: its IG title without the resource type, "DICOM (SR)"
+    and "Mapping (to X)" ("Observation - DICOM SR Imaging Measurement Mapping to Observation" ->
+    "Imaging Measurement")."""
+    title = PROFILES[profile_id][1].split(" - ", 1)[-1]
+    return re.sub(r"^DICOM (SR )?|( Mapping( to \w+)?)$", "", title)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .. import codes
 from ..dicom import concepts
-from ..codes import DCM, sop_class_coding
+from ..codes import sop_class_coding
+from ..ig_facts import PATTERNS
 from ..dicom.header import EvidenceRef
 from ..dicom.content import ContentItem, SopReference, SpatialCoordinates
 from . import identity
@@ -28,34 +29,93 @@ RWVM_STORAGE = "1.2.840.10008.5.1.4.1.1.67"
 
 @dataclass(frozen=True, slots=True)
 class SelectionKind:
-    """One concrete ImagingSelection profile and the content item it comes from."""
+    """One concrete ImagingSelection profile: the content item it comes from, and how it is made.
+
+    `code` is the profile's fixed code.coding, as the IG spells it (ig_facts, generated from the
+    IG, I-18). `instances` makes the `instance` entries of an IMAGE / COMPOSITE item; `check` says
+    why a selection cannot claim the profile (D-0), as (rule, problem), or None.
+    """
 
     profile: str
     slice: str
     """Observation.derivedFrom slice (imaging-observation profile)."""
-    code: str
-    display: str
-    """The profile's fixed code.coding (display as the profile spells it, I-18)."""
     focus_source_image: bool = False
     """Has focus[sourceImageForSegmentation]."""
     frame_of_reference: bool = False
     """frameOfReferenceUid 1..1 (3D profiles)."""
+    instances: Callable[[ReportContext, ContentItem, SopReference], list[dict[str, Any]]] = field(default=lambda ctx, item, ref: _whole(ctx, item, ref))
+    check: Callable[[dict[str, Any]], tuple[str, str] | None] = field(default=lambda res: None)
+
+    @property
+    def code(self) -> dict[str, str]:
+        return PATTERNS[self.profile]["ImagingSelection.code.coding"]
 
 
-# (concept name, value type) -> profile. ImagingSelection-*.fsh; TID 1410/1411/1501 rows.
+def _whole(ctx: ReportContext, item: ContentItem, ref: SopReference) -> list[dict[str, Any]]:
+    """One instance, with the Referenced Frame Numbers as subset."""
+    inst = _instance(ctx, ref, item)
+    return [inst] if inst else []
+
+
+def _segments(ctx: ReportContext, item: ContentItem, ref: SopReference) -> list[dict[str, Any]]:
+    """One instance per Referenced Segment Number (0062,000B): subset 1..1 per instance slice."""
+    numbers = [str(s) for s in ref.segments] or [str(f) for f in ref.frames]
+    if not numbers:
+        ctx.diags.warn("no-segment-number", "segmentation reference without Referenced Segment Number (0062,000B)", path=item.path, concept=item.concept, action="instance without subset")
+        inst = _instance(ctx, ref, item, [])
+        return [inst] if inst else []
+    return [i for n in numbers if (i := _instance(ctx, ref, item, [n]))]
+
+
+def _rois(ctx: ReportContext, item: ContentItem, ref: SopReference) -> list[dict[str, Any]]:
+    """subset <- Text Value of the child 130489 "Referenced Region of Interest Identifier"."""
+    rois = [ch.value for ch in item.children if concepts.key(ch.concept) == concepts.REFERENCED_ROI_IDENTIFIER and isinstance(ch.value, str)]
+    inst = _instance(ctx, ref, item, rois)
+    return [inst] if inst else []
+
+
+def _sop_classes(res: dict[str, Any]) -> set[str | None]:
+    return {i.get("sopClass", {}).get("code") for i in res.get("instance", [])}
+
+
+def _one_segment_each(res: dict[str, Any]) -> tuple[str, str] | None:
+    if _sop_classes(res) - {SEGMENTATION_STORAGE} or any(len(i.get("subset", [])) != 1 for i in res.get("instance", [])):
+        return "profile-not-claimed", "needs Segmentation Storage instances with one segment number each"
+    return None
+
+
+def _rtss_typo(res: dict[str, Any]) -> tuple[str, str] | None:
+    return "region-in-space-sop-class-typo", "fixes the RT Structure Set SOP class as '11.2.840.10008.5.1.4.1.1.481.3' (I-9); the true UID is kept (D-25)"
+
+
+def _rwvm(res: dict[str, Any]) -> tuple[str, str] | None:
+    return ("profile-not-claimed", "needs Real World Value Mapping Storage instances") if _sop_classes(res) - {RWVM_STORAGE} else None
+
+
+def _frame_of_reference(res: dict[str, Any]) -> tuple[str, str] | None:
+    return None if res.get("frameOfReferenceUid") else ("profile-not-claimed", "needs frameOfReferenceUid")
+
+
+def _a_region(res: dict[str, Any]) -> tuple[str, str] | None:
+    return None if res.get("instance") else ("profile-not-claimed", "needs an instance with an image region")
+
+
+# (concept name, value type) -> profile: one row per ImagingSelection profile (ImagingSelection-*.fsh;
+# TID 1410/1411/1501 rows).
 SELECTION_KINDS: dict[tuple[tuple[str, str], str], SelectionKind] = {
-    (concepts.IMAGE_REGION, "SCOORD"): SelectionKind("image-region-2d", "imageRegion2d", "111030", "Image Region"),
-    (concepts.IMAGE_REGION, "SCOORD3D"): SelectionKind("image-region-3d", "imageRegion3d", "111030", "Image Region", frame_of_reference=True),
-    (("DCM", "121214"), "IMAGE"): SelectionKind("referenced-segmentation-frame", "referencedSegmentationFrame", "121214", "Referenced Segmentation Frame", focus_source_image=True),
-    (("DCM", "121191"), "IMAGE"): SelectionKind("referenced-segment", "referencedSegment", "121191", "Referenced Segment", focus_source_image=True),
-    (("DCM", "121231"), "SCOORD3D"): SelectionKind("volume-surface", "volumeSurface", "121231", "Volume Surface", focus_source_image=True, frame_of_reference=True),
-    (("DCM", "130488"), "COMPOSITE"): SelectionKind("region-in-space", "regionInSpace", "130488", "Region In Space"),
-    (("DCM", "126100"), "COMPOSITE"): SelectionKind("real-world-value-map", "realWorldValueMap", "126100", "Real World Value Map used for measurement"),
-    (("DCM", "121200"), "IMAGE"): SelectionKind("illustration-of-roi", "illustrationOfRoi", "121200", "Illustration of ROI"),
-    (("DCM", "130401"), "IMAGE"): SelectionKind("visual-explanation", "visualExplanation", "130401", "Visual Explanation"),
+    (concepts.IMAGE_REGION, "SCOORD"): SelectionKind("image-region-2d", "imageRegion2d", check=_a_region),
+    (concepts.IMAGE_REGION, "SCOORD3D"): SelectionKind("image-region-3d", "imageRegion3d", frame_of_reference=True, check=_frame_of_reference),
+    (("DCM", "121214"), "IMAGE"): SelectionKind("referenced-segmentation-frame", "referencedSegmentationFrame", focus_source_image=True, instances=_segments, check=_one_segment_each),
+    (("DCM", "121191"), "IMAGE"): SelectionKind("referenced-segment", "referencedSegment", focus_source_image=True, instances=_segments, check=_one_segment_each),
+    (("DCM", "121231"), "SCOORD3D"): SelectionKind("volume-surface", "volumeSurface", focus_source_image=True, frame_of_reference=True, check=_frame_of_reference),
+    (("DCM", "130488"), "COMPOSITE"): SelectionKind("region-in-space", "regionInSpace", instances=_rois, check=_rtss_typo),
+    (("DCM", "126100"), "COMPOSITE"): SelectionKind("real-world-value-map", "realWorldValueMap", check=_rwvm),
+    (("DCM", "121200"), "IMAGE"): SelectionKind("illustration-of-roi", "illustrationOfRoi"),
+    (("DCM", "130401"), "IMAGE"): SelectionKind("visual-explanation", "visualExplanation"),
 }
 
-SOURCE_IMAGE = SelectionKind("source-image-for-segmentation", "", "121233", "Source image for segmentation")
+SOURCE_IMAGE = SelectionKind("source-image-for-segmentation", "")
+
 
 # DICOM Graphic Type (0070,0023) of SCOORD -> R5 imageRegion2D.regionType (MAPPING 9.9).
 GRAPHIC_TYPE_2D: dict[str, tuple[str, int, int]] = {
@@ -128,21 +188,7 @@ def _referenced_image(ctx: ReportContext, item: ContentItem, kind: SelectionKind
     if not isinstance(ref, SopReference):
         ctx.diags.warn("no-referenced-sop", "IMAGE/COMPOSITE item without a Referenced SOP Sequence", path=item.path, concept=item.concept, action="reference not mapped")
         return []
-    if kind.profile in ("referenced-segment", "referenced-segmentation-frame"):
-        # subset <- Referenced Segment Number (0062,000B), 1..1 per instance slice.
-        numbers = [str(s) for s in ref.segments] or [str(f) for f in ref.frames]
-        if not numbers:
-            ctx.diags.warn("no-segment-number", "segmentation reference without Referenced Segment Number (0062,000B)", path=item.path, concept=item.concept, action="instance without subset")
-            inst = _instance(ctx, ref, item, [])
-            return [inst] if inst else []
-        return [i for n in numbers if (i := _instance(ctx, ref, item, [n]))]
-    if kind.profile == "region-in-space":
-        # subset <- Text Value of child 130489 "Referenced Region of Interest Identifier".
-        rois = [ch.value for ch in item.children if concepts.key(ch.concept) == concepts.REFERENCED_ROI_IDENTIFIER and isinstance(ch.value, str)]
-        inst = _instance(ctx, ref, item, rois)
-        return [inst] if inst else []
-    inst = _instance(ctx, ref, item)
-    return [inst] if inst else []
+    return kind.instances(ctx, item, ref)
 
 
 class Selections:
@@ -252,7 +298,7 @@ def _selection(ctx: ReportContext, kind: SelectionKind, rid: str, site: Site | N
     }
     if ctx.service_request:
         res["basedOn"] = [ctx.service_request]
-    res["code"] = {"coding": [{"system": DCM, "code": kind.code, "display": kind.display}]}
+    res["code"] = {"coding": [dict(kind.code)]}
     res["derivedFrom"] = [ctx.study]
     if ctx.doc.study_instance_uid:
         res["studyUid"] = ctx.doc.study_instance_uid
@@ -307,22 +353,9 @@ def _source_image_selection(
 
 def _check_profile(ctx: ReportContext, res: dict[str, Any], p: _Pending) -> None:
     """Where the data cannot meet a profile rule, drop the profile claim rather than emit a non-conformant claim (D-0)."""
-    problem = None
-    rule = "profile-not-claimed"
-    if p.kind.profile in ("referenced-segment", "referenced-segmentation-frame"):
-        if any(i.get("sopClass", {}).get("code") != SEGMENTATION_STORAGE or len(i.get("subset", [])) != 1 for i in res.get("instance", [])):
-            problem = "needs Segmentation Storage instances with one segment number each"
-    elif p.kind.profile == "region-in-space":
-        problem = "fixes the RT Structure Set SOP class as '11.2.840.10008.5.1.4.1.1.481.3' (I-9); the true UID is kept (D-25)"
-        rule = "region-in-space-sop-class-typo"
-    elif p.kind.profile == "real-world-value-map":
-        if any(i.get("sopClass", {}).get("code") != RWVM_STORAGE for i in res.get("instance", [])):
-            problem = "needs Real World Value Mapping Storage instances"
-    elif p.kind.frame_of_reference and not res.get("frameOfReferenceUid"):
-        problem = "needs frameOfReferenceUid"
-    elif p.kind.profile == "image-region-2d" and not res.get("instance"):
-        problem = "needs an instance with an image region"
-    if problem:
+    found = p.kind.check(res)
+    if found:
+        rule, problem = found
         del res["meta"]
         ctx.diags.warn(rule, f"{p.kind.profile} {problem}", path=p.items[0].path, concept=p.items[0].concept, action="ImagingSelection emitted without meta.profile")
 

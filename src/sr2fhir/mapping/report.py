@@ -19,7 +19,8 @@ from ..fhir.bundle import ResourceSet
 from ..fhir.narrative import add_narrative
 from ..dicom.template import check_measurement_report
 from . import devices, identity, practitioners
-from .context import Options, ReportContext, Scope, build_context, default_issued
+from ..ig_facts import PROFILES
+from .context import Options, ReportContext, Scope, build_context, default_issued, profile_label
 from .derived import derived_measurements
 from .groups import measurement_group
 from .imaging_observation import GroupInheritance, unmapped
@@ -31,31 +32,6 @@ from .qualitative import is_qualitative, qualitative_evaluation
 _ROOT_CONSUMED: frozenset[tuple[str, str]] = frozenset(
     {concepts.OBSERVER_TYPE, concepts.PERSON_OBSERVER_NAME, *devices.DEVICE_OBSERVER_ROWS}
 )
-
-# Profile titles for narratives (the IG's StructureDefinition titles).
-PROFILE_TITLES: dict[str, str] = {
-    "imaging-measurement-group": "Imaging Measurement Group",
-    "imaging-measurement": "Imaging Measurement",
-    "imaging-qualitative-evaluation": "Imaging Qualitative Evaluation",
-    "derived-imaging-measurement": "Derived Imaging Measurement",
-    "image-region-2d": "2D Image Region",
-    "image-region-3d": "3D Image Region",
-    "referenced-segment": "Referenced Segment",
-    "referenced-segmentation-frame": "Referenced Segmentation Frame",
-    "region-in-space": "Region In Space",
-    "volume-surface": "Volume Surface",
-    "real-world-value-map": "Real World Value Map",
-    "illustration-of-roi": "Illustration of ROI",
-    "visual-explanation": "Visual Explanation",
-    "source-image-for-segmentation": "Source Image for Segmentation",
-    "source-sr-content-item": "Source SR Content Item",
-    "algorithm-identification": "Algorithm Identification",
-    "dicom-general-equipment": "General Equipment",
-    "dicom-participant-device": "Participant Device",
-    "dicom-participant-person": "Participant Practitioner",
-    "dicom-sr-finding-site": "Finding Site",
-}
-
 
 @dataclass(slots=True)
 class Conversion:
@@ -103,7 +79,7 @@ def convert(doc: SRDocument, options: Options = Options(), diagnostics: Diagnost
     source = urn_oid(doc.sop_instance_uid) if doc.sop_instance_uid else None
     for r in ctx.resources.resources():
         prof = r.get("meta", {}).get("profile", [""])[0].rsplit("/", 1)[-1]
-        add_narrative(r, PROFILE_TITLES.get(prof, r["resourceType"]))
+        add_narrative(r, profile_label(prof) if prof in PROFILES else r["resourceType"])
         if source and r["resourceType"] != "Device":
             # Provenance: the SR this resource came from (searchable as _source); Devices are
             # shared between reports and carry none (D-29).
