@@ -69,7 +69,7 @@ def pushed(fhir_url: str, reports: list[Path]) -> dict[str, int]:
     """Push the reports once with --seed; the totals after."""
     result = cli("push", *map(str, reports), "--fhir-url", fhir_url, "--seed")
     assert result.exit_code == 0, result.output
-    assert f"{len(reports)} pushed, 0 failed" in result.output
+    assert f"summary: {len(reports)} file(s): " in result.output and ", 0 failed" in result.output, result.output[-2000:]
     with FhirClient(fhir_url) as client:
         return totals(client)
 
