@@ -101,8 +101,8 @@ def test_read_back_references_resolve_to_seeded_resources(pushed: dict[str, int]
             assert study in [p.get("reference") for p in obs.get("partOf", [])], path.name
         for sel in read_back.get("ImagingSelection", []):
             assert sel["subject"]["reference"] == patient, path.name
-        if "AccessionNumber" in header and header["AccessionNumber"]:
-            orders = fhir.search("ServiceRequest", identifier=str(header["AccessionNumber"]).split("|")[-1])
+        if header.accession_number:
+            orders = fhir.search("ServiceRequest", identifier=header.accession_number)
             assert len(orders) == 1
             for obs in read_back.get("Observation", []):
                 assert f"ServiceRequest/{orders[0]['id']}" in [b.get("reference") for b in obs.get("basedOn", [])], path.name
