@@ -6,7 +6,6 @@ every report with derived measurements (IG-1), although neither is a problem of 
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typer.testing import CliRunner
 
 from sr2fhir import ig_defects
 from sr2fhir.cli import app
-from tests.helpers import FIXTURES, ROOT, SHARED
+from tests.helpers import FIXTURES, ROOT
 
 runner = CliRunner()
 DEMO = ROOT / "examples" / "measurement-report.dcm"

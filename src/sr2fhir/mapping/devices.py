@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .. import codes
 from ..dicom import concepts
 from ..codes import FIXED
 from ..dicom.content import Code, ContentItem
