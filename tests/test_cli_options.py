@@ -182,3 +182,12 @@ def test_messages_say_where_they_are_explained(tmp_path: Path) -> None:
     assert r.stderr.rstrip().endswith("note: each [rule] is explained in docs/diagnostics.md; D-n in docs/decisions.md; IG-n in docs/conformance.md")
     for doc in ("diagnostics", "decisions", "conformance"):
         assert f"(docs/{doc}.md)" in (Path(__file__).parents[1] / "README.md").read_text()
+
+
+def test_the_command_line_loads_pydicom_only_to_read() -> None:
+    """--version and --help stay light (issue 16: pydicom and numpy cost about 0.4 s of CPU to import)."""
+    code = "import sys, sr2fhir.cli, sr2fhir; print(sorted(m for m in ('pydicom', 'numpy', 'httpx', 'fhir.resources') if m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-c", "import sys, sr2fhir; sr2fhir.read; print('pydicom' in sys.modules)"], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "True"  # the library names still work, loaded when first used

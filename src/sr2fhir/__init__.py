@@ -5,21 +5,46 @@
         result = sr2fhir.convert(doc)
         bundle = sr2fhir.bundle(result)              # a transaction Bundle (a dict)
         text = sr2fhir.dumps(bundle)                 # its JSON, decimals exact
+
+The names are imported when first used, so that `import sr2fhir` (and `sr2fhir --version`)
+stays light: pydicom is loaded only when something is read.
 """
 
-from typing import Any
+from __future__ import annotations
 
-from .fhir.bundle import collection, dumps, transaction
-from .mapping.context import Options
-from .mapping.report import Conversion, convert
-from .dicom.reader import read
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = ["Conversion", "Options", "bundle", "convert", "dumps", "read", "__version__"]
 
+if TYPE_CHECKING:
+    from .fhir.bundle import dumps
+    from .mapping.context import Options
+    from .mapping.report import Conversion, convert
+    from .dicom.reader import read
 
-def bundle(result: Conversion, type: str = "transaction") -> dict[str, Any]:
+_LAZY = {
+    "Options": ("mapping.context", "Options"),
+    "Conversion": ("mapping.report", "Conversion"),
+    "convert": ("mapping.report", "convert"),
+    "read": ("dicom.reader", "read"),
+    "dumps": ("fhir.bundle", "dumps"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def bundle(result: "Conversion", type: str = "transaction") -> dict[str, Any]:
     """The Bundle of one conversion: `transaction` (POST with ifNoneExist, as `convert` writes it) or `collection`."""
+    from .fhir.bundle import collection, transaction
+
     key = result.document.sop_instance_uid or result.document.source
     if type == "transaction":
         return transaction(result.resources, key)

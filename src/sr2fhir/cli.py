@@ -17,19 +17,24 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from urllib.parse import urlsplit
-from typing import Annotated, Any, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Iterable, Iterator, Optional
 
 import typer
 from rich.console import Console
 
 from . import __version__
-from .batch import Checks, FileResult, Processed, checked_processed, process, run_all, write_atomic
 from .diagnostics import Severity, printable
+from .dicom.limits import Limits
 from .errors import ConversionError, Exit
-from .dicom.dump import lines
 from .fhir.bundle import dumps
-from .mapping.context import Options
-from .dicom.reader import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, InputFile, Limits, iter_inputs, read, read_stream
+
+if TYPE_CHECKING:  # the heavy modules (pydicom) are imported by the commands that use them
+    from .batch import Checks, FileResult, Processed
+    from .mapping.context import Options
+    from .dicom.reader import InputFile
+
+DEFAULT_MAX_DEPTH = Limits().max_depth
+DEFAULT_MAX_ITEMS = Limits().max_items
 
 
 app = typer.Typer(
@@ -86,6 +91,9 @@ def conversion_options(
     conditional_references: bool = True,
 ) -> ConversionSettings:
     """Check the shared options (usage errors, exit 2) and bundle them."""
+    from .batch import Checks
+    from .mapping.context import Options
+    
     if verbose and quiet:
         raise typer.BadParameter("-v and -q ask for opposite things; give one")
     if jobs < 1:
@@ -184,6 +192,8 @@ def output_stems(files: list[InputFile], notes: list[str]) -> list[str]:
 
 def _batch(inputs: list[str]) -> tuple[list[str], list[str]]:
     """The input files of a command, and their unique output names; notes about them shown."""
+    from .dicom.reader import iter_inputs
+    
     notes: list[str] = []
     found = list(iter_inputs(inputs, notes))
     stems = output_stems(found, notes)
@@ -228,6 +238,8 @@ def convert(
     fail_on_ig_defects: FailOnIgDefects = False,
 ) -> None:
     """Convert SR Measurement Reports into a FHIR Bundle (or NDJSON) per input."""
+    from .batch import process, run_all
+    
     if output == "-":
         output = None  # standard output, as without -o (never a file named "-")
     cs = conversion_options(
@@ -271,7 +283,7 @@ def _convert_one(f: str, stem: str, done: Processed, output: str | None, outcome
                     stdout_broken.append(reason)
             if stdout_broken:
                 r.error = ConversionError(f"{f}: cannot write to standard output ({stdout_broken[0]}); its output may be cut short there", code="output")
-                _report(FileResult(f, error=r.error), cs.verbose, cs.quiet)
+                _say(f"error: {r.error}", style="bold red")
         else:
             _write(r, f, target, done.text, cs.verbose, cs.quiet)
     elif target is not None and target.is_file():
@@ -338,7 +350,7 @@ def _write_parts(r: FileResult, f: str, target: Path | None, folder: bool, parts
         return
     if not folder:
         r.error = ConversionError(f"{f}: holds {len(parts)} SR documents: give -o a folder (one output per document), not the file {target}", code="several-documents")
-        _report(FileResult(f, error=r.error), cs.verbose, cs.quiet)
+        _say(f"error: {r.error}", style="bold red")
         return
     for i, part in enumerate(parts, 1):
         _write(r, f, target.with_name(f"{target.stem}.{i}{target.suffix}"), part, cs.verbose, cs.quiet)
@@ -356,13 +368,15 @@ def _to_stdout(text: str | Iterable[str]) -> str | None:
 
 def _write(r: FileResult, f: str, target: Path, text: str | Iterable[str], verbose: bool, quiet: bool, what: str = "output") -> None:
     """write_atomic, with a failure (unwritable, full disk) recorded against the input, never a traceback."""
+    from .batch import write_atomic
+    
     try:
         write_atomic(target, text)
     except OSError as exc:
         failure = ConversionError(f"{f}: cannot write the {what} {target} ({exc.strerror or type(exc).__name__})", code="output")
         if r.error is None:
             r.error = failure
-        _report(FileResult(f, error=failure), verbose, quiet)
+        _say(f"error: {failure}", style="bold red")
 
 
 def _remove_stale(r: FileResult, target: Path, verbose: bool, quiet: bool) -> None:
@@ -393,6 +407,7 @@ def validate_cmd(
     fail_on_ig_defects: FailOnIgDefects = False,
 ) -> None:
     """Check FHIR output against R5, the IG's profiles, and Bundle integrity."""
+    from .batch import write_atomic
     from .validation.validator import load, validate_resources
 
     profiles = _profiles(ig)
@@ -485,6 +500,7 @@ def push(
     The conversion options are those of `convert`; `-j` converts ahead in processes while the
     reports are posted one at a time, in input order.
     """
+    from .batch import FileResult, checked_processed, run_all
     from .delivery.client import DeliveryError
     from .delivery.connection import Connection
     from .delivery.push import keep, push_path
@@ -627,6 +643,9 @@ def dump(
     names: Annotated[bool, typer.Option("--names/--no-names", help="Show PNAME values (person names).")] = True,
 ) -> None:
     """Print the SR content tree: path, relationship, value type, concept name and value."""
+    from .dicom.dump import lines
+    from .dicom.reader import read, read_stream
+    
     try:
         docs = read_stream(sys.stdin.buffer, "<stdin>") if input == "-" else read(input)
     except ConversionError as exc:

@@ -7,7 +7,6 @@ from raw element values (values.py).
 from __future__ import annotations
 
 from array import array
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from pydicom.dataset import Dataset
@@ -17,6 +16,7 @@ from .dictionary import uid_ok
 from .content import ContentItem, MeasuredValue, SopReference, SpatialCoordinates, TemporalCoordinates
 from ..diagnostics import Diagnostics
 from ..errors import ConversionError
+from .limits import Limits
 from .values import (
     CONCEPT_CODE_SEQUENCE,
     CONCEPT_NAME_CODE_SEQUENCE,
@@ -58,16 +58,6 @@ from .values import (
     sequence,
     text,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Bounds against hostile input."""
-
-    max_depth: int = 64
-    max_items: int = 250_000
-    """About 5 kB of memory per item at the peak: the default bounds one report to about 1.3 GB
-    (the largest real report seen has 4,603 items; raise it with --max-items for bigger ones)."""
 
 
 # --- value types -------------------------------------------------------------------------------
