@@ -139,7 +139,6 @@ def _read_stream(fh: BinaryIO, name: str, limits: Limits, diags: Diagnostics) ->
 def _dataset_from_part10(fh: BinaryIO, name: str) -> Dataset:
     try:
         ds = pydicom.dcmread(fh)
-        _check_complete(ds, name)
         return ds
     except ConversionError:
         raise
@@ -183,19 +182,6 @@ def _check_whole(data: bytes, ds: Dataset, name: str) -> None:
             f"{name}: truncated DICOM file: it ends before the SR content tree (no Content Sequence (0040,A730), and no element after it)",
             code="truncated",
         )
-
-
-def _check_complete(ds: Dataset, name: str) -> None:
-    """pydicom reads a cut-off defined-length element silently short: refuse it."""
-    for tag in list(ds.keys()):
-        raw: Any = ds.get_item(tag, keep_deferred=True)  # unconverted: no values are decoded here
-        length = getattr(raw, "length", None)
-        value = getattr(raw, "value", None)
-        if isinstance(value, (bytes, bytearray)) and length is not None and length != 0xFFFFFFFF and len(value) < length:
-            raise ConversionError(
-                f"{name}: truncated DICOM file: element ({tag >> 16:04X},{tag & 0xFFFF:04X}) has {len(value)} of its {length} bytes",
-                code="truncated",
-            )
 
 
 def _describe(exc: BaseException) -> str:

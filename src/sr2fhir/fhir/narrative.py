@@ -12,7 +12,8 @@ from typing import Any, Callable
 XHTML = "http://www.w3.org/1999/xhtml"
 
 
-def _display(cc: dict[str, Any] | None) -> str:
+def display(cc: dict[str, Any] | None) -> str:
+    """What a CodeableConcept says to a reader: its text, else its first coding's display or code."""
     if not cc:
         return ""
     if cc.get("text"):
@@ -27,24 +28,24 @@ def _quantity(q: dict[str, Any]) -> str:
 
 
 def _observation(r: dict[str, Any]) -> list[tuple[str, str]]:
-    rows = [("Code", _display(r.get("code")))]
+    rows = [("Code", display(r.get("code")))]
     if "valueQuantity" in r:
         rows.append(("Value", _quantity(r["valueQuantity"])))
     elif "valueCodeableConcept" in r:
-        rows.append(("Value", _display(r["valueCodeableConcept"])))
+        rows.append(("Value", display(r["valueCodeableConcept"])))
     elif "dataAbsentReason" in r:
-        rows.append(("Value absent", _display(r["dataAbsentReason"])))
+        rows.append(("Value absent", display(r["dataAbsentReason"])))
     rows.append(("Status", r.get("status", "")))
     rows.append(("Issued", r.get("issued", "")))
     if r.get("bodySite"):
-        rows.append(("Body site", _display(r["bodySite"])))
+        rows.append(("Body site", display(r["bodySite"])))
     if r.get("hasMember"):
         rows.append(("Members", str(len(r["hasMember"]))))
     return rows
 
 
 def _imaging_selection(r: dict[str, Any]) -> list[tuple[str, str]]:
-    rows = [("Code", _display(r.get("code")))]
+    rows = [("Code", display(r.get("code")))]
     for inst in r.get("instance", []):
         sop = inst.get("sopClass", {}).get("display") or inst.get("sopClass", {}).get("code", "")
         extra = ""
@@ -72,14 +73,14 @@ def _device(r: dict[str, Any]) -> list[tuple[str, str]]:
 def _body_structure(r: dict[str, Any]) -> list[tuple[str, str]]:
     rows = []
     for s in r.get("includedStructure", []):
-        text = _display(s.get("structure"))
+        text = display(s.get("structure"))
         if s.get("laterality"):
-            text += f", {_display(s['laterality'])}"
+            text += f", {display(s['laterality'])}"
         for q in s.get("qualifier", []):
-            text += f", {_display(q)}"
+            text += f", {display(q)}"
         rows.append(("Structure", text))
     for i in r.get("identifier", []):
-        rows.append((_display(i.get("type")) or "Identifier", i.get("value", "")))
+        rows.append((display(i.get("type")) or "Identifier", i.get("value", "")))
     return rows
 
 

@@ -207,15 +207,25 @@ class Selections:
         return merged
 
 
+def kind_of(item: ContentItem, *, any_concept: bool = False) -> SelectionKind | None:
+    """The ImagingSelection profile a content item makes, if any.
+
+    `any_concept` (for a NUM's own INFERRED FROM regions, D-8): any SCOORD/SCOORD3D child,
+    whatever its concept name, is an Image Region.
+    """
+    k, vt = concepts.key(item.concept), item.value_type
+    if vt is None:
+        return None
+    kind = SELECTION_KINDS.get((k, vt)) if k else None
+    if kind is None and any_concept and vt in ("SCOORD", "SCOORD3D") and item.relationship in (None, "INFERRED FROM", "CONTAINS"):
+        kind = SELECTION_KINDS[(concepts.IMAGE_REGION, vt)]
+    return kind
+
+
 def consumes(item: ContentItem, *, any_concept: bool = False) -> bool:
     """True if `collect` takes this child into an ImagingSelection (same arguments)."""
     k = concepts.key(item.concept)
-    vt = item.value_type or ""
-    if k in (concepts.SOURCE_IMAGE_FOR_SEGMENTATION, concepts.SOURCE_SERIES_FOR_SEGMENTATION):
-        return True
-    if k is not None and (k, vt) in SELECTION_KINDS:
-        return True
-    return any_concept and vt in ("SCOORD", "SCOORD3D") and item.relationship in (None, "INFERRED FROM", "CONTAINS")
+    return k in (concepts.SOURCE_IMAGE_FOR_SEGMENTATION, concepts.SOURCE_SERIES_FOR_SEGMENTATION) or kind_of(item, any_concept=any_concept) is not None
 
 
 def collect(ctx: ReportContext, owner: ContentItem, site: Site | None, *, any_concept: bool = False) -> Selections:
@@ -238,11 +248,7 @@ def collect(ctx: ReportContext, owner: ContentItem, site: Site | None, *, any_co
         if k == concepts.SOURCE_SERIES_FOR_SEGMENTATION and vt == "UIDREF" and isinstance(ch.value, str):
             source_series = ch.value
             continue
-        if vt is None:
-            continue
-        kind = SELECTION_KINDS.get((k, vt)) if k else None
-        if kind is None and any_concept and vt in ("SCOORD", "SCOORD3D") and ch.relationship in (None, "INFERRED FROM", "CONTAINS"):
-            kind = SELECTION_KINDS[(concepts.IMAGE_REGION, vt)]
+        kind = kind_of(ch, any_concept=any_concept)
         if kind is None:
             continue
         p = pending.setdefault(kind.slice, _Pending(kind))

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from .. import datetimes
 from ..dicom.content import Code, ContentItem, MeasuredValue
+from ..fhir.narrative import display
 from .context import ReportContext
 from .imaging_observation import absent_reason, quantity
 
@@ -74,8 +75,8 @@ def components(ctx: ReportContext, owner: ContentItem, consumed: Callable[[Conte
 def _label(comp: dict[str, Any]) -> str:
     value = comp.get("valueCodeableConcept")
     if value is not None:
-        return _text(value)
-    name = _text(comp["code"])
+        return display(value)
+    name = display(comp["code"])
     if "valueQuantity" in comp:
         q = comp["valueQuantity"]
         return f"{name} {q['value']} {q.get('unit') or q.get('code', '')}".strip()
@@ -83,13 +84,6 @@ def _label(comp: dict[str, Any]) -> str:
         if k in comp:
             return f"{name} {comp[k]}"
     return f"{name} absent"
-
-
-def _text(cc: dict[str, Any]) -> str:
-    if cc.get("text"):
-        return str(cc["text"])
-    c = cc["coding"][0]
-    return str(c.get("display") or c.get("code", ""))
 
 
 def apply(obs: dict[str, Any], comps: list[dict[str, Any]], *, name_in_code: bool = True) -> None:
@@ -103,5 +97,5 @@ def apply(obs: dict[str, Any], comps: list[dict[str, Any]], *, name_in_code: boo
     obs["component"] = comps
     if not name_in_code:
         return
-    base = _text(obs["code"])
+    base = display(obs["code"])
     obs["code"] = {**obs["code"], "text": f"{base} ({', '.join(_label(c) for c in comps)})"}
