@@ -214,3 +214,12 @@ def pid_after(path: str) -> Any:
 
     time.sleep(0.5)
     return Processed(FileResult(path), str(os.getpid()))
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server a test starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

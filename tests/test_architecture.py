@@ -18,7 +18,9 @@ ALLOWED: dict[str, set[str]] = {
     "validation": BASE | {"fhir", "validation"},
     "batch": BASE | {"dicom", "mapping", "fhir", "validation", "batch"},
     "delivery": BASE | {"dicom", "codes", "fhir", "mapping", "batch", "delivery"},
-    "cli": BASE | {"dicom", "codes", "fhir", "mapping", "validation", "batch", "delivery", "__init__"},
+    "gateway": BASE | {"dicom", "mapping", "fhir", "batch", "delivery", "gateway"},
+    "cli": BASE | {"dicom", "codes", "fhir", "mapping", "validation", "batch", "delivery", "__init__", "cli_serve"},
+    "cli_serve": BASE | {"cli", "dicom", "delivery", "gateway"},
     "__init__": BASE | {"dicom", "mapping", "fhir"},
     "__main__": {"cli"},
 }
@@ -70,3 +72,8 @@ def test_each_layer_imports_only_what_it_may() -> None:
 def test_only_dicom_knows_pydicom() -> None:
     users = sorted({str(m.relative_to(PKG)) for m in PKG.rglob("*.py") for name, _ in imported(m) if name.split(".")[0] == "pydicom"})
     assert users and all(u.startswith("dicom/") for u in users), users
+
+
+def test_only_the_storage_scp_knows_pynetdicom() -> None:
+    users = sorted({str(m.relative_to(PKG)) for m in PKG.rglob("*.py") for name, _ in imported(m) if name.split(".")[0] == "pynetdicom"})
+    assert users == ["gateway/dimse.py"], users

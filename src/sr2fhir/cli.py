@@ -657,6 +657,9 @@ def dump(
             sys.stdout.write(line + "\n")
 
 
+from . import cli_serve  # noqa: E402,F401  (registers serve and queue on app)
+
+
 def main() -> None:
     app()
 

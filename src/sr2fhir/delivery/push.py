@@ -52,6 +52,8 @@ class PushResult:
     """The server could not be reached (retries exhausted): later inputs would fare no better."""
     stop: str | None = None
     """Why no later input can succeed either (credentials refused, TLS certificate not trusted)."""
+    waiting: bool = False
+    """A Patient / ImagingStudy / ServiceRequest it refers to is not on the server (yet)."""
     lost: bool = False
     """Neither delivered nor kept: the spool could not take it (a full disk)."""
     notes: list[str] = field(default_factory=list)
@@ -59,6 +61,10 @@ class PushResult:
     @property
     def ok(self) -> bool:
         return self.error is None and self.conversion.error is None
+
+
+class MissingTarget(DeliveryError):
+    """A pre-existing resource the report refers to is not on the server, and --missing is fail."""
 
 
 def _pre_existing_refs(resources: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -83,7 +89,7 @@ def resolve_references(client: FhirClient, resources: list[dict[str, Any]], miss
         what = f"{rtype} sought by its {SOUGHT_BY[rtype]}" + (f" in system {system}" if system else " (an identifier without a system)")
         if not found:
             if missing == "fail":
-                raise DeliveryError(f"the {what} that the report refers to is not on the server (use --missing logical to push anyway)")
+                raise MissingTarget(f"the {what} that the report refers to is not on the server (use --missing logical to push anyway)")
             for r in refs:
                 r.pop("reference", None)
             caveat = ""
@@ -180,6 +186,7 @@ def push_path(
         except DeliveryError as exc:
             result.error = f"{path}: {scrub(str(exc), patient_ids)}"
             result.unreachable = exc.retryable
+            result.waiting = isinstance(exc, MissingTarget)
             result.stop = scrub(str(exc), patient_ids) if exc.stop else None
     if result.error is not None:
         result.lost = not keep(path, spool, result.notes)

@@ -25,3 +25,11 @@ _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 def uid_ok(uid: Any) -> bool:
     """A valid UID (PS3.5 9.1: digits and dots, at most 64), which can go into a FHIR `id` or `urn:oid:`."""
     return isinstance(uid, str) and 0 < len(uid) <= 64 and _UID.match(uid) is not None
+
+
+SR_STORAGE: dict[str, str] = {
+    str(getattr(pydicom.uid, keyword)): keyword
+    for keyword in ("BasicTextSRStorage", "EnhancedSRStorage", "ComprehensiveSRStorage", "Comprehensive3DSRStorage", "ExtensibleSRStorage")
+}
+"""The SR Storage SOP Classes a TID 1500 report may travel in (PS3.4 B.5), UID -> keyword; what
+the gateway accepts (`sr2fhir serve`)."""

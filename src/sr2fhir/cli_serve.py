@@ -1,0 +1,247 @@
+"""The gateway's commands: `sr2fhir serve` and `sr2fhir queue list|show|retry|purge`
+(registered on cli.app; docs/gateway.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import tomllib
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .cli import (
+    DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, BasicUser, CaBundle, CodingScheme, Debug, DiagnosticReport, FailOnIgDefects, FhirUrl, Ig,
+    Insecure, MaxDepth, MaxItems, MissingPolicy, MultiplePolicy, SmartClientId, SmartKey, SmartKid, SmartScope, SmartTokenUrl,
+    Strict, Timezone, TokenEnv, TokenFile, Validate, _check_url, _say, app, conversion_options,
+)
+from .errors import Exit
+
+
+def _load_config(ctx: typer.Context, value: Optional[str]) -> Optional[str]:
+    """`--config FILE`: a TOML file of the command's options (names as on the command line, with
+    or without the dashes); options given on the command line win."""
+    if not value:
+        return value
+    try:
+        with open(value, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise typer.BadParameter(f"{value}: cannot be read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise typer.BadParameter(f"{value}: not valid TOML ({exc})") from None
+    names = {p.name for p in ctx.command.params if p.name and p.name != "config"}
+    defaults: dict[str, Any] = {}
+    for key, v in data.items():
+        name = key.lstrip("-").replace("-", "_")
+        if name not in names:
+            raise typer.BadParameter(f"{value}: unknown setting {key!r}")
+        defaults[name] = v
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+def _secret(env: str | None, file: str | None, what: str) -> str | None:
+    if env and file:
+        raise typer.BadParameter(f"give the {what} by environment variable or by file, not both")
+    if env:
+        token = os.environ.get(env, "").strip()
+        if not token:
+            raise typer.BadParameter(f"the environment variable {env} (the {what}) is empty or not set")
+        return token
+    if file:
+        try:
+            token = Path(file).read_text().strip()
+        except OSError as exc:
+            raise typer.BadParameter(f"{file} (the {what}): cannot be read ({exc.strerror})") from None
+        if not token:
+            raise typer.BadParameter(f"{file} (the {what}) is empty")
+        return token
+    return None
+
+
+@app.command()
+def serve(
+    fhir_url: FhirUrl,
+    config: Annotated[Optional[str], typer.Option("--config", metavar="FILE", is_eager=True, callback=_load_config, help="A TOML file of these options (names as here, e.g. dicom-port = 104); the command line wins.")] = None,
+    state: Annotated[str, typer.Option("--state", metavar="DIR", help="The queue, the received objects and the cursors.")] = "sr2fhir-state",
+    bind: Annotated[str, typer.Option("--bind", metavar="ADDRESS", help="The address to listen on (DICOM and HTTP).")] = "127.0.0.1",
+    dicom_port: Annotated[int, typer.Option("--dicom-port", metavar="PORT", help="DICOM (C-STORE, C-ECHO) port.")] = 11112,
+    ae_title: Annotated[str, typer.Option("--ae-title", metavar="AE", help="The gateway's AE title (called AE).")] = "SR2FHIR",
+    allowed_ae: Annotated[list[str], typer.Option("--allowed-ae", metavar="AE", help="A calling AE title that may associate (repeatable); none given: any.")] = [],
+    http_port: Annotated[int, typer.Option("--http-port", metavar="PORT", help="HTTP port: STOW-RS (POST /studies), /healthz, /readyz, /metrics.")] = 8080,
+    stow_token_env: Annotated[Optional[str], typer.Option("--stow-token-env", metavar="VAR", help="Environment variable holding the bearer token STOW-RS senders must give.")] = None,
+    stow_token_file: Annotated[Optional[str], typer.Option("--stow-token-file", metavar="FILE", help="File holding the bearer token STOW-RS senders must give.")] = None,
+    min_free_mb: Annotated[int, typer.Option("--min-free-mb", metavar="MB", help="Refuse intake (C-STORE 0xA700, STOW-RS 503) when less than this is free on the state folder's disk.")] = 1024,
+    follow_orthanc: Annotated[Optional[str], typer.Option("--follow-orthanc", metavar="URL", help="Follow an Orthanc server's change log (its REST base URL); swept via its /dicom-web.")] = None,
+    follow_dicomweb: Annotated[Optional[str], typer.Option("--follow-dicomweb", metavar="URL", help="Poll a DICOMweb archive (QIDO-RS, WADO-RS) for SR instances.")] = None,
+    follow_interval: Annotated[float, typer.Option("--follow-interval", metavar="SECONDS", help="How often to poll the change log (or the DICOMweb archive).")] = 5.0,
+    sweep_interval: Annotated[float, typer.Option("--sweep-interval", metavar="SECONDS", help="How often to sweep (QIDO-RS) beside Orthanc's change log, for what it dropped.")] = 600.0,
+    sweep_days: Annotated[int, typer.Option("--sweep-days", metavar="DAYS", help="Sweep and poll only studies of the last DAYS days (Study Date); 0: all.")] = 0,
+    max_attempts: Annotated[int, typer.Option("--max-attempts", metavar="N", help="Delivery attempts per report (server errors, missing Patient...) before the dead letter.")] = 10,
+    retry_delay: Annotated[float, typer.Option("--retry-delay", metavar="SECONDS", help="First delay before a report is tried again; doubles each attempt.")] = 5.0,
+    max_delay: Annotated[float, typer.Option("--max-delay", metavar="SECONDS", help="Longest delay between attempts.")] = 600.0,
+    token_env: TokenEnv = None,
+    token_file: TokenFile = None,
+    basic_user: BasicUser = None,
+    smart_client_id: SmartClientId = None,
+    smart_key: SmartKey = None,
+    smart_token_url: SmartTokenUrl = None,
+    smart_scope: SmartScope = None,
+    smart_kid: SmartKid = None,
+    ca_bundle: CaBundle = None,
+    insecure: Insecure = False,
+    missing: Annotated[MissingPolicy, typer.Option("--missing", help="When the Patient/ImagingStudy/ServiceRequest is not on the server: fail (retry later, then the dead letter), or push with a logical reference.")] = MissingPolicy.fail,
+    multiple: Annotated[MultiplePolicy, typer.Option("--multiple", help="When several match: fail, or take the first.")] = MultiplePolicy.fail,
+    retries: Annotated[int, typer.Option("--retries", metavar="N", help="Immediate retries of one request (network error, 429, 5xx) before the report waits its turn again.")] = 2,
+    seed: Annotated[bool, typer.Option("--seed", help="First create the Patient/ImagingStudy/ServiceRequest each report refers to (test and demo servers).")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS", help="Seconds one FHIR request may take.")] = 120.0,
+    connect_timeout: Annotated[float, typer.Option("--connect-timeout", metavar="SECONDS", help="Seconds to wait for a connection to the FHIR server.")] = 10.0,
+    diagnostic_report: DiagnosticReport = False,
+    timezone: Timezone = "+00:00",
+    coding_scheme: CodingScheme = [],
+    strict: Strict = False,
+    max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
+    max_items: MaxItems = DEFAULT_MAX_ITEMS,
+    validate: Validate = False,
+    ig: Ig = None,
+    debug: Debug = False,
+    fail_on_ig_defects: FailOnIgDefects = False,
+) -> None:
+    """Run the gateway: receive SRs by DICOM C-STORE and STOW-RS (and from archives it follows),
+    keep them in a durable queue, convert them and deliver them to the FHIR server.
+
+    One JSON log line per report on stderr; SIGTERM stops intake, finishes the report in hand and exits 0.
+    """
+    from .delivery.client import DeliveryError
+    from .delivery.connection import Connection
+    from .gateway.deliver import Backoff, Conversion
+    from .gateway.logs import configure
+    from .gateway.service import Settings, serve as run
+
+    _check_url(fhir_url)
+    for url, opt in ((follow_orthanc, "--follow-orthanc"), (follow_dicomweb, "--follow-dicomweb")):
+        if url and not url.startswith(("http://", "https://")):
+            raise typer.BadParameter(f"{opt} {url!r}: expected an http(s) base URL")
+    if max_attempts < 1 or retries < 0 or retry_delay <= 0 or max_delay < retry_delay or min_free_mb < 0 or follow_interval <= 0:
+        raise typer.BadParameter("--max-attempts must be at least 1, --retries 0 or more, --retry-delay more than 0 and at most --max-delay, --min-free-mb 0 or more, --follow-interval more than 0")
+    if not 1 <= len(ae_title) <= 16 or any(len(a) > 16 or not a for a in allowed_ae):
+        raise typer.BadParameter("AE titles have 1 to 16 characters")
+    cs = conversion_options(
+        timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, strict=strict, max_depth=max_depth,
+        max_items=max_items, verbose=False, quiet=True, jobs=1, validate=validate, ig=ig, debug=debug, fail_on_ig_defects=fail_on_ig_defects,
+    )
+    conn = Connection(fhir_url, token_env, token_file, basic_user, smart_client_id, smart_key, smart_token_url, smart_scope, smart_kid, ca_bundle, insecure, retries, seed, timeout, connect_timeout)
+    settings = Settings(
+        connection=conn,
+        conversion=Conversion(cs.options, cs.limits, cs.checks, missing.value, multiple.value, seed),
+        backoff=Backoff(max_attempts=max_attempts, retry_delay=retry_delay, max_delay=max_delay),
+        state=Path(state), bind=bind, dicom_port=dicom_port, ae_title=ae_title, allowed_ae=tuple(allowed_ae), http_port=http_port,
+        stow_token=_secret(stow_token_env, stow_token_file, "STOW-RS token"), min_free=min_free_mb << 20,
+        follow_orthanc=follow_orthanc, follow_dicomweb=follow_dicomweb, follow_interval=follow_interval,
+        sweep_interval=sweep_interval, sweep_days=sweep_days,
+    )
+    configure()
+    try:
+        run(settings)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    except (DeliveryError, OSError) as exc:
+        _say(f"error: {exc}", style="bold red")
+        raise typer.Exit(Exit.USAGE) from None
+
+
+queue_app = typer.Typer(help="See and replay the gateway's queue (the state folder of `sr2fhir serve`).", no_args_is_help=True)
+app.add_typer(queue_app, name="queue")
+
+
+class Status(str, Enum):
+    received = "received"
+    converted = "converted"
+    delivered = "delivered"
+    dead = "dead"
+
+
+StateDir = Annotated[str, typer.Option("--state", metavar="DIR", help="The gateway's state folder.")]
+Json = Annotated[bool, typer.Option("--json", help="JSON instead of a table.")]
+
+
+def _open(state: str) -> Any:
+    from .gateway.queue import Queue
+
+    if not (Path(state) / "queue.sqlite").is_file():
+        _say(f"error: {state} is not a gateway state folder (no queue.sqlite)", style="bold red")
+        raise typer.Exit(Exit.USAGE)
+    return Queue(Path(state))
+
+
+def _when(t: float | None) -> str:
+    return "" if t is None else dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@queue_app.command("list")
+def queue_list(
+    state: StateDir = "sr2fhir-state",
+    status: Annotated[Optional[Status], typer.Option("--status", help="Only reports in this state.")] = None,
+    limit: Annotated[int, typer.Option("--limit", metavar="N")] = 1000,
+    as_json: Json = False,
+) -> None:
+    """The reports in the queue, oldest first, with the counts by state."""
+    q = _open(state)
+    reports = q.reports(status.value if status else None, limit)
+    if as_json:
+        sys.stdout.write(json.dumps({"counts": q.counts(), "reports": [r.as_json() for r in reports]}, indent=1) + "\n")
+        return
+    for r in reports:
+        reason = f"  {r.reason}" if r.reason and r.state != "delivered" else ""
+        sys.stdout.write(f"{r.state:<9}  {_when(r.received_at)}  {r.attempts:>2}  {r.source:<16}  {r.sop_uid}{reason}\n")
+    sys.stdout.write("counts: " + ", ".join(f"{k} {v}" for k, v in q.counts().items()) + "\n")
+
+
+@queue_app.command("show")
+def queue_show(
+    uid: Annotated[str, typer.Argument(metavar="SOP_INSTANCE_UID")],
+    state: StateDir = "sr2fhir-state",
+    as_json: Json = False,
+) -> None:
+    """One report: where it is, its attempts and the last reason."""
+    q = _open(state)
+    r = q.get(uid)
+    if r is None:
+        _say(f"error: {uid} is not in the queue", style="bold red")
+        raise typer.Exit(Exit.USAGE)
+    data = {**r.as_json(), "object": str(q.path(uid))}
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=1) + "\n")
+        return
+    for k, v in data.items():
+        sys.stdout.write(f"{k}: {_when(v) if k.endswith('_at') and v is not None else v}\n")
+
+
+@queue_app.command("retry")
+def queue_retry(
+    uids: Annotated[Optional[list[str]], typer.Argument(metavar="[SOP_INSTANCE_UID]...", help="Reports to deliver again; none: every dead one.")] = None,
+    state: StateDir = "sr2fhir-state",
+) -> None:
+    """Queue reports again (dead-lettered ones, after the cause is fixed); a running gateway picks them up."""
+    n = _open(state).retry(uids or None, "dead")
+    _say(f"{n} report(s) queued again")
+
+
+@queue_app.command("purge")
+def queue_purge(
+    status: Annotated[Status, typer.Option("--status", help="delivered or dead.")],
+    older_than_days: Annotated[float, typer.Option("--older-than-days", metavar="DAYS")] = 0.0,
+    state: StateDir = "sr2fhir-state",
+) -> None:
+    """Forget delivered (or dead) reports and delete their stored objects."""
+    try:
+        n = _open(state).purge(status.value, older_than_days * 86400)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    _say(f"{n} report(s) purged")
+

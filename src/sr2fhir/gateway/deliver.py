@@ -1,0 +1,166 @@
+"""The delivery loop: convert each queued report and push it (batch.checked, delivery.push_path),
+in order of due time, one at a time.
+
+What a failure does (docs/gateway.md):
+- the report cannot be converted (not TID 1500, broken), or the server refuses it (a 4xx such as
+  its validation): dead letter, with the reason; the rest keep flowing;
+- the server answers 5xx/429 after the client's own retries, or a Patient / ImagingStudy /
+  ServiceRequest it refers to is not there yet: tried again later, with exponential backoff, up to
+  the most attempts, then the dead letter;
+- the server cannot be reached, or refuses our credentials: delivery pauses (no attempt counted)
+  and probes the server until it answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from ..batch import Checks, checked
+from ..delivery.client import FhirClient
+from ..delivery.push import Missing, Multiple, push_path
+from ..dicom.limits import Limits
+from ..mapping.context import Options
+from .intake import Intake
+from .metrics import Metrics
+from .queue import Queue, Report
+
+log = logging.getLogger("sr2fhir.gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Per-report retries (`--max-attempts`, `--retry-delay`, `--max-delay`) and the pause while
+    the server is down (doubling from `retry_delay`, at most `max_pause`)."""
+
+    max_attempts: int = 10
+    retry_delay: float = 5.0
+    max_delay: float = 600.0
+    max_pause: float = 30.0
+
+    def delay(self, attempts: int) -> float:
+        return min(self.retry_delay * 2 ** max(0, attempts - 1), self.max_delay) * random.uniform(0.9, 1.1)
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """How reports are converted and pushed: `convert`'s and `push`'s options."""
+
+    options: Options = field(default_factory=Options)
+    limits: Limits = field(default_factory=Limits)
+    checks: Checks = field(default_factory=Checks)
+    missing: Missing = "fail"
+    multiple: Multiple = "fail"
+    seed: bool = False
+
+
+class Deliverer:
+    def __init__(self, queue: Queue, intake: Intake, metrics: Metrics, client: FhirClient, conversion: Conversion, backoff: Backoff) -> None:
+        self.queue = queue
+        self.intake = intake
+        self.metrics = metrics
+        self.client = client
+        self.conversion = conversion
+        self.backoff = backoff
+        self.paused_until = 0.0
+        self._pause = 0.0
+        self.pause_reason: str | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.pause_reason is not None
+
+    def run(self, stop: threading.Event) -> None:
+        """Deliver until `stop` is set; the report in hand is finished first (pushing it again
+        after a kill is safe)."""
+        while not stop.is_set():
+            if self.paused:
+                wait = self.paused_until - time.time()
+                if wait > 0:
+                    stop.wait(min(wait, 1.0))
+                    continue
+                if not self._resume():
+                    continue
+            report = self.queue.next_due()
+            if report is None:
+                due = self.queue.next_wait()
+                self.intake.arrived.wait(min(1.0, due if due is not None else 1.0))
+                self.intake.arrived.clear()
+                continue
+            try:
+                self.deliver(report)
+            except Exception as exc:  # a bug in sr2fhir: keep the report, keep going
+                log.exception("internal error", extra={"sop_uid": report.sop_uid})
+                self.queue.later(report.sop_uid, self.backoff.delay(report.attempts + 1), f"internal error ({type(exc).__name__})")
+
+    def deliver(self, report: Report) -> None:
+        path = str(self.queue.path(report.sop_uid))
+        c = self.conversion
+        conv = checked(path, c.options, c.limits, c.checks)
+        if conv.error is not None:
+            self._dead(report, str(conv.error))
+            return
+        if report.state == "received":
+            self.queue.converted(report.sop_uid)
+            self.metrics.converted.inc()
+        r = push_path(self.client, path, missing=c.missing, multiple=c.multiple, seed=c.seed, conversion=conv)
+        if r.ok:
+            self.queue.delivered(report.sop_uid, "; ".join(r.notes) or None)
+            latency = time.time() - report.received_at
+            self.metrics.delivered.inc()
+            self.metrics.latency.observe(latency)
+            log.info("delivered", extra={"sop_uid": report.sop_uid, "entries": r.entries, "new": r.created, "latency_s": round(latency, 3)})
+            return
+        reason = r.error or "not delivered"
+        if r.stop:
+            self._pause_delivery(f"the FHIR server refuses us: {r.stop}")
+        elif r.unreachable and not self._server_answers():
+            self._pause_delivery(f"the FHIR server cannot be reached: {reason}")
+        elif r.unreachable or r.waiting:
+            self._later(report, reason)
+        else:
+            self._dead(report, reason)
+
+    def _later(self, report: Report, reason: str) -> None:
+        if report.attempts + 1 >= self.backoff.max_attempts:
+            self._dead(report, f"gave up after {report.attempts + 1} attempts: {reason}")
+            return
+        delay = self.backoff.delay(report.attempts + 1)
+        self.queue.later(report.sop_uid, delay, reason)
+        self.metrics.retries.inc()
+        log.warning("retry", extra={"sop_uid": report.sop_uid, "reason": reason, "delay_s": round(delay, 1)})
+
+    def _dead(self, report: Report, reason: str) -> None:
+        self.queue.dead(report.sop_uid, reason)
+        self.metrics.dead_lettered.inc()
+        log.error("dead-lettered", extra={"sop_uid": report.sop_uid, "reason": reason})
+
+    def _pause_delivery(self, reason: str) -> None:
+        self._pause = min(max(self._pause * 2, self.backoff.retry_delay / 5, 0.5), self.backoff.max_pause)
+        self.paused_until = time.time() + self._pause
+        if self.pause_reason is None:
+            log.error("delivery paused", extra={"reason": reason})
+        self.pause_reason = reason
+        self.metrics.paused.set(1)
+
+    def _resume(self) -> bool:
+        """Probe the server once the pause is over; resume when it answers."""
+        if not self._server_answers():
+            self._pause_delivery(self.pause_reason or "the FHIR server cannot be reached")
+            return False
+        log.info("delivery resumed", extra={"reason": self.pause_reason})
+        self.pause_reason, self._pause = None, 0.0
+        self.metrics.paused.set(0)
+        return True
+
+    def _server_answers(self) -> bool:
+        """The server's CapabilityStatement answers (with anything below 500): it is up."""
+        try:
+            return self.client.http.get("metadata", timeout=10.0).status_code < 500
+        except httpx.HTTPError:
+            return False

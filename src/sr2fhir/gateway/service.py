@@ -1,0 +1,149 @@
+"""`sr2fhir serve`: intake (C-STORE, STOW-RS, archives followed) -> durable queue -> delivery, with
+the operations endpoints; one process, threads for each part, until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..delivery.connection import Connection
+from .deliver import Backoff, Conversion, Deliverer
+from .intake import Intake
+from .metrics import Metrics
+from .queue import Queue
+
+log = logging.getLogger("sr2fhir.gateway")
+
+
+@dataclass(frozen=True)
+class Settings:
+    connection: Connection
+    conversion: Conversion = field(default_factory=Conversion)
+    backoff: Backoff = field(default_factory=Backoff)
+    state: Path = Path("sr2fhir-state")
+    bind: str = "127.0.0.1"
+    dicom_port: int = 11112
+    ae_title: str = "SR2FHIR"
+    allowed_ae: tuple[str, ...] = ()
+    http_port: int = 8080
+    stow_token: str | None = None
+    min_free: int = 1 << 30
+    follow_orthanc: str | None = None
+    follow_dicomweb: str | None = None
+    follow_interval: float = 5.0
+    sweep_interval: float = 600.0
+    sweep_days: int = 0
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = s = settings
+        s.state.mkdir(parents=True, exist_ok=True)
+        self.queue = Queue(s.state)
+        self.metrics = Metrics(self.queue)
+        self.intake = Intake(self.queue, self.metrics, s.min_free)
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self._scp: Any = None
+        self._http: Any = None
+
+    def ready(self) -> dict[str, Any]:
+        """`/readyz`: intake can take reports (the queue answers, the disk has room)."""
+        try:
+            counts = self.queue.counts()
+        except Exception as exc:  # the database cannot be read
+            return {"ready": False, "reason": f"queue: {type(exc).__name__}"}
+        room = self.intake.room()
+        deliverer = getattr(self, "deliverer", None)
+        return {
+            "ready": room and not self.stop_event.is_set(),
+            "disk": "ok" if room else "past the watermark: intake refused",
+            "queue": counts,
+            "delivery": "paused: " + deliverer.pause_reason if deliverer is not None and deliverer.paused else "running",
+        }
+
+    def _recover(self) -> None:
+        """Objects stored just before a crash, whose row was never written, are queued now (their
+        sender heard no Success and may send them again: a duplicate, delivered once)."""
+        for path in self.queue.orphans():
+            outcome = self.intake.accept(path.read_bytes(), f"recovered {path.name}", "recovered")
+            if outcome.key != path.stem:
+                path.unlink(missing_ok=True)
+
+    def _thread(self, name: str, target: Callable[[], None]) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def start(self) -> None:
+        s = self.settings
+        self._recover()
+        from .dimse import StorageSCP
+
+        auth = s.connection.auth()
+        self._client_cm = s.connection.client(auth)
+        client = self._client_cm.__enter__()
+        self.deliverer = Deliverer(self.queue, self.intake, self.metrics, client, s.conversion, s.backoff)
+        self._thread("deliver", lambda: self.deliverer.run(self.stop_event))
+
+        self._scp = StorageSCP(self.intake, s.ae_title, list(s.allowed_ae))
+        self._scp.start(s.bind, s.dicom_port)
+
+        import uvicorn
+
+        from .web import app
+
+        config = uvicorn.Config(app(self.intake, token=s.stow_token, ready=self.ready), host=s.bind, port=s.http_port,
+                                log_level="warning", access_log=False, lifespan="off")
+        self._http = uvicorn.Server(config)
+        self._thread("http", self._http.run)
+
+        if s.follow_orthanc or s.follow_dicomweb:
+            from .follow import DicomWeb, Orthanc, follow
+
+            orthanc = Orthanc(s.follow_orthanc, self.intake) if s.follow_orthanc else None
+            web_base = s.follow_dicomweb or (s.follow_orthanc.rstrip("/") + "/dicom-web" if s.follow_orthanc else None)
+            dicomweb = DicomWeb(web_base, self.intake, window_days=s.sweep_days) if web_base else None
+            self._thread("follow", lambda: follow(orthanc, dicomweb, self.stop_event, s.follow_interval, s.sweep_interval))
+        log.info("listening", extra={"address": f"dicom://{s.ae_title}@{s.bind}:{s.dicom_port} http://{s.bind}:{s.http_port}"})
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop intake first, then let the report in hand finish (or be abandoned: it stays queued)."""
+        self.stop_event.set()
+        if self._scp is not None:
+            self._scp.stop()
+        if self._http is not None:
+            self._http.should_exit = True
+        for t in self.threads:
+            t.join(timeout)
+        if hasattr(self, "_client_cm"):
+            self._client_cm.__exit__(None, None, None)
+        self.queue.close()
+        log.info("stopped", extra={"outcome": "queue closed"})
+
+
+def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT."""
+    gateway = Gateway(settings)
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("stopping", extra={"reason": signal.Signals(signum).name})
+        done.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        gateway.start()
+        while not done.wait(1.0):
+            dead = [t.name for t in gateway.threads if not t.is_alive() and t.name != "follow"]
+            if dead:
+                log.error("a part of the gateway stopped", extra={"reason": ", ".join(dead)})
+                break
+    finally:
+        gateway.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,340 @@
+"""Helpers for the gateway's tests: reports made for them, senders (C-STORE, STOW-RS), a gateway
+process, an Orthanc server, a TCP proxy that can go dark, and the exactly-once check."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import pydicom
+from pydicom.uid import generate_uid
+
+from sr2fhir.delivery.client import FhirClient
+from sr2fhir.fhir.references import identifier_token
+from sr2fhir.gateway import multipart
+from tests.helpers import free_port, transaction_bundles
+
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+
+def variants(template: Path, dest: Path, n: int, tag: str) -> list[Path]:
+    """`n` new reports made from `template`: a new SOP Instance UID, and new UIDs for everything
+    the content tree identifies (Observation UIDs, tracking UIDs), so that each is a report the
+    FHIR server has never seen; the study, the patient and the images referenced stay."""
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        ds = pydicom.dcmread(template)
+        ds.SOPInstanceUID = generate_uid(entropy_srcs=[tag, str(i), str(ds.SOPInstanceUID)])
+        stack = list(ds.get("ContentSequence", []))
+        while stack:
+            item = stack.pop()
+            for el in item:
+                if el.VR == "SQ":
+                    if el.keyword != "ReferencedSOPSequence":
+                        stack.extend(el.value)
+                elif el.VR == "UI" and el.value and el.keyword in ("ObservationUID", "UID"):
+                    el.value = generate_uid(entropy_srcs=[tag, str(i), str(el.value)])
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        path = dest / f"{tag}-{i:04d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        out.append(path)
+    return out
+
+
+def sop_uid(path: Path) -> str:
+    return str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
+
+
+def c_store(port: int, files: list[Path], calling: str = "SENDER", called: str = "SR2FHIR",
+            on_status: Callable[[Path, int], None] | None = None) -> dict[Path, int]:
+    """Send the files in one association (pynetdicom); the C-STORE status of each (-1: not sent,
+    the association was refused or broke; -2: its SOP Class was refused at negotiation)."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+    from sr2fhir.dicom.dictionary import SR_STORAGE
+
+    ae = AE(ae_title=calling)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
+    for uid in SR_STORAGE:
+        ae.add_requested_context(uid)
+    ae.add_requested_context(Verification)
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2")  # CT Image Storage: refused by the gateway
+    statuses = {f: -1 for f in files}
+    assoc = ae.associate("127.0.0.1", port, ae_title=called)
+    if not assoc.is_established:
+        return statuses
+    try:
+        for f in files:
+            try:
+                status = assoc.send_c_store(pydicom.dcmread(f))
+            except ValueError:  # no presentation context was accepted for its SOP Class
+                statuses[f] = -2
+                continue
+            if not status:  # no answer: the association broke
+                break
+            statuses[f] = int(status.Status)
+            if on_status:
+                on_status(f, statuses[f])
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return statuses
+
+
+def stow(http_port: int, files: list[Path], token: str | None = None, parts: list[multipart.Part] | None = None) -> httpx.Response:
+    body = multipart.build(parts if parts is not None else [multipart.Part("application/dicom", f.read_bytes()) for f in files], "sr2fhirTestBoundary")
+    headers = {"Content-Type": 'multipart/related; type="application/dicom"; boundary=sr2fhirTestBoundary', "Accept": "application/dicom+json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.post(f"http://127.0.0.1:{http_port}/studies", content=body, headers=headers, timeout=300)
+
+
+def wait_for(what: str, predicate: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
+    """Poll until `predicate` gives something true; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = predicate()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(every)
+
+
+class GatewayProcess:
+    """`sr2fhir serve` as a real process, on free ports, its log in `state/../gateway.log`."""
+
+    def __init__(self, state: Path, fhir_url: str, *extra: str, wrap: list[str] | None = None) -> None:
+        self.state = state
+        self.fhir_url = fhir_url
+        self.extra = list(extra)
+        self.wrap = wrap or []
+        self.dicom_port = free_port()
+        self.http_port = free_port()
+        self.log = state.parent / f"{state.name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def args(self) -> list[str]:
+        return [sys.executable, "-m", "sr2fhir", "serve", "--fhir-url", self.fhir_url, "--state", str(self.state),
+                "--dicom-port", str(self.dicom_port), "--http-port", str(self.http_port), "--seed", "--retry-delay", "1",
+                "--min-free-mb", "1", *self.extra]
+
+    def start(self, timeout: float = 120) -> "GatewayProcess":
+        with open(self.log, "ab") as log:
+            if self.wrap:
+                cmd = self.wrap[:-1] + [self.wrap[-1] + " exec " + " ".join(f"'{a}'" for a in self.args())]
+            else:
+                cmd = self.args()
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=ENV)
+        wait_for("the gateway to answer /healthz", self._healthy, timeout)
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the gateway exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.http_port}/healthz", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(60)
+
+    def terminate(self, timeout: float = 120) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log_text().splitlines() if line.startswith("{")]
+
+    def metrics(self) -> dict[str, float]:
+        text = httpx.get(f"http://127.0.0.1:{self.http_port}/metrics", timeout=30).text
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            m = re.match(r"^([a-z_]+(?:\{[^}]*\})?) ([0-9.e+-]+)$", line)
+            if m:
+                out[m.group(1)] = float(m.group(2))
+        return out
+
+    def queue(self, *args: str) -> Any:
+        r = subprocess.run([sys.executable, "-m", "sr2fhir", "queue", *args, "--state", str(self.state)], capture_output=True, text=True, env=ENV, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout) if "--json" in args else r.stdout
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.queue("list", "--json", "--limit", "1")["counts"])
+
+    def drained(self, total: int) -> bool:
+        c = self.counts()
+        return c["received"] == 0 and c["converted"] == 0 and c["delivered"] + c["dead"] >= total
+
+    def __enter__(self) -> "GatewayProcess":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.alive():
+            self.terminate()
+
+
+def on_server_once(fhir: FhirClient, path: Path) -> None:
+    """Every Observation the report makes is on the server exactly once: the identities (D-21)
+    of the Observations the server holds from this report (meta.source, D-29) are those of its
+    transaction Bundle, each once."""
+    expected: Counter[str] = Counter()
+    uid = None
+    for b in transaction_bundles(path):
+        for e in b["entry"]:
+            r = e["resource"]
+            if r["resourceType"] == "Observation":
+                expected.update(identifier_token(i) for i in r.get("identifier", [])[:1])
+                uid = r["meta"]["source"]
+    assert uid is not None and expected, path
+    found: Counter[str] = Counter(identifier_token(o["identifier"][0]) for o in fhir.search("Observation", _source=uid, _count="500"))
+    assert found == expected, f"{path.name}: {sum(found.values())} Observations on the server for {sum(expected.values())} in the report; " \
+                              f"twice: {[k for k, v in found.items() if v > 1][:3]}; missing: {list((expected - found).keys())[:3]}"
+
+
+class Proxy:
+    """A TCP forwarder on a fixed loopback port that can go dark (connection refused) and come back:
+    the FHIR server down and up again, as the gateway sees it."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = upstream_port
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def up(self) -> None:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(64)
+        self._listener = s
+        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+
+    def down(self) -> None:
+        with self._lock:
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+            for c in self._conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                c.close()
+            self._conns.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(("127.0.0.1", self.upstream), timeout=30)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self._lock:
+                self._conns += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+class OrthancServer:
+    """Debian's Orthanc, with its DICOMweb plugin, on free loopback ports with its own config."""
+
+    PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.http_port = free_port()
+        self.dicom_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> "OrthancServer":
+        binary = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+        if not Path(binary).exists() or not self.PLUGIN.exists():
+            raise AssertionError("the archive tests need Debian's orthanc and orthanc-dicomweb (scripts/setup-services.sh installs them)")
+        config = {
+            "Name": "sr2fhir-test", "StorageDirectory": str(self.folder / "db"), "IndexDirectory": str(self.folder / "db"),
+            "HttpPort": self.http_port, "DicomPort": self.dicom_port, "DicomAet": "ORTHANC", "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False, "Plugins": [str(self.PLUGIN)], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+        }
+        (self.folder / "orthanc.json").write_text(json.dumps(config))
+        with open(self.folder / "orthanc.log", "ab") as log:
+            self.proc = subprocess.Popen([binary, str(self.folder / "orthanc.json")], stdout=log, stderr=log)
+        wait_for("Orthanc to answer", self._up, 120)
+        return self
+
+    def _up(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"Orthanc exited: {(self.folder / 'orthanc.log').read_text()[-2000:]}")
+        try:
+            return httpx.get(self.url + "/system", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def upload(self, path: Path) -> dict[str, Any]:
+        r = httpx.post(self.url + "/instances", content=path.read_bytes(), timeout=120)
+        r.raise_for_status()
+        return dict(r.json())
+
+    def last_change(self) -> int:
+        return int(httpx.get(self.url + "/changes?last", timeout=30).json()["Last"])
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+

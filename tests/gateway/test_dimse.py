@@ -1,0 +1,117 @@
+"""The Storage SCP (PS3.4 Annex B) in process, with real associations: pynetdicom and DCMTK's
+storescu as senders."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import pydicom
+import pytest
+
+from sr2fhir.batch import convert_path
+from sr2fhir.gateway.dimse import StorageSCP
+from sr2fhir.gateway.intake import Intake
+from sr2fhir.gateway.metrics import Metrics
+from sr2fhir.gateway.queue import Queue
+from tests.gateway.helpers import c_store, sop_uid
+from tests.helpers import FIXTURES, SHARED, free_port, shared_files
+
+CT = SHARED / "data" / "referenced" / "highdicom__ct_image.dcm"
+
+
+class Scp:
+    def __init__(self, state: Path, allowed: list[str] | None = None, min_free: int = 0) -> None:
+        self.queue = Queue(state)
+        self.intake = Intake(self.queue, Metrics(self.queue), min_free)
+        self.scp = StorageSCP(self.intake, "SR2FHIR", allowed or [])
+        self.port = free_port()
+        self.scp.start("127.0.0.1", self.port)
+
+    def close(self) -> None:
+        self.scp.stop()
+        self.queue.close()
+
+
+@pytest.fixture()
+def scp(tmp_path: Path) -> Iterator[Scp]:
+    s = Scp(tmp_path / "state")
+    yield s
+    s.close()
+
+
+def test_echo(scp: Scp) -> None:
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+    ae = AE(ae_title="SENDER")
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", scp.port, ae_title="SR2FHIR")
+    assert assoc.is_established
+    assert assoc.send_c_echo().Status == 0x0000
+    assoc.release()
+
+
+def test_every_report_is_stored_as_sent_and_queued(scp: Scp) -> None:
+    files = shared_files("tid1500") + [FIXTURES / "tid1501_containers.dcm"]
+    statuses = c_store(scp.port, files)
+    assert set(statuses.values()) == {0x0000}, statuses
+    assert scp.queue.counts()["received"] == len(files)
+    for f in files:
+        assert scp.queue.get(sop_uid(f)).source == "dimse:SENDER"  # type: ignore[union-attr]
+        same_fhir(scp.queue.path(sop_uid(f)), f)
+
+
+def same_fhir(stored: Path, original: Path) -> None:
+    """The stored object (as the sender encoded it) converts to what the original file converts to."""
+    a, b = convert_path(str(stored)), convert_path(str(original))
+    assert a.error is None, a.error
+    assert [c.resources.resources() for c in a.conversions] == [c.resources.resources() for c in b.conversions], original.name
+
+
+def test_a_non_sr_sop_class_is_refused_at_negotiation(scp: Scp) -> None:
+    statuses = c_store(scp.port, [CT, FIXTURES / "tid1410_planar_regions.dcm"])
+    assert list(statuses.values()) == [-2, 0x0000]
+    assert scp.queue.counts()["received"] == 1
+
+
+def test_only_allowed_calling_ae_titles_associate(tmp_path: Path) -> None:
+    s = Scp(tmp_path / "state", allowed=["MODALITY1"])
+    try:
+        refused = c_store(s.port, [FIXTURES / "tid1410_planar_regions.dcm"], calling="INTRUDER")
+        assert set(refused.values()) == {-1}
+        assert c_store(s.port, [FIXTURES / "tid1410_planar_regions.dcm"], calling="MODALITY1") == {FIXTURES / "tid1410_planar_regions.dcm": 0}
+        assert s.queue.counts()["received"] == 1
+        assert s.intake.metrics.refused.labels("dimse", "association-rejected")._value.get() == 1
+    finally:
+        s.close()
+
+
+def test_the_wrong_called_ae_title_is_refused(scp: Scp) -> None:
+    assert set(c_store(scp.port, [FIXTURES / "tid1410_planar_regions.dcm"], called="SOMEONEELSE").values()) == {-1}
+
+
+def test_past_the_watermark_c_store_is_out_of_resources(tmp_path: Path) -> None:
+    s = Scp(tmp_path / "state", min_free=1 << 62)
+    try:
+        assert list(c_store(s.port, [FIXTURES / "tid1410_planar_regions.dcm"]).values()) == [0xA700]
+        assert s.queue.counts()["received"] == 0 and not list(s.queue.objects.iterdir())
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("syntax", ["-xi", "-xe", "-xb", "-xd"])
+def test_storescu_in_each_standard_transfer_syntax(scp: Scp, syntax: str) -> None:
+    """DCMTK's storescu proposing only implicit, explicit little, explicit big endian, or deflated:
+    the object is kept in that encoding and converts to the same FHIR as the original."""
+    assert shutil.which("storescu"), "DCMTK's storescu is needed (scripts/setup-services.sh installs dcmtk)"
+    f = FIXTURES / "tid1410_planar_regions.dcm"
+    r = subprocess.run(["storescu", "-R", syntax, "-aet", "SENDER", "-aec", "SR2FHIR", "127.0.0.1", str(scp.port), str(f)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    stored = scp.queue.path(sop_uid(f))
+    expected_ts = {"-xi": "1.2.840.10008.1.2", "-xe": "1.2.840.10008.1.2.1", "-xb": "1.2.840.10008.1.2.2", "-xd": "1.2.840.10008.1.2.1.99"}[syntax]
+    assert pydicom.dcmread(stored).file_meta.TransferSyntaxUID == expected_ts
+    same_fhir(stored, f)
