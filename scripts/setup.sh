@@ -17,3 +17,5 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip==24.3.1
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
+# The gateway's tests run Orthanc and DCMTK's storescu (Debian packages).
+./scripts/setup-services.sh

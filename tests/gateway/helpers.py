@@ -176,7 +176,7 @@ class GatewayProcess:
         text = httpx.get(f"http://127.0.0.1:{self.http_port}/metrics", timeout=30).text
         out: dict[str, float] = {}
         for line in text.splitlines():
-            m = re.match(r"^([a-z_]+(?:\{[^}]*\})?) ([0-9.e+-]+)$", line)
+            m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) ([0-9.e+-]+)$", line)
             if m:
                 out[m.group(1)] = float(m.group(2))
         return out
@@ -184,7 +184,7 @@ class GatewayProcess:
     def queue(self, *args: str) -> Any:
         r = subprocess.run([sys.executable, "-m", "sr2fhir", "queue", *args, "--state", str(self.state)], capture_output=True, text=True, env=ENV, timeout=120)
         assert r.returncode == 0, r.stderr
-        return json.loads(r.stdout) if "--json" in args else r.stdout
+        return json.loads(r.stdout) if "--json" in args else r.stdout + r.stderr
 
     def counts(self) -> dict[str, int]:
         return dict(self.queue("list", "--json", "--limit", "1")["counts"])

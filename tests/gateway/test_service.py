@@ -1,0 +1,225 @@
+"""`sr2fhir serve` for real (issue 12): the gateway as a process, HAPI FHIR as the server (with IG
+validation), Orthanc as the archive, pynetdicom and storescu as senders. It is killed with
+SIGKILL, its FHIR server goes dark, its disk fills; every count is checked on the server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from sr2fhir.delivery.client import FhirClient
+from sr2fhir.gateway.queue import Queue
+from tests.gateway.helpers import GatewayProcess, OrthancServer, Proxy, c_store, on_server_once, sop_uid, stow, variants, wait_for
+from tests.helpers import FIXTURES, SHARED, shared_files
+
+TEMPLATE = FIXTURES / "tid1410_planar_regions.dcm"
+CT = SHARED / "data" / "referenced" / "highdicom__ct_image.dcm"
+DRAIN = 600.0
+"""Seconds a queue may take to drain: generous, for a slow and loaded machine."""
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    server = OrthancServer(tmp_path_factory.mktemp("orthanc")).start()
+    yield server
+    server.stop()
+
+
+def depth(gw: GatewayProcess) -> dict[str, int]:
+    m = gw.metrics()
+    return {s: int(m.get(f'sr2fhir_queue_depth{{state="{s}"}}', 0)) for s in ("received", "converted", "delivered", "dead")}
+
+
+def drained(gw: GatewayProcess, total: int) -> bool:
+    d = depth(gw)
+    return d["received"] + d["converted"] == 0 and d["delivered"] + d["dead"] >= total
+
+
+def test_every_report_arrives_once_by_each_input_path(tmp_path: Path, fhir_url: str, fhir: FhirClient, orthanc: OrthancServer) -> None:
+    corpus = shared_files("tid1500")
+    made = {path: variants(TEMPLATE, tmp_path / path, 4, f"paths-{path}") for path in ("dimse", "stow", "orthanc")}
+    os.environ["SR2FHIR_TEST_STOW_TOKEN"] = "t0ken"
+    with GatewayProcess(tmp_path / "state", fhir_url, "--follow-orthanc", orthanc.url, "--follow-interval", "1",
+                        "--stow-token-env", "SR2FHIR_TEST_STOW_TOKEN") as gw:
+        assert set(c_store(gw.dicom_port, corpus + made["dimse"]).values()) == {0}
+        r = stow(gw.http_port, corpus + made["stow"], token="t0ken")
+        assert r.status_code == 200, r.text
+        for f in corpus + made["orthanc"] + [CT]:
+            orthanc.upload(f)
+        total = len(corpus) + sum(len(v) for v in made.values())
+        wait_for("the queue to drain", lambda: drained(gw, total), DRAIN)
+        counts = gw.counts()
+        assert counts == {"received": 0, "converted": 0, "delivered": total, "dead": 0}, gw.queue("list")
+        for f in corpus:
+            report = Queue(gw.state).get(sop_uid(f))
+            assert report is not None and report.times_received == 3, f.name  # one per path, delivered once
+        m = gw.metrics()
+        assert m["sr2fhir_delivered_total"] == total
+        assert m['sr2fhir_duplicates_total{source="orthanc"}'] + m['sr2fhir_duplicates_total{source="stow"}'] == 2 * len(corpus)
+        assert m["sr2fhir_delivery_latency_seconds_count"] == total
+        log = gw.log_lines()
+        assert sum(1 for line in log if line["event"] == "delivered") == total  # one line per report
+    for f in corpus + [p for v in made.values() for p in v]:
+        on_server_once(fhir, f)
+    assert gw.proc is not None and gw.proc.returncode == 0  # SIGTERM: a clean stop
+
+
+def test_the_sweep_catches_what_the_change_log_dropped(tmp_path: Path, fhir_url: str, fhir: FhirClient, orthanc: OrthancServer) -> None:
+    dropped = variants(TEMPLATE, tmp_path / "in", 2, "dropped")
+    for f in dropped:
+        orthanc.upload(f)
+    state = tmp_path / "state"
+    state.mkdir()
+    q = Queue(state)
+    q.set_cursor(f"orthanc-changes:{orthanc.url}", str(orthanc.last_change()))  # as if the notifications were lost
+    q.close()
+    with GatewayProcess(state, fhir_url, "--follow-orthanc", orthanc.url, "--follow-interval", "1", "--sweep-interval", "3") as gw:
+        wait_for("the sweep to find them", lambda: all(Queue(state).known(sop_uid(f)) for f in dropped), 300)
+        assert {Queue(state).get(sop_uid(f)).source for f in dropped} == {"dicomweb"}  # type: ignore[union-attr]
+        wait_for("delivery", lambda: depth(gw)["delivered"] >= 2, DRAIN)
+    for f in dropped:
+        on_server_once(fhir, f)
+
+
+def test_a_dicomweb_archive_is_polled(tmp_path: Path, fhir_url: str, fhir: FhirClient, orthanc: OrthancServer) -> None:
+    new = variants(TEMPLATE, tmp_path / "in", 2, "qido")
+    with GatewayProcess(tmp_path / "state", fhir_url, "--follow-dicomweb", orthanc.url + "/dicom-web", "--follow-interval", "1") as gw:
+        for f in new:
+            orthanc.upload(f)
+        wait_for("QIDO-RS to find them and delivery", lambda: all((r := Queue(gw.state).get(sop_uid(f))) is not None and r.state == "delivered" for f in new), DRAIN)
+    for f in new:
+        on_server_once(fhir, f)
+
+
+def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path: Path, fhir_url: str, fhir: FhirClient) -> None:
+    """100 reports by C-STORE; the gateway is killed with SIGKILL after about a third were
+    acknowledged (while it delivers), restarted on the same state, and the sender sends again
+    what it did not see acknowledged, as a modality does."""
+    reports = variants(TEMPLATE, tmp_path / "in", 100, "crash")
+    acked: list[Path] = []
+    gw = GatewayProcess(tmp_path / "state", fhir_url).start()
+    killed = threading.Event()
+
+    def on_status(f: Path, status: int) -> None:
+        if status == 0:
+            acked.append(f)
+        if len(acked) == 35 and not killed.is_set():
+            gw.kill9()
+            killed.set()
+
+    first = c_store(gw.dicom_port, reports, on_status=on_status)
+    assert killed.is_set() and len(acked) >= 35
+    assert any(s != 0 for s in first.values())  # the association broke
+    gw.start()
+    rest = [f for f in reports if f not in acked]
+    second = c_store(gw.dicom_port, rest)
+    assert set(second.values()) == {0}, second
+    wait_for("the queue to drain", lambda: drained(gw, 100), DRAIN)
+    assert gw.counts() == {"received": 0, "converted": 0, "delivered": 100, "dead": 0}
+    assert gw.terminate() == 0
+    for f in reports:
+        on_server_once(fhir, f)
+
+
+def test_an_outage_pauses_delivery_and_the_queue_drains_after(tmp_path: Path, fhir_url: str, fhir: FhirClient) -> None:
+    """The FHIR server goes dark (its port refuses connections) in the middle of a stream, for
+    longer than a report's retries would last; the gateway pauses, never exits, and delivers all."""
+    proxy = Proxy(urlsplit(fhir_url).port or 80)
+    proxy.up()
+    reports = variants(TEMPLATE, tmp_path / "in", 20, "outage")
+    # Few attempts and short delays: were the pause counted as attempts, reports would die.
+    with GatewayProcess(tmp_path / "state", fhir_url.replace(f":{urlsplit(fhir_url).port}", f":{proxy.port}"),
+                        "--max-attempts", "2", "--retry-delay", "0.5", "--max-delay", "1", "--retries", "0") as gw:
+        assert set(c_store(gw.dicom_port, reports[:10]).values()) == {0}
+        wait_for("some deliveries", lambda: depth(gw)["delivered"] >= 3, DRAIN)
+        proxy.down()
+        assert set(c_store(gw.dicom_port, reports[10:]).values()) == {0}  # intake goes on
+        wait_for("delivery to pause", lambda: gw.metrics().get("sr2fhir_delivery_paused") == 1, 300)
+        ready = httpx.get(f"http://127.0.0.1:{gw.http_port}/readyz", timeout=30).json()
+        assert ready["ready"] and ready["delivery"].startswith("paused: the FHIR server cannot be reached")
+        threading.Event().wait(15)  # the server stays down for a while
+        assert gw.alive() and depth(gw)["dead"] == 0 and depth(gw)["delivered"] < 20
+        proxy.up()
+        wait_for("the queue to drain", lambda: drained(gw, 20), DRAIN)
+        assert gw.counts() == {"received": 0, "converted": 0, "delivered": 20, "dead": 0}
+        assert gw.metrics()["sr2fhir_delivery_paused"] == 0
+        events = [line["event"] for line in gw.log_lines()]
+        assert "delivery paused" in events and "delivery resumed" in events
+    proxy.down()
+    for f in reports:
+        on_server_once(fhir, f)
+
+
+def test_bad_input_goes_to_the_dead_letter_and_nothing_else_is_affected(tmp_path: Path, fhir_url: str, fhir: FhirClient) -> None:
+    good = variants(TEMPLATE, tmp_path / "in", 3, "bad-input")
+    not_tid1500 = [SHARED / "data" / "non-tid1500" / n for n in ("pydicom__test-SR.dcm", "orthanc-tests__MarekLatin2.dcm")]
+    dose_sr = SHARED / "data" / "non-tid1500" / "openrem__CT-RDSR-Siemens-Multi-1.dcm"
+    truncated = tmp_path / "truncated.dcm"
+    truncated.write_bytes(FIXTURES.joinpath("tid1411_volumetric.dcm").read_bytes()[:3000])
+    (tmp_path / "token").write_text("t0ken\n")
+    with GatewayProcess(tmp_path / "state", fhir_url, "--allowed-ae", "SENDER", "--stow-token-file", str(tmp_path / "token")) as gw:
+        assert set(c_store(gw.dicom_port, [good[0]], calling="INTRUDER").values()) == {-1}  # association refused
+        assert stow(gw.http_port, [good[1]]).status_code == 401  # no token
+        assert stow(gw.http_port, [good[1]], token="guess").status_code == 401
+        # X-Ray Radiation Dose SR Storage cannot hold TID 1500: refused at negotiation.
+        assert list(c_store(gw.dicom_port, [good[0], *not_tid1500, dose_sr]).values()) == [0, 0, 0, -2]
+        r = stow(gw.http_port, [good[1], truncated, good[2]], token="t0ken")
+        assert r.status_code == 200, r.text  # a truncated body with a readable header is kept: the dead letter tells why
+        wait_for("the queue to drain", lambda: drained(gw, 6), DRAIN)
+        listing = gw.queue("list", "--json")
+        by_uid = {x["sop_uid"]: x for x in listing["reports"]}
+        assert listing["counts"] == {"received": 0, "converted": 0, "delivered": 3, "dead": 3}
+        for f in not_tid1500:
+            assert by_uid[sop_uid(f)]["state"] == "dead" and "TID 1500" in by_uid[sop_uid(f)]["reason"], by_uid[sop_uid(f)]
+        dead_truncated = by_uid[sop_uid(FIXTURES / "tid1411_volumetric.dcm")]
+        assert dead_truncated["state"] == "dead" and "truncated" in dead_truncated["reason"]
+        shown = gw.queue("show", sop_uid(not_tid1500[0]))
+        assert "state: dead" in shown and "reason: " in shown
+        # A replay of a dead report fails the same way and comes back to the dead letter.
+        assert "1 report(s) queued again" in gw.queue("retry", sop_uid(not_tid1500[0]))
+        wait_for("the replay", lambda: (q := Queue(gw.state).get(sop_uid(not_tid1500[0]))) is not None and q.state == "dead" and q.attempts == 0
+                 and q.updated_at > dead_truncated["updated_at"], 300)
+        m = gw.metrics()
+        assert m['sr2fhir_refused_total{reason="association-rejected",source="dimse"}'] == 1
+        assert m['sr2fhir_refused_total{reason="unauthorised",source="stow"}'] == 2
+        log = gw.log_text()
+    for f in good:
+        on_server_once(fhir, f)
+    # No patient data in the log: the reports' Patient IDs and names never appear.
+    import pydicom
+
+    for f in [*good, *not_tid1500]:
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        for value in (str(ds.get("PatientID", "")), str(ds.get("PatientName", ""))):
+            assert not value.strip() or value not in log, f.name
+
+
+def test_past_the_disk_watermark_intake_is_refused_and_nothing_accepted_is_lost(tmp_path: Path, fhir_url: str, fhir: FhirClient) -> None:
+    """The state folder is a 6 MiB tmpfs (in a private mount namespace); the watermark is 3 MiB.
+    Reports of 77 kB arrive until the gateway answers Out of Resources."""
+    assert shutil.which("unshare"), "util-linux unshare is needed for the full-disk test"
+    state = tmp_path / "state"
+    state.mkdir()
+    reports = variants(SHARED / "data" / "tid1500" / "dcmqi__sr-example__sr.dcm", tmp_path / "in", 60, "watermark")
+    wrap = ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=6m tmpfs "{state}" &&']
+    acked: list[Path] = []
+    with GatewayProcess(state, fhir_url, "--min-free-mb", "3", wrap=wrap) as gw:
+        statuses = c_store(gw.dicom_port, reports, on_status=lambda f, s: acked.append(f) if s == 0 else None)
+        refused = [f for f, s in statuses.items() if s == 0xA700]
+        assert acked and refused, statuses
+        assert all(s in (0, 0xA700) for s in statuses.values())
+        ready = httpx.get(f"http://127.0.0.1:{gw.http_port}/readyz", timeout=30)
+        assert ready.status_code == 503 and "watermark" in ready.json()["disk"]
+        wait_for("the accepted reports to be delivered", lambda: drained(gw, len(acked)), DRAIN)
+        assert depth(gw) == {"received": 0, "converted": 0, "delivered": len(acked), "dead": 0}
+        log = gw.log_text()
+    assert "could not be stored" not in log and "No space left" not in log  # refused before the disk was full
+    for f in acked:
+        on_server_once(fhir, f)
