@@ -84,6 +84,8 @@ def c_store(port: int, files: list[Path], calling: str = "SENDER", called: str =
             except ValueError:  # no presentation context was accepted for its SOP Class
                 statuses[f] = -2
                 continue
+            except RuntimeError:  # the association is gone (the peer was killed)
+                break
             if not status:  # no answer: the association broke
                 break
             statuses[f] = int(status.Status)
@@ -118,7 +120,8 @@ def wait_for(what: str, predicate: Callable[[], Any], timeout: float, every: flo
 class GatewayProcess:
     """`sr2fhir serve` as a real process, on free ports, its log in `state/../gateway.log`."""
 
-    def __init__(self, state: Path, fhir_url: str, *extra: str, wrap: list[str] | None = None) -> None:
+    def __init__(self, state: Path, fhir_url: str, *extra: str, wrap: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+        self.env = {**ENV, **(env or {})}
         self.state = state
         self.fhir_url = fhir_url
         self.extra = list(extra)
@@ -139,7 +142,7 @@ class GatewayProcess:
                 cmd = self.wrap[:-1] + [self.wrap[-1] + " exec " + " ".join(f"'{a}'" for a in self.args())]
             else:
                 cmd = self.args()
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=ENV)
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=self.env)
         wait_for("the gateway to answer /healthz", self._healthy, timeout)
         return self
 
@@ -201,6 +204,17 @@ class GatewayProcess:
             self.terminate()
 
 
+def delivered(state: Path, files: list[Path]) -> bool:
+    """Whether the gateway's queue says each of these reports was delivered."""
+    from sr2fhir.gateway.queue import Queue
+
+    q = Queue(state)
+    try:
+        return all((r := q.get(sop_uid(f))) is not None and r.state == "delivered" for f in files)
+    finally:
+        q.close()
+
+
 def on_server_once(fhir: FhirClient, path: Path) -> None:
     """Every Observation the report makes is on the server exactly once: the identities (D-21)
     of the Observations the server holds from this report (meta.source, D-29) are those of its
@@ -241,6 +255,10 @@ class Proxy:
     def down(self) -> None:
         with self._lock:
             if self._listener is not None:
+                try:
+                    self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+                except OSError:
+                    pass
                 self._listener.close()
                 self._listener = None
             for c in self._conns:

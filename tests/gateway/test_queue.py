@@ -26,16 +26,19 @@ def test_a_report_is_stored_before_it_is_queued_and_survives_reopening(tmp_path:
     assert not list(tmp_path.glob("objects/.*.part"))
 
 
-def test_the_same_object_twice_is_one_report_another_under_the_same_uid_replaces_it(tmp_path: Path) -> None:
+def test_the_same_instance_twice_is_one_report_unless_the_first_is_dead(tmp_path: Path) -> None:
     q = Queue(tmp_path)
     add(q, "1.2.3", b"v1")
     q.delivered("1.2.3")
     assert add(q, "1.2.3", b"v1") == "duplicate"
+    assert add(q, "1.2.3", b"v1 in another transfer syntax") == "duplicate"
     r = q.get("1.2.3")
-    assert r is not None and r.state == "delivered" and r.times_received == 2
-    assert add(q, "1.2.3", b"v2") == "replaced"
+    assert r is not None and r.state == "delivered" and r.times_received == 3 and q.path("1.2.3").read_bytes() == b"v1"
+    q.dead("1.2.3", "truncated")
+    assert add(q, "1.2.3", b"v1") == "duplicate"  # the same bytes would fail the same way
+    assert add(q, "1.2.3", b"v1, whole") == "replaced"
     r = q.get("1.2.3")
-    assert r is not None and r.state == "received" and r.times_received == 3 and q.path("1.2.3").read_bytes() == b"v2"
+    assert r is not None and r.state == "received" and r.reason is None and q.path("1.2.3").read_bytes() == b"v1, whole"
 
 
 def test_due_order_backoff_and_dead_letter(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ SIGKILL, its FHIR server goes dark, its disk fills; every count is checked on th
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 
 from sr2fhir.delivery.client import FhirClient
 from sr2fhir.gateway.queue import Queue
-from tests.gateway.helpers import GatewayProcess, OrthancServer, Proxy, c_store, on_server_once, sop_uid, stow, variants, wait_for
+from tests.gateway.helpers import GatewayProcess, delivered, OrthancServer, Proxy, c_store, on_server_once, sop_uid, stow, variants, wait_for
 from tests.helpers import FIXTURES, SHARED, shared_files
 
 TEMPLATE = FIXTURES / "tid1410_planar_regions.dcm"
@@ -25,8 +24,9 @@ DRAIN = 600.0
 """Seconds a queue may take to drain: generous, for a slow and loaded machine."""
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    """An empty archive for each test."""
     server = OrthancServer(tmp_path_factory.mktemp("orthanc")).start()
     yield server
     server.stop()
@@ -45,9 +45,8 @@ def drained(gw: GatewayProcess, total: int) -> bool:
 def test_every_report_arrives_once_by_each_input_path(tmp_path: Path, fhir_url: str, fhir: FhirClient, orthanc: OrthancServer) -> None:
     corpus = shared_files("tid1500")
     made = {path: variants(TEMPLATE, tmp_path / path, 4, f"paths-{path}") for path in ("dimse", "stow", "orthanc")}
-    os.environ["SR2FHIR_TEST_STOW_TOKEN"] = "t0ken"
     with GatewayProcess(tmp_path / "state", fhir_url, "--follow-orthanc", orthanc.url, "--follow-interval", "1",
-                        "--stow-token-env", "SR2FHIR_TEST_STOW_TOKEN") as gw:
+                        "--stow-token-env", "SR2FHIR_TEST_STOW_TOKEN", env={"SR2FHIR_TEST_STOW_TOKEN": "t0ken"}) as gw:
         assert set(c_store(gw.dicom_port, corpus + made["dimse"]).values()) == {0}
         r = stow(gw.http_port, corpus + made["stow"], token="t0ken")
         assert r.status_code == 200, r.text
@@ -83,7 +82,7 @@ def test_the_sweep_catches_what_the_change_log_dropped(tmp_path: Path, fhir_url:
     with GatewayProcess(state, fhir_url, "--follow-orthanc", orthanc.url, "--follow-interval", "1", "--sweep-interval", "3") as gw:
         wait_for("the sweep to find them", lambda: all(Queue(state).known(sop_uid(f)) for f in dropped), 300)
         assert {Queue(state).get(sop_uid(f)).source for f in dropped} == {"dicomweb"}  # type: ignore[union-attr]
-        wait_for("delivery", lambda: depth(gw)["delivered"] >= 2, DRAIN)
+        wait_for("delivery", lambda: delivered(state, dropped), DRAIN)
     for f in dropped:
         on_server_once(fhir, f)
 
@@ -93,7 +92,7 @@ def test_a_dicomweb_archive_is_polled(tmp_path: Path, fhir_url: str, fhir: FhirC
     with GatewayProcess(tmp_path / "state", fhir_url, "--follow-dicomweb", orthanc.url + "/dicom-web", "--follow-interval", "1") as gw:
         for f in new:
             orthanc.upload(f)
-        wait_for("QIDO-RS to find them and delivery", lambda: all((r := Queue(gw.state).get(sop_uid(f))) is not None and r.state == "delivered" for f in new), DRAIN)
+        wait_for("QIDO-RS to find them and delivery", lambda: delivered(gw.state, new), DRAIN)
     for f in new:
         on_server_once(fhir, f)
 

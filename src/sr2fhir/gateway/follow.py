@@ -37,6 +37,11 @@ class ArchiveError(Exception):
     pass
 
 
+def _client(timeout: float) -> httpx.Client:
+    # No kept-alive connections: Orthanc closes idle ones, and a poll that reuses one fails.
+    return httpx.Client(timeout=timeout, headers={"User-Agent": "sr2fhir"}, limits=httpx.Limits(max_keepalive_connections=0))
+
+
 class DicomWeb:
     """QIDO-RS and WADO-RS against one DICOMweb base URL (e.g. Orthanc's `/dicom-web`)."""
 
@@ -45,7 +50,7 @@ class DicomWeb:
         self.intake = intake
         self.window_days = window_days
         self.page = page
-        self.http = httpx.Client(timeout=timeout, headers={"User-Agent": "sr2fhir"})
+        self.http = _client(timeout)
 
     def sweep(self) -> int:
         """List the SR instances (in the window) and take in those not yet queued; returns how many."""
@@ -105,7 +110,7 @@ class Orthanc:
         self.base = base_url.rstrip("/")
         self.intake = intake
         self.cursor_name = f"orthanc-changes:{self.base}"
-        self.http = httpx.Client(timeout=timeout, headers={"User-Agent": "sr2fhir"})
+        self.http = _client(timeout)
 
     def poll(self) -> int:
         """Take in the SR instances the log names since the cursor; returns how many were new."""

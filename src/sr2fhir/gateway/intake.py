@@ -27,6 +27,12 @@ STATUS = {"out-of-resources": 0xA700, "sop-class-not-supported": 0x0122, "cannot
 PS3.18 Table 10.5.3-2, for each refusal."""
 
 
+SLACK = 256 << 10
+"""Bytes kept free beyond the watermark for the queue's database (its write-ahead log)."""
+READY_ROOM = 1 << 20
+"""`/readyz` says ready while a report of this size could still be taken."""
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     key: str
@@ -58,14 +64,15 @@ class Intake:
         """Set whenever a report is queued: wakes the delivery loop."""
 
     def room(self, incoming: int = 0) -> bool:
-        """Whether an object of `incoming` bytes can be kept with the watermark still free."""
-        return free_bytes(self.queue.state) - incoming >= self.min_free
+        """Whether an object of `incoming` bytes can be kept with the watermark still free (and
+        room for the queue's own writes)."""
+        return free_bytes(self.queue.state) - incoming - SLACK >= self.min_free
 
     def accept(self, data: bytes, name: str, source: str, claimed: Identity | None = None) -> Outcome:
         """Store and queue one object. `claimed`: what the transport said it is (the C-STORE
         command's Affected SOP Class/Instance UIDs), used when the header cannot be read."""
         sha = hashlib.sha256(data).hexdigest()
-        if not self.room(len(data) + 65536):
+        if not self.room(len(data)):
             return self._refuse(sha, None, source, "out-of-resources", f"the state folder's disk is past its watermark ({self.min_free // 2**20} MiB must stay free)")
         broken = None
         try:

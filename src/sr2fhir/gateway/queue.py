@@ -117,12 +117,14 @@ class Queue:
 
     def add(self, sop_uid: str, sha256: str, data: bytes, *, sop_class: str, study_uid: str | None, series_uid: str | None, source: str) -> Added:
         """Store one object and queue it; when this returns, it survives a crash (the caller may
-        acknowledge it). The same object again is a duplicate (queued once); another object
-        under the same SOP Instance UID replaces it and is delivered again (D-36)."""
+        acknowledge it). The same SOP Instance again is a duplicate (queued once), unless the
+        one kept is dead: then the new copy replaces it and is tried again (D-36)."""
         with self._lock:
             row = self._db.execute("SELECT sha256, state FROM reports WHERE sop_uid = ?", (sop_uid,)).fetchone()
             now = time.time()
-            if row is not None and row["sha256"] == sha256 and self.path(sop_uid).is_file():
+            if row is not None and self.path(sop_uid).is_file() and (row["sha256"] == sha256 or row["state"] != "dead"):
+                # The same SOP Instance, perhaps in another transfer syntax (PS3.5 says a changed
+                # object gets a new UID): kept once. Only a dead one is replaced (D-36).
                 self._db.execute("UPDATE reports SET times_received = times_received + 1 WHERE sop_uid = ?", (sop_uid,))
                 return "duplicate"
             self._write_object(sop_uid, data)

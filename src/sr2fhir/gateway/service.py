@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from ..delivery.connection import Connection
 from .deliver import Backoff, Conversion, Deliverer
-from .intake import Intake
+from .intake import READY_ROOM, Intake
 from .metrics import Metrics
 from .queue import Queue
 
@@ -57,7 +57,7 @@ class Gateway:
             counts = self.queue.counts()
         except Exception as exc:  # the database cannot be read
             return {"ready": False, "reason": f"queue: {type(exc).__name__}"}
-        room = self.intake.room()
+        room = self.intake.room(READY_ROOM)
         deliverer = getattr(self, "deliverer", None)
         return {
             "ready": room and not self.stop_event.is_set(),
