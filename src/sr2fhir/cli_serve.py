@@ -82,6 +82,7 @@ def serve(
     follow_interval: Annotated[float, typer.Option("--follow-interval", metavar="SECONDS", help="How often to poll the change log (or the DICOMweb archive).")] = 5.0,
     sweep_interval: Annotated[float, typer.Option("--sweep-interval", metavar="SECONDS", help="How often to sweep (QIDO-RS) beside Orthanc's change log, for what it dropped.")] = 600.0,
     sweep_days: Annotated[int, typer.Option("--sweep-days", metavar="DAYS", help="Sweep and poll only studies of the last DAYS days (Study Date); 0: all.")] = 0,
+    keep_delivered_days: Annotated[float, typer.Option("--keep-delivered-days", metavar="DAYS", help="Keep delivered reports (for `queue retry` after a server's data loss) this long, then delete them.")] = 7.0,
     max_attempts: Annotated[int, typer.Option("--max-attempts", metavar="N", help="Delivery attempts per report (server errors, missing Patient...) before the dead letter.")] = 10,
     retry_delay: Annotated[float, typer.Option("--retry-delay", metavar="SECONDS", help="First delay before a report is tried again; doubles each attempt.")] = 5.0,
     max_delay: Annotated[float, typer.Option("--max-delay", metavar="SECONDS", help="Longest delay between attempts.")] = 600.0,
@@ -127,8 +128,8 @@ def serve(
     for url, opt in ((follow_orthanc, "--follow-orthanc"), (follow_dicomweb, "--follow-dicomweb")):
         if url and not url.startswith(("http://", "https://")):
             raise typer.BadParameter(f"{opt} {url!r}: expected an http(s) base URL")
-    if max_attempts < 1 or retries < 0 or retry_delay <= 0 or max_delay < retry_delay or min_free_mb < 0 or follow_interval <= 0:
-        raise typer.BadParameter("--max-attempts must be at least 1, --retries 0 or more, --retry-delay more than 0 and at most --max-delay, --min-free-mb 0 or more, --follow-interval more than 0")
+    if max_attempts < 1 or retries < 0 or retry_delay <= 0 or max_delay < retry_delay or min_free_mb < 0 or follow_interval <= 0 or keep_delivered_days < 0:
+        raise typer.BadParameter("--max-attempts must be at least 1, --retries 0 or more, --retry-delay more than 0 and at most --max-delay, --min-free-mb and --keep-delivered-days 0 or more, --follow-interval more than 0")
     if not 1 <= len(ae_title) <= 16 or any(len(a) > 16 or not a for a in allowed_ae):
         raise typer.BadParameter("AE titles have 1 to 16 characters")
     cs = conversion_options(
@@ -143,7 +144,7 @@ def serve(
         state=Path(state), bind=bind, dicom_port=dicom_port, ae_title=ae_title, allowed_ae=tuple(allowed_ae), http_port=http_port,
         stow_token=_secret(stow_token_env, stow_token_file, "STOW-RS token"), min_free=min_free_mb << 20,
         follow_orthanc=follow_orthanc, follow_dicomweb=follow_dicomweb, follow_interval=follow_interval,
-        sweep_interval=sweep_interval, sweep_days=sweep_days,
+        sweep_interval=sweep_interval, sweep_days=sweep_days, keep_delivered_days=keep_delivered_days,
     )
     configure()
     try:
@@ -151,7 +152,7 @@ def serve(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     except (DeliveryError, OSError) as exc:
-        _say(f"error: {exc}", style="bold red")
+        _say(f"error: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}", style="bold red")
         raise typer.Exit(Exit.USAGE) from None
 
 

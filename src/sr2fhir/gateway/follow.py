@@ -175,4 +175,6 @@ def follow(orthanc: Orthanc | None, dicomweb: DicomWeb | None, stop: threading.E
             if down is None:
                 log.warning("archive unreachable", extra={"reason": str(exc)})
             down = str(exc)
+        except Exception as exc:  # a bug in sr2fhir: say so, keep following
+            log.exception("internal error while following", extra={"reason": type(exc).__name__})
         stop.wait(interval)

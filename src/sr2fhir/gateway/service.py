@@ -37,6 +37,19 @@ class Settings:
     follow_interval: float = 5.0
     sweep_interval: float = 600.0
     sweep_days: int = 0
+    keep_delivered_days: float = 7.0
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail before starting when the HTTP port is taken (uvicorn would only log it, in its thread)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot listen for HTTP on {host}:{port} ({exc.strerror})") from None
 
 
 class Gateway:
@@ -91,7 +104,11 @@ class Gateway:
         self._thread("deliver", lambda: self.deliverer.run(self.stop_event))
 
         self._scp = StorageSCP(self.intake, s.ae_title, list(s.allowed_ae))
-        self._scp.start(s.bind, s.dicom_port)
+        try:
+            self._scp.start(s.bind, s.dicom_port)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot listen for DICOM on {s.bind}:{s.dicom_port} ({exc.strerror})") from None
+        _check_port(s.bind, s.http_port)
 
         import uvicorn
 
@@ -109,7 +126,18 @@ class Gateway:
             web_base = s.follow_dicomweb or (s.follow_orthanc.rstrip("/") + "/dicom-web" if s.follow_orthanc else None)
             dicomweb = DicomWeb(web_base, self.intake, window_days=s.sweep_days) if web_base else None
             self._thread("follow", lambda: follow(orthanc, dicomweb, self.stop_event, s.follow_interval, s.sweep_interval))
+        self._thread("housekeeping", self._housekeeping)
         log.info("listening", extra={"address": f"dicom://{s.ae_title}@{s.bind}:{s.dicom_port} http://{s.bind}:{s.http_port}"})
+
+    def _housekeeping(self) -> None:
+        """Delivered reports are forgotten (row and object) after `keep_delivered_days`, hourly."""
+        days = self.settings.keep_delivered_days
+        while True:
+            n = self.queue.purge("delivered", days * 86400)
+            if n:
+                log.info("purged", extra={"outcome": f"{n} delivered report(s) older than {days:g} days"})
+            if self.stop_event.wait(3600):
+                return
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop intake first, then let the report in hand finish (or be abandoned: it stays queued)."""
@@ -139,7 +167,7 @@ def serve(settings: Settings) -> None:
     try:
         gateway.start()
         while not done.wait(1.0):
-            dead = [t.name for t in gateway.threads if not t.is_alive() and t.name != "follow"]
+            dead = [t.name for t in gateway.threads if not t.is_alive()]
             if dead:
                 log.error("a part of the gateway stopped", extra={"reason": ", ".join(dead)})
                 break
