@@ -37,11 +37,13 @@ class DeliveryError(Exception):
     `stop`: no later input can succeed either (credentials refused, TLS certificate not trusted).
     """
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False, stop: bool = False) -> None:
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False, stop: bool = False, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
         self.stop = stop
+        self.retry_after = retry_after
+        """The server's last Retry-After (seconds), when it gave one."""
 
 
 STOP_STATUSES = frozenset({401, 403})
@@ -210,7 +212,7 @@ class FhirClient:
         try:
             return self._request(method, url, **kw)
         except DeliveryError as exc:
-            raise DeliveryError(mask_secrets(str(exc), self._secrets()), status=exc.status, retryable=exc.retryable, stop=exc.stop) from None
+            raise DeliveryError(mask_secrets(str(exc), self._secrets()), status=exc.status, retryable=exc.retryable, stop=exc.stop, retry_after=exc.retry_after) from None
 
     def _request(self, method: str, url: str, **kw: Any) -> Any:
         where = f"{method} {self._where(url)}"
@@ -249,7 +251,7 @@ class FhirClient:
             if attempt < self.retry.attempts:
                 self.sleep(self.retry.delay(attempt, retry_after))
         tries = f"{self.retry.attempts} attempt{'s' if self.retry.attempts != 1 else ''}"
-        raise DeliveryError(f"{where}: gave up after {tries}: {last}", retryable=True)
+        raise DeliveryError(f"{where}: gave up after {tries}: {last}", retryable=True, retry_after=retry_after)
 
     def transaction(self, bundle: dict[str, Any], body: str | None = None) -> dict[str, Any]:
         content = body if body is not None else dumps(bundle)

@@ -52,6 +52,8 @@ class PushResult:
     """The server could not be reached (retries exhausted): later inputs would fare no better."""
     stop: str | None = None
     """Why no later input can succeed either (credentials refused, TLS certificate not trusted)."""
+    retry_after: float | None = None
+    """The server asked to wait this long (Retry-After) before trying again."""
     waiting: bool = False
     """A Patient / ImagingStudy / ServiceRequest it refers to is not on the server (yet)."""
     lost: bool = False
@@ -187,6 +189,7 @@ def push_path(
             result.error = f"{path}: {scrub(str(exc), patient_ids)}"
             result.unreachable = exc.retryable
             result.waiting = isinstance(exc, MissingTarget)
+            result.retry_after = exc.retry_after
             result.stop = scrub(str(exc), patient_ids) if exc.stop else None
     if result.error is not None:
         result.lost = not keep(path, spool, result.notes)

@@ -122,15 +122,16 @@ class Deliverer:
         elif r.unreachable and not self._server_answers():
             self._pause_delivery(f"the FHIR server cannot be reached: {reason}")
         elif r.unreachable or r.waiting:
-            self._later(report, reason)
+            self._later(report, reason, r.retry_after)
         else:
             self._dead(report, reason)
 
-    def _later(self, report: Report, reason: str) -> None:
+    def _later(self, report: Report, reason: str, retry_after: float | None = None) -> None:
         if report.attempts + 1 >= self.backoff.max_attempts:
             self._dead(report, f"gave up after {report.attempts + 1} attempts: {reason}")
             return
-        delay = self.backoff.delay(report.attempts + 1)
+        # The server's Retry-After wins over a shorter backoff (still at most --max-delay).
+        delay = max(self.backoff.delay(report.attempts + 1), min(retry_after or 0.0, self.backoff.max_delay))
         self.queue.later(report.sop_uid, delay, reason)
         self.metrics.retries.inc()
         log.warning("retry", extra={"sop_uid": report.sop_uid, "reason": reason, "delay_s": round(delay, 1)})

@@ -1,0 +1,128 @@
+"""The delivery loop's rules (docs/gateway.md, "What each failure does"), one report at a time,
+against a small local HTTP server that answers as a FHIR server would on a bad day."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from sr2fhir.delivery.client import FhirClient, RetryPolicy
+from sr2fhir.gateway.deliver import Backoff, Conversion, Deliverer
+from sr2fhir.gateway.intake import Intake
+from sr2fhir.gateway.metrics import Metrics
+from sr2fhir.gateway.queue import Queue, Report
+from tests.helpers import FIXTURES, SHARED, LocalServer, free_port
+
+REPORT = FIXTURES / "tid1410_planar_regions.dcm"
+EMPTY = json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": []}).encode()
+FOUND = json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {"resourceType": "Patient", "id": "p1"}}]}).encode()
+OUTCOME = json.dumps({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "processing", "diagnostics": "Observation.code: minimum required = 1"}]}).encode()
+DONE = json.dumps({"resourceType": "Bundle", "type": "transaction-response", "entry": [{"response": {"status": "201 Created"}}]}).encode()
+
+
+def fhir_server(post: tuple[int, dict[str, str], bytes], found: bytes = FOUND) -> Callable[[str, str, bytes], Any]:
+    """Searches find one match (or `found`), `metadata` answers, a transaction gets `post`."""
+    def respond(method: str, path: str, body: bytes) -> Any:
+        if method == "POST":
+            return post
+        if "metadata" in path:
+            return 200, {"Content-Type": "application/fhir+json"}, b'{"resourceType": "CapabilityStatement"}'
+        return 200, {"Content-Type": "application/fhir+json"}, found
+    return respond
+
+
+class Setup:
+    def __init__(self, state: Path, url: str, backoff: Backoff = Backoff(retry_delay=0.1, max_delay=600), conversion: Conversion = Conversion()) -> None:
+        self.queue = Queue(state)
+        self.metrics = Metrics(self.queue)
+        self.client = FhirClient(url, retry=RetryPolicy(attempts=1), timeout=30, connect_timeout=5)
+        self.deliverer = Deliverer(self.queue, Intake(self.queue, self.metrics, 0), self.metrics, self.client, conversion, backoff)
+
+    def queued(self, path: Path = REPORT) -> Report:
+        data = path.read_bytes()
+        self.queue.add("1.2.3", hashlib.sha256(data).hexdigest(), data, sop_class="", study_uid=None, series_uid=None, source="test")
+        report = self.queue.get("1.2.3")
+        assert report is not None
+        return report
+
+    def after(self, report: Report) -> Report:
+        self.deliverer.deliver(report)
+        got = self.queue.get(report.sop_uid)
+        assert got is not None
+        return got
+
+
+@pytest.fixture()
+def state(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+def test_delivered(state: Path) -> None:
+    with LocalServer(fhir_server((200, {"Content-Type": "application/fhir+json"}, DONE))) as server:
+        s = Setup(state, server.url)
+        r = s.after(s.queued())
+        assert r.state == "delivered" and r.delivered_at is not None and r.attempts == 0
+        assert s.metrics.delivered._value.get() == 1 and s.metrics.latency._sum.get() > 0
+
+
+def test_refused_by_the_server_is_dead_with_its_reason(state: Path) -> None:
+    with LocalServer(fhir_server((422, {"Content-Type": "application/fhir+json"}, OUTCOME))) as server:
+        s = Setup(state, server.url)
+        r = s.after(s.queued())
+        assert r.state == "dead" and "HTTP 422" in (r.reason or "") and "minimum required" in (r.reason or "")
+
+
+def test_not_tid1500_is_dead_without_a_request(state: Path) -> None:
+    with LocalServer(fhir_server((200, {}, DONE))) as server:
+        s = Setup(state, server.url)
+        r = s.after(s.queued(SHARED / "data" / "non-tid1500" / "pydicom__test-SR.dcm"))
+        assert r.state == "dead" and "not a TID 1500 Measurement Report" in (r.reason or "")
+        assert server.requests == []
+
+
+def test_a_server_error_waits_at_least_its_retry_after(state: Path) -> None:
+    with LocalServer(fhir_server((503, {"Retry-After": "120"}, b""))) as server:
+        s = Setup(state, server.url)
+        before = time.time()
+        r = s.after(s.queued())
+        assert r.state == "converted" and r.attempts == 1 and "HTTP 503" in (r.reason or "")
+        assert r.next_at >= before + 120
+        assert not s.deliverer.paused  # the server answers: this report waits, the others go on
+
+
+def test_after_the_most_attempts_the_dead_letter(state: Path) -> None:
+    with LocalServer(fhir_server((500, {}, b""))) as server:
+        s = Setup(state, server.url, Backoff(max_attempts=2, retry_delay=0.1))
+        report = s.queued()
+        r = s.after(report)
+        assert r.state == "converted" and r.attempts == 1
+        r = s.after(r)
+        assert r.state == "dead" and (r.reason or "").startswith("gave up after 2 attempts")
+
+
+def test_a_patient_not_there_yet_is_tried_again(state: Path) -> None:
+    with LocalServer(fhir_server((200, {}, DONE), found=EMPTY)) as server:
+        s = Setup(state, server.url)
+        r = s.after(s.queued())
+        assert r.state == "converted" and r.attempts == 1 and "not on the server" in (r.reason or "")
+
+
+@pytest.mark.parametrize("how", ["unreachable", "401"])
+def test_an_unreachable_or_refusing_server_pauses_delivery_without_using_attempts(state: Path, how: str) -> None:
+    before = time.time()
+    if how == "unreachable":
+        url = f"http://127.0.0.1:{free_port()}/fhir"  # nothing listens
+        s = Setup(state, url)
+        r = s.after(s.queued())
+    else:
+        with LocalServer(fhir_server((401, {}, b""))) as server:
+            s = Setup(state, server.url)
+            r = s.after(s.queued())
+    assert r.state == "converted" and r.attempts == 0 and r.next_at == r.received_at  # its turn is not pushed back
+    assert s.deliverer.paused and s.metrics.paused._value.get() == 1
+    assert s.deliverer.paused_until > before
