@@ -105,6 +105,14 @@ def test_after_the_most_attempts_the_dead_letter(state: Path) -> None:
         assert r.state == "dead" and (r.reason or "").startswith("gave up after 2 attempts")
 
 
+def test_an_answer_that_cannot_be_read_is_tried_again_not_dead(state: Path) -> None:
+    """The server may have committed the transaction: pushing it again is safe (conditional creates)."""
+    with LocalServer(fhir_server((200, {"Content-Type": "application/fhir+json"}, b"<html>proxy says ok</html>"))) as server:
+        s = Setup(state, server.url)
+        r = s.after(s.queued())
+        assert r.state == "converted" and r.attempts == 1 and "not JSON" in (r.reason or "")
+
+
 def test_a_patient_not_there_yet_is_tried_again(state: Path) -> None:
     with LocalServer(fhir_server((200, {}, DONE), found=EMPTY)) as server:
         s = Setup(state, server.url)

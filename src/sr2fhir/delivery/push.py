@@ -52,6 +52,8 @@ class PushResult:
     """The server could not be reached (retries exhausted): later inputs would fare no better."""
     stop: str | None = None
     """Why no later input can succeed either (credentials refused, TLS certificate not trusted)."""
+    status: int | None = None
+    """The HTTP status of the refusal, when the server gave one."""
     retry_after: float | None = None
     """The server asked to wait this long (Retry-After) before trying again."""
     waiting: bool = False
@@ -190,6 +192,7 @@ def push_path(
             result.unreachable = exc.retryable
             result.waiting = isinstance(exc, MissingTarget)
             result.retry_after = exc.retry_after
+            result.status = exc.status
             result.stop = scrub(str(exc), patient_ids) if exc.stop else None
     if result.error is not None:
         result.lost = not keep(path, spool, result.notes)

@@ -4,9 +4,9 @@ in order of due time, one at a time.
 What a failure does (docs/gateway.md):
 - the report cannot be converted (not TID 1500, broken), or the server refuses it (a 4xx such as
   its validation): dead letter, with the reason; the rest keep flowing;
-- the server answers 5xx/429 after the client's own retries, or a Patient / ImagingStudy /
-  ServiceRequest it refers to is not there yet: tried again later, with exponential backoff, up to
-  the most attempts, then the dead letter;
+- anything else (5xx/429 after the client's own retries, a Patient / ImagingStudy /
+  ServiceRequest not there yet, an answer lost or unreadable): tried again later, with exponential
+  backoff (at least the server's Retry-After), up to the most attempts, then the dead letter;
 - the server cannot be reached, or refuses our credentials: delivery pauses (no attempt counted)
   and probes the server until it answers.
 """
@@ -121,10 +121,12 @@ class Deliverer:
             self._pause_delivery(f"the FHIR server refuses us: {r.stop}")
         elif r.unreachable and not self._server_answers():
             self._pause_delivery(f"the FHIR server cannot be reached: {reason}")
-        elif r.unreachable or r.waiting:
-            self._later(report, reason, r.retry_after)
+        elif r.conversion.error is not None or (r.status is not None and 400 <= r.status < 500):
+            self._dead(report, reason)  # the server refuses this report: it would refuse it again
         else:
-            self._dead(report, reason)
+            # 5xx/429 after the client's retries, a Patient not there yet, an answer lost or
+            # unreadable (the push may have committed; pushing again is safe).
+            self._later(report, reason, r.retry_after)
 
     def _later(self, report: Report, reason: str, retry_after: float | None = None) -> None:
         if report.attempts + 1 >= self.backoff.max_attempts:
