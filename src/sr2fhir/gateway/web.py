@@ -93,7 +93,6 @@ def app(intake: Intake, *, token: str | None, ready: Callable[[], dict[str, Any]
 
     return Starlette(routes=[
         Route("/studies", stow, methods=["POST"]),
-        Route("/studies/{study}", stow, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
