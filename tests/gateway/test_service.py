@@ -88,11 +88,15 @@ def test_the_sweep_catches_what_the_change_log_dropped(tmp_path: Path, fhir_url:
 
 
 def test_a_dicomweb_archive_is_polled(tmp_path: Path, fhir_url: str, fhir: FhirClient, orthanc: OrthancServer) -> None:
-    new = variants(TEMPLATE, tmp_path / "in", 2, "qido")
+    """The fourth input path: QIDO-RS finds the SR instances, WADO-RS retrieves them (the corpus
+    and new reports; a CT image beside them is not retrieved)."""
+    new = shared_files("tid1500") + variants(TEMPLATE, tmp_path / "in", 2, "qido")
+    orthanc.upload(CT)
     with GatewayProcess(tmp_path / "state", fhir_url, "--follow-dicomweb", orthanc.url + "/dicom-web", "--follow-interval", "1") as gw:
         for f in new:
             orthanc.upload(f)
         wait_for("QIDO-RS to find them and delivery", lambda: delivered(gw.state, new), DRAIN)
+        assert gw.counts() == {"received": 0, "converted": 0, "delivered": len(new), "dead": 0}  # the CT was not taken
     for f in new:
         on_server_once(fhir, f)
 

@@ -2,8 +2,8 @@
 
 - Orthanc: its change log (`GET /changes?since=N`, NewInstance), the SOP Class read from the
   instance's metadata before the object is fetched (`/instances/{id}/file`).
-- Any DICOMweb archive: QIDO-RS for SR instances (`GET {base}/instances?Modality=SR`, PS3.18
-  10.6), each one not yet queued retrieved by WADO-RS (PS3.18 10.4).
+- Any DICOMweb archive: QIDO-RS for SR instances (`GET {base}/instances?SOPClassUID=<the SR
+  Storage classes>`, PS3.18 10.6), each one not yet queued retrieved by WADO-RS (PS3.18 10.4).
 
 The change log's cursor is kept in the queue's database and moves past an instance only once it
 is stored (or is not an SR), so a crash or a full disk replays rather than skips. A sweep (the
@@ -55,7 +55,9 @@ class DicomWeb:
     def sweep(self) -> int:
         """List the SR instances (in the window) and take in those not yet queued; returns how many."""
         taken, offset = 0, 0
-        params: dict[str, Any] = {"Modality": "SR", "includefield": ["0020000D", "0020000E", "00080016"], "limit": self.page}
+        # List of UID matching on the instance's own SOP Class (PS3.4 C.2.2.2.2.2), not Modality:
+        # a series-level key, which an SR filed in an image series does not match.
+        params: dict[str, Any] = {"SOPClassUID": ",".join(SR_STORAGE), "includefield": ["0020000D", "0020000E"], "limit": self.page}
         if self.window_days > 0:
             since = dt.date.today() - dt.timedelta(days=self.window_days)
             params["StudyDate"] = f"{since:%Y%m%d}-"
