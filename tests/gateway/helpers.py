@@ -1,5 +1,5 @@
 """Helpers for the gateway's tests: reports made for them, senders (C-STORE, STOW-RS), a gateway
-process, an Orthanc server, a TCP proxy that can go dark, and the exactly-once check."""
+process, Orthanc and HAPI servers of a test's own, and the exactly-once check."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,7 +22,7 @@ from pydicom.uid import generate_uid
 from sr2fhir.delivery.client import FhirClient
 from sr2fhir.fhir.references import identifier_token
 from sr2fhir.gateway import multipart
-from tests.helpers import free_port, transaction_bundles
+from tests.helpers import ROOT, free_port, transaction_bundles
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
@@ -233,72 +231,25 @@ def on_server_once(fhir: FhirClient, path: Path) -> None:
                               f"twice: {[k for k, v in found.items() if v > 1][:3]}; missing: {list((expected - found).keys())[:3]}"
 
 
-class Proxy:
-    """A TCP forwarder on a fixed loopback port that can go dark (connection refused) and come back:
-    the FHIR server down and up again, as the gateway sees it."""
+class HapiServer:
+    """A HAPI FHIR server of a test's own (scripts/hapi-server.sh), its database in a file so that
+    stopping and starting it keeps what it holds: a FHIR server down and up again."""
 
-    def __init__(self, upstream_port: int) -> None:
-        self.upstream = upstream_port
+    def __init__(self, folder: Path) -> None:
         self.port = free_port()
-        self._listener: socket.socket | None = None
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
+        self.env = {**os.environ, "SR2FHIR_HAPI_DIR": str(folder), "SR2FHIR_HAPI_DB": str(folder / "h2" / "db")}
+        self.script = str(ROOT / "scripts" / "hapi-server.sh")
 
-    def up(self) -> None:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", self.port))
-        s.listen(64)
-        self._listener = s
-        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/fhir"
 
-    def down(self) -> None:
-        with self._lock:
-            if self._listener is not None:
-                try:
-                    self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
-                except OSError:
-                    pass
-                self._listener.close()
-                self._listener = None
-            for c in self._conns:
-                try:
-                    c.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                c.close()
-            self._conns.clear()
+    def start(self) -> None:
+        r = subprocess.run([self.script, "start", str(self.port)], env=self.env, capture_output=True, text=True, timeout=1200)
+        assert r.returncode == 0, f"the HAPI FHIR server did not start:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
 
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(("127.0.0.1", self.upstream), timeout=30)
-            except OSError:
-                client.close()
-                continue
-            server.settimeout(None)
-            with self._lock:
-                self._conns += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+    def stop(self) -> None:
+        subprocess.run([self.script, "stop"], env=self.env, capture_output=True, timeout=120)
 
 
 class OrthancServer:

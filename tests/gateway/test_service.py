@@ -8,14 +8,13 @@ import shutil
 import threading
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from sr2fhir.delivery.client import FhirClient
 from sr2fhir.gateway.queue import Queue
-from tests.gateway.helpers import GatewayProcess, delivered, OrthancServer, Proxy, c_store, on_server_once, sop_uid, stow, variants, wait_for
+from tests.gateway.helpers import GatewayProcess, HapiServer, delivered, OrthancServer, c_store, on_server_once, sop_uid, stow, variants, wait_for
 from tests.helpers import FIXTURES, SHARED, shared_files
 
 TEMPLATE = FIXTURES / "tid1410_planar_regions.dcm"
@@ -131,33 +130,36 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path: Path, 
         on_server_once(fhir, f)
 
 
-def test_an_outage_pauses_delivery_and_the_queue_drains_after(tmp_path: Path, fhir_url: str, fhir: FhirClient) -> None:
-    """The FHIR server goes dark (its port refuses connections) in the middle of a stream, for
-    longer than a report's retries would last; the gateway pauses, never exits, and delivers all."""
-    proxy = Proxy(urlsplit(fhir_url).port or 80)
-    proxy.up()
+def test_an_outage_pauses_delivery_and_the_queue_drains_after(tmp_path: Path) -> None:
+    """The FHIR server is stopped in the middle of a stream, for longer than a report's retries
+    would last, and started again: the gateway pauses, never exits, and delivers all, none twice.
+    A HAPI server of its own, with its database in a file so that it survives the stop."""
+    hapi = HapiServer(tmp_path / "hapi")
+    hapi.start()
     reports = variants(TEMPLATE, tmp_path / "in", 20, "outage")
-    # Few attempts and short delays: were the pause counted as attempts, reports would die.
-    with GatewayProcess(tmp_path / "state", fhir_url.replace(f":{urlsplit(fhir_url).port}", f":{proxy.port}"),
-                        "--max-attempts", "2", "--retry-delay", "0.5", "--max-delay", "1", "--retries", "0") as gw:
-        assert set(c_store(gw.dicom_port, reports[:10]).values()) == {0}
-        wait_for("some deliveries", lambda: depth(gw)["delivered"] >= 3, DRAIN)
-        proxy.down()
-        assert set(c_store(gw.dicom_port, reports[10:]).values()) == {0}  # intake goes on
-        wait_for("delivery to pause", lambda: gw.metrics().get("sr2fhir_delivery_paused") == 1, 300)
-        ready = httpx.get(f"http://127.0.0.1:{gw.http_port}/readyz", timeout=30).json()
-        assert ready["ready"] and ready["delivery"].startswith("paused: the FHIR server cannot be reached")
-        threading.Event().wait(15)  # the server stays down for a while
-        assert gw.alive() and depth(gw)["dead"] == 0 and depth(gw)["delivered"] < 20
-        proxy.up()
-        wait_for("the queue to drain", lambda: drained(gw, 20), DRAIN)
-        assert gw.counts() == {"received": 0, "converted": 0, "delivered": 20, "dead": 0}
-        assert gw.metrics()["sr2fhir_delivery_paused"] == 0
-        events = [line["event"] for line in gw.log_lines()]
-        assert "delivery paused" in events and "delivery resumed" in events
-    proxy.down()
-    for f in reports:
-        on_server_once(fhir, f)
+    try:
+        # Few attempts and short delays: were the pause counted as attempts, reports would die.
+        with GatewayProcess(tmp_path / "state", hapi.url, "--max-attempts", "2", "--retry-delay", "0.5", "--max-delay", "1", "--retries", "0") as gw:
+            assert set(c_store(gw.dicom_port, reports[:10]).values()) == {0}
+            wait_for("some deliveries", lambda: depth(gw)["delivered"] >= 3, DRAIN)
+            hapi.stop()
+            assert set(c_store(gw.dicom_port, reports[10:]).values()) == {0}  # intake goes on
+            wait_for("delivery to pause", lambda: gw.metrics().get("sr2fhir_delivery_paused") == 1, 300)
+            ready = httpx.get(f"http://127.0.0.1:{gw.http_port}/readyz", timeout=30).json()
+            assert ready["ready"] and ready["delivery"].startswith("paused: the FHIR server cannot be reached")
+            threading.Event().wait(15)  # the server stays down for a while (and then takes its time to start)
+            assert gw.alive() and depth(gw)["dead"] == 0 and depth(gw)["delivered"] < 20
+            hapi.start()
+            wait_for("the queue to drain", lambda: drained(gw, 20), DRAIN)
+            assert gw.counts() == {"received": 0, "converted": 0, "delivered": 20, "dead": 0}
+            assert gw.metrics()["sr2fhir_delivery_paused"] == 0
+            events = [line["event"] for line in gw.log_lines()]
+            assert "delivery paused" in events and "delivery resumed" in events
+        with FhirClient(hapi.url) as client:
+            for f in reports:
+                on_server_once(client, f)
+    finally:
+        hapi.stop()
 
 
 def test_bad_input_goes_to_the_dead_letter_and_nothing_else_is_affected(tmp_path: Path, fhir_url: str, fhir: FhirClient) -> None:
