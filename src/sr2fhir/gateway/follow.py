@@ -67,7 +67,11 @@ class DicomWeb:
                 sop, study, series, cls = (_value(attrs, t) for t in ("00080018", "0020000D", "0020000E", "00080016"))
                 if not (sop and study and series) or self.intake.queue.known(sop) or (cls and cls not in SR_STORAGE):
                     continue
-                data = self.retrieve(study, series, sop)
+                try:
+                    data = self.retrieve(study, series, sop)
+                except ArchiveError as exc:  # this one (deleted since?): the others go on, the next sweep retries it
+                    log.warning("not retrieved", extra={"sop_uid": sop, "source": "dicomweb", "reason": str(exc)})
+                    continue
                 outcome = self.intake.accept(data, f"WADO-RS instance {sop}", "dicomweb")
                 if outcome.refused == "out-of-resources":
                     return taken  # the next sweep tries again
@@ -141,7 +145,15 @@ class Orthanc:
             raise ArchiveError(f"Orthanc {self.base}: HTTP {r.status_code} for an instance's SOP Class")
         if r.text.strip() not in SR_STORAGE:
             return 0
-        data = self._get(f"/instances/{orthanc_id}/file").content
+        try:
+            r = self.http.get(f"{self.base}/instances/{orthanc_id}/file")
+        except httpx.HTTPError as exc:
+            raise ArchiveError(f"Orthanc {self.base}: {type(exc).__name__}") from None
+        if r.status_code == 404:
+            return 0  # deleted since
+        if r.status_code != 200:
+            raise ArchiveError(f"Orthanc {self.base}: HTTP {r.status_code} for an instance's file")
+        data = r.content
         outcome = self.intake.accept(data, f"Orthanc instance {orthanc_id}", "orthanc")
         if outcome.refused == "out-of-resources":
             return None
