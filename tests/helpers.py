@@ -223,3 +223,10 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def sop_uid(path: Path) -> str:
+    """The SOP Instance UID of a DICOM file, read by pydicom (independently of sr2fhir)."""
+    import pydicom
+
+    return str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]).SOPInstanceUID)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
 import tomllib
 from enum import Enum
@@ -45,23 +44,18 @@ def _load_config(ctx: typer.Context, value: Optional[str]) -> Optional[str]:
     return value
 
 
-def _secret(env: str | None, file: str | None, what: str) -> str | None:
+def _stow_token(env: str | None, file: str | None) -> str | None:
+    """The bearer token STOW-RS senders must give, read as push reads its own (never from the command line)."""
+    from .delivery.client import DeliveryError, bearer_from
+
     if env and file:
-        raise typer.BadParameter(f"give the {what} by environment variable or by file, not both")
-    if env:
-        token = os.environ.get(env, "").strip()
-        if not token:
-            raise typer.BadParameter(f"the environment variable {env} (the {what}) is empty or not set")
-        return token
-    if file:
-        try:
-            token = Path(file).read_text().strip()
-        except OSError as exc:
-            raise typer.BadParameter(f"{file} (the {what}): cannot be read ({exc.strerror})") from None
-        if not token:
-            raise typer.BadParameter(f"{file} (the {what}) is empty")
-        return token
-    return None
+        raise typer.BadParameter("give the STOW-RS token by environment variable or by file, not both")
+    if not (env or file):
+        return None
+    try:
+        return bearer_from(env, file).token
+    except (DeliveryError, OSError) as exc:
+        raise typer.BadParameter(f"the STOW-RS token: {exc}") from None
 
 
 @app.command()
@@ -142,7 +136,7 @@ def serve(
         conversion=Conversion(cs.options, cs.limits, cs.checks, missing.value, multiple.value, seed),
         backoff=Backoff(max_attempts=max_attempts, retry_delay=retry_delay, max_delay=max_delay),
         state=Path(state), bind=bind, dicom_port=dicom_port, ae_title=ae_title, allowed_ae=tuple(allowed_ae), http_port=http_port,
-        stow_token=_secret(stow_token_env, stow_token_file, "STOW-RS token"), min_free=min_free_mb << 20,
+        stow_token=_stow_token(stow_token_env, stow_token_file), min_free=min_free_mb << 20,
         follow_orthanc=follow_orthanc, follow_dicomweb=follow_dicomweb, follow_interval=follow_interval,
         sweep_interval=sweep_interval, sweep_days=sweep_days, keep_delivered_days=keep_delivered_days,
     )

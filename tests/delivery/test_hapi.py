@@ -26,7 +26,7 @@ from sr2fhir.cli import app
 from sr2fhir.codes import urn_oid
 from sr2fhir.delivery.client import DeliveryError, FhirClient, RetryPolicy
 from sr2fhir.delivery.push import push_path
-from tests.helpers import FIXTURES, IG_EXAMPLE, shared_files, transaction_bundles, walk_json
+from tests.helpers import FIXTURES, IG_EXAMPLE, shared_files, sop_uid, transaction_bundles, walk_json
 
 TYPES = ("Observation", "ImagingSelection", "Device", "BodyStructure", "Practitioner")
 SEEDED = ("Patient", "ImagingStudy", "ServiceRequest")
@@ -51,11 +51,6 @@ def seed_fixture_study(fhir_url: str) -> None:
     """The fixtures' Patient, ImagingStudy and ServiceRequest (all fixtures share them), by pushing one with --seed."""
     result = cli("push", str(FIXTURES / "tid1410_region3d_segframe.dcm"), "--fhir-url", fhir_url, "--seed")
     assert result.exit_code == 0, result.output
-
-
-def sr_uid(path: Path) -> str:
-    r = convert_path(str(path))
-    return r.conversions[0].document.sop_instance_uid
 
 
 @pytest.fixture(scope="module")
@@ -211,12 +206,12 @@ def test_corrected_report_replaces_its_predecessor(fhir_url: str, fhir: FhirClie
     for rtype in ("Observation", "ImagingSelection"):
         assert {r["status"] for r in fhir.search(rtype, _source=old)} == {"entered-in-error"}, rtype
     # The correction's measurements are current: Lesion 1 re-measured, Lesion 2 unchanged.
-    new = fhir.search("Observation", _source=urn_oid(sr_uid(corrected)))
+    new = fhir.search("Observation", _source=urn_oid(sop_uid(corrected)))
     assert new and {o["status"] for o in new} == {"final"}
     diameters = sorted(float(o["valueQuantity"]["value"]) for o in new if "valueQuantity" in o)
     assert diameters == sorted(g["measurement"]["value"] for g in exp["groups"])
     # Of everything either version said, only the correction's diameters are current.
-    both = fhir.search("Observation", _source=f"{old},{urn_oid(sr_uid(corrected))}")
+    both = fhir.search("Observation", _source=f"{old},{urn_oid(sop_uid(corrected))}")
     current = sorted(float(o["valueQuantity"]["value"]) for o in both if "valueQuantity" in o and o["status"] != "entered-in-error")
     withdrawn = sorted(float(o["valueQuantity"]["value"]) for o in both if "valueQuantity" in o and o["status"] == "entered-in-error")
     assert current == diameters and withdrawn == sorted(g["measurement"]["value"] for g in manifest["fixtures"]["tid1410_planar_regions"]["groups"])
@@ -293,7 +288,7 @@ def test_a_correction_whose_answer_is_lost_is_retried_idempotently(fhir_url: str
     original = remapped(FIXTURES / "tid1410_planar_regions.dcm", tmp_path / "original.dcm", ".7")
     corrected = remapped(FIXTURES / "tid1410_planar_regions_corrected.dcm", tmp_path / "corrected.dcm", ".7")
     assert cli("push", str(original), "--fhir-url", fhir_url, "--seed").exit_code == 0
-    old = urn_oid(sr_uid(original))
+    old = urn_oid(sop_uid(original))
     proxy = DroppingProxy(fhir_url, drops=1)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
@@ -306,7 +301,7 @@ def test_a_correction_whose_answer_is_lost_is_retried_idempotently(fhir_url: str
     assert any("changed version" in n for n in r.notes), r.notes  # the 409/412 path was taken
     for rtype in ("Observation", "ImagingSelection"):
         assert {x["status"] for x in fhir.search(rtype, _source=old)} == {"entered-in-error"}, rtype
-    new = fhir.search("Observation", _source=urn_oid(sr_uid(corrected)))
+    new = fhir.search("Observation", _source=urn_oid(sop_uid(corrected)))
     diameters = sorted(float(o["valueQuantity"]["value"]) for o in new if "valueQuantity" in o)
     assert diameters == sorted(g["measurement"]["value"] for g in manifest["fixtures"]["tid1410_planar_regions_corrected"]["groups"])
     assert all(n == 1 for n in identity_counts(fhir, corrected).values())

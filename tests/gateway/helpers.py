@@ -22,7 +22,7 @@ from pydicom.uid import generate_uid
 from sr2fhir.delivery.client import FhirClient
 from sr2fhir.fhir.references import identifier_token
 from sr2fhir.gateway import multipart
-from tests.helpers import ROOT, free_port, transaction_bundles
+from tests.helpers import ROOT, free_port, sop_uid, transaction_bundles
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
@@ -50,10 +50,6 @@ def variants(template: Path, dest: Path, n: int, tag: str) -> list[Path]:
         ds.save_as(path, enforce_file_format=True)
         out.append(path)
     return out
-
-
-def sop_uid(path: Path) -> str:
-    return str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
 
 
 def c_store(port: int, files: list[Path], calling: str = "SENDER", called: str = "SR2FHIR",

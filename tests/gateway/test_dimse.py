@@ -16,8 +16,8 @@ from sr2fhir.gateway.dimse import StorageSCP
 from sr2fhir.gateway.intake import Intake
 from sr2fhir.gateway.metrics import Metrics
 from sr2fhir.gateway.queue import Queue
-from tests.gateway.helpers import c_store, sop_uid
-from tests.helpers import FIXTURES, SHARED, free_port, shared_files
+from tests.gateway.helpers import c_store
+from tests.helpers import FIXTURES, SHARED, free_port, shared_files, sop_uid
 
 CT = SHARED / "data" / "referenced" / "highdicom__ct_image.dcm"
 

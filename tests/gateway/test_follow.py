@@ -12,8 +12,7 @@ from sr2fhir.gateway.follow import DicomWeb, Orthanc
 from sr2fhir.gateway.intake import Intake
 from sr2fhir.gateway.metrics import Metrics
 from sr2fhir.gateway.queue import Queue
-from tests.gateway.helpers import sop_uid
-from tests.helpers import FIXTURES, LocalServer
+from tests.helpers import FIXTURES, LocalServer, sop_uid
 
 GONE, KEPT = FIXTURES / "tid1411_volumetric.dcm", FIXTURES / "tid1410_planar_regions.dcm"
 SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"

@@ -14,8 +14,8 @@ import pytest
 
 from sr2fhir.delivery.client import FhirClient
 from sr2fhir.gateway.queue import Queue
-from tests.gateway.helpers import GatewayProcess, HapiServer, delivered, OrthancServer, c_store, on_server_once, sop_uid, stow, variants, wait_for
-from tests.helpers import FIXTURES, SHARED, shared_files
+from tests.gateway.helpers import GatewayProcess, HapiServer, delivered, OrthancServer, c_store, on_server_once, stow, variants, wait_for
+from tests.helpers import FIXTURES, SHARED, shared_files, sop_uid
 
 TEMPLATE = FIXTURES / "tid1410_planar_regions.dcm"
 CT = SHARED / "data" / "referenced" / "highdicom__ct_image.dcm"

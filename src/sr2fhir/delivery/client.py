@@ -273,6 +273,13 @@ class FhirClient:
             page = self.request("GET", nxt, headers=NO_CACHE)
         raise DeliveryError(f"search {resource_type}: more than {max_pages} pages")
 
+    def answers(self) -> bool:
+        """The server's CapabilityStatement answers (with anything below 500), once, without retries: it is up."""
+        try:
+            return self.http.get("metadata", timeout=min(self.timeout, 10.0)).status_code < 500
+        except httpx.HTTPError:
+            return False
+
     def count(self, resource_type: str, **params: str) -> int:
         """How many resources match (`_summary=count`)."""
         result = self.request("GET", resource_type, params={**params, "_summary": "count"}, headers=NO_CACHE)

@@ -19,8 +19,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import httpx
-
 from ..batch import Checks, checked
 from ..delivery.client import FhirClient
 from ..delivery.push import Missing, Multiple, push_path
@@ -119,7 +117,7 @@ class Deliverer:
         reason = r.error or "not delivered"
         if r.stop:
             self._pause_delivery(f"the FHIR server refuses us: {r.stop}")
-        elif r.unreachable and not self._server_answers():
+        elif r.unreachable and not self.client.answers():
             self._pause_delivery(f"the FHIR server cannot be reached: {reason}")
         elif r.conversion.error is not None or (r.status is not None and 400 <= r.status < 500):
             self._dead(report, reason)  # the server refuses this report: it would refuse it again
@@ -153,17 +151,10 @@ class Deliverer:
 
     def _resume(self) -> bool:
         """Probe the server once the pause is over; resume when it answers."""
-        if not self._server_answers():
+        if not self.client.answers():
             self._pause_delivery(self.pause_reason or "the FHIR server cannot be reached")
             return False
         log.info("delivery resumed", extra={"reason": self.pause_reason})
         self.pause_reason, self._pause = None, 0.0
         self.metrics.paused.set(0)
         return True
-
-    def _server_answers(self) -> bool:
-        """The server's CapabilityStatement answers (with anything below 500): it is up."""
-        try:
-            return self.client.http.get("metadata", timeout=10.0).status_code < 500
-        except httpx.HTTPError:
-            return False
