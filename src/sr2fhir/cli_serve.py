@@ -54,8 +54,10 @@ def _stow_token(env: str | None, file: str | None) -> str | None:
         return None
     try:
         return bearer_from(env, file).token
-    except (DeliveryError, OSError) as exc:
+    except DeliveryError as exc:
         raise typer.BadParameter(f"the STOW-RS token: {exc}") from None
+    except OSError as exc:
+        raise typer.BadParameter(f"the STOW-RS token: {file} cannot be read ({exc.strerror})") from None
 
 
 @app.command()
