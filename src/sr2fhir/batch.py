@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal
 
 from .diagnostics import Diagnostics, Severity
 from .errors import ConversionError
-from .fhir import bundle
+from .fhir import bundle, r4
 from .mapping.context import Options
 from .mapping.report import Conversion, convert
 from .dicom.reader import Limits, read, read_stream
@@ -48,7 +48,10 @@ def convert_path(path: str, options: Options = Options(), limits: Limits = Limit
     try:
         docs = read_stream(sys.stdin.buffer, "<stdin>", limits=limits, diagnostics=result.diagnostics) if path == "-" else read(path, limits=limits, diagnostics=result.diagnostics)
         for doc in docs:
-            result.conversions.append(convert(doc, options, result.diagnostics))
+            conversion = convert(doc, options, result.diagnostics)
+            if options.fhir_version == "R4":
+                conversion.resources = r4.down_convert(conversion.resources, result.diagnostics)
+            result.conversions.append(conversion)
     except ConversionError as exc:
         result.error = exc
     except MemoryError:

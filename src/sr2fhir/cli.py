@@ -73,6 +73,17 @@ Ig = Annotated[Optional[str], typer.Option("--ig", metavar="DIR", help="The IG p
 Debug = Annotated[bool, typer.Option("--debug", help="Show a traceback for internal errors.")]
 
 
+class FhirVersion(str, Enum):
+    R5 = "R5"
+    R4 = "R4"
+
+
+FhirVersionOpt = Annotated[FhirVersion, typer.Option(
+    "--fhir-version", case_sensitive=False,
+    help="FHIR version of the output: R5 (the IG's) or R4 (down-converted with the HL7 cross-version extensions; docs/r4.md says what R4 loses).",
+)]
+
+
 @dataclass(frozen=True)
 class ConversionSettings:
     """The conversion and reporting options as one value, checked once."""
@@ -88,7 +99,7 @@ class ConversionSettings:
 def conversion_options(
     *, timezone: str, coding_scheme: list[str], diagnostic_report: bool, strict: bool, max_depth: int, max_items: int,
     verbose: bool, quiet: bool, jobs: int, validate: bool, ig: str | None, debug: bool, fail_on_ig_defects: bool,
-    conditional_references: bool = True,
+    conditional_references: bool = True, fhir_version: "FhirVersion | str" = "R5",
 ) -> ConversionSettings:
     """Check the shared options (usage errors, exit 2) and bundle them."""
     from .batch import Checks
@@ -101,8 +112,9 @@ def conversion_options(
     if max_depth < 1 or max_items < 1:
         raise typer.BadParameter("--max-depth and --max-items must be at least 1")
     zone = _check_timezone(timezone)
-    options = Options(default_timezone=zone, coding_schemes=_parse_schemes(coding_scheme), diagnostic_report=diagnostic_report, conditional_references=conditional_references)
-    if validate:
+    options = Options(default_timezone=zone, coding_schemes=_parse_schemes(coding_scheme), diagnostic_report=diagnostic_report, conditional_references=conditional_references,
+                      fhir_version=FhirVersion(fhir_version).value)
+    if validate and options.fhir_version == "R5":
         _profiles(ig)  # fail early, with a clear message, when the IG package is missing
     checks = Checks(strict=strict, validate=validate, ig=ig, fail_on_ig_defects=fail_on_ig_defects, debug=debug)
     return ConversionSettings(options, Limits(max_depth=max_depth, max_items=max_items), checks, verbose, quiet, jobs)
@@ -223,6 +235,7 @@ def convert(
     bundle: Annotated[BundleType, typer.Option("-b", "--bundle", help="transaction (POST with ifNoneExist), collection, or ndjson (one resource a line).")] = BundleType.transaction,
     pretty: Annotated[bool, typer.Option("--pretty", help="Indent the JSON.")] = False,
     diagnostic_report: DiagnosticReport = False,
+    fhir_version: FhirVersionOpt = FhirVersion.R5,
     timezone: Timezone = "+00:00",
     coding_scheme: CodingScheme = [],
     outcome: Outcome = None,
@@ -243,7 +256,7 @@ def convert(
     if output == "-":
         output = None  # standard output, as without -o (never a file named "-")
     cs = conversion_options(
-        timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, strict=strict, max_depth=max_depth,
+        timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, fhir_version=fhir_version, strict=strict, max_depth=max_depth,
         max_items=max_items, verbose=verbose, quiet=quiet, jobs=jobs, validate=validate, ig=ig, debug=debug,
         fail_on_ig_defects=fail_on_ig_defects, conditional_references=bundle == BundleType.transaction,
     )
@@ -481,6 +494,7 @@ def push(
     timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS", help="Seconds one request may take, from sending to the last byte of the answer (each retry has its own).")] = 120.0,
     connect_timeout: Annotated[float, typer.Option("--connect-timeout", metavar="SECONDS", help="Seconds to wait for a connection.")] = 10.0,
     diagnostic_report: DiagnosticReport = False,
+    fhir_version: FhirVersionOpt = FhirVersion.R5,
     timezone: Timezone = "+00:00",
     coding_scheme: CodingScheme = [],
     outcome: Outcome = None,
@@ -511,7 +525,7 @@ def push(
         raise typer.BadParameter("--timeout and --connect-timeout must be more than 0 seconds")
     _check_url(fhir_url)
     cs = conversion_options(
-        timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, strict=strict, max_depth=max_depth,
+        timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, fhir_version=fhir_version, strict=strict, max_depth=max_depth,
         max_items=max_items, verbose=verbose, quiet=quiet, jobs=jobs, validate=validate, ig=ig, debug=debug, fail_on_ig_defects=fail_on_ig_defects,
     )
     conn = Connection(fhir_url, token_env, token_file, basic_user, smart_client_id, smart_key, smart_token_url, smart_scope, smart_kid, ca_bundle, insecure, retries, seed, timeout, connect_timeout)

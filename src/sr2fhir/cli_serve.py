@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .cli import (
-    DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, BasicUser, CaBundle, CodingScheme, Debug, DiagnosticReport, FailOnIgDefects, FhirUrl, Ig,
+    DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, BasicUser, CaBundle, CodingScheme, Debug, DiagnosticReport, FailOnIgDefects, FhirVersion, FhirVersionOpt, FhirUrl, Ig,
     Insecure, MaxDepth, MaxItems, MissingPolicy, MultiplePolicy, SmartClientId, SmartKey, SmartKid, SmartScope, SmartTokenUrl,
     Strict, Timezone, TokenEnv, TokenFile, Validate, _check_url, _say, app, conversion_options,
 )
@@ -99,6 +99,7 @@ def serve(
     timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS", help="Seconds one FHIR request may take.")] = 120.0,
     connect_timeout: Annotated[float, typer.Option("--connect-timeout", metavar="SECONDS", help="Seconds to wait for a connection to the FHIR server.")] = 10.0,
     diagnostic_report: DiagnosticReport = False,
+    fhir_version: FhirVersionOpt = FhirVersion.R5,
     timezone: Timezone = "+00:00",
     coding_scheme: CodingScheme = [],
     strict: Strict = False,
@@ -129,7 +130,7 @@ def serve(
     if not 1 <= len(ae_title) <= 16 or any(len(a) > 16 or not a for a in allowed_ae):
         raise typer.BadParameter("AE titles have 1 to 16 characters")
     cs = conversion_options(
-        timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, strict=strict, max_depth=max_depth,
+        timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, fhir_version=fhir_version, strict=strict, max_depth=max_depth,
         max_items=max_items, verbose=False, quiet=True, jobs=1, validate=validate, ig=ig, debug=debug, fail_on_ig_defects=fail_on_ig_defects,
     )
     conn = Connection(fhir_url, token_env, token_file, basic_user, smart_client_id, smart_key, smart_token_url, smart_scope, smart_kid, ca_bundle, insecure, retries, seed, timeout, connect_timeout)
