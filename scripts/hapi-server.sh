@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # A HAPI FHIR JPA server (R5, H2 database) on 127.0.0.1 for trying sr2fhir end to end and for the
 # integration tests. Built from Maven Central by hapi/pom.xml (our launcher), with request
-# validation against the IG's profiles (../shared/ig-package).
+# validation against the IG's profiles (../shared/ig-package); with --fhir-version R4, an R4 server
+# validating against FHIR R4 (docs/r4.md).
 #
-#   scripts/hapi-server.sh start [PORT]   build if needed, start, wait until it answers (default port 8089)
+#   scripts/hapi-server.sh start [PORT] [--fhir-version R4]   build if needed, start, wait until it answers (default port 8089)
 #   scripts/hapi-server.sh stop           stop it
 #   scripts/hapi-server.sh status         print its base URL, or exit 1
 #
@@ -21,7 +22,16 @@ url() { echo "http://127.0.0.1:$(cat "$STATE/port")/fhir"; }
 
 case "${1:-}" in
 start)
-  PORT="${2:-8089}"
+  PORT=8089
+  VERSION=R5
+  shift
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --fhir-version) VERSION="${2:-}"; shift 2 ;;
+      *) PORT="$1"; shift ;;
+    esac
+  done
+  case "$VERSION" in R5|R4) ;; *) echo "hapi-server: --fhir-version R5 or R4, not '$VERSION'" >&2; exit 2 ;; esac
   if running; then echo "already running at $(url)"; exit 0; fi
   [ -d "$IG/snapshots" ] || { echo "hapi-server: no compiled IG at $IG" >&2; exit 1; }
   command -v mvn >/dev/null && command -v java >/dev/null || { echo "hapi-server: needs Java 17 and Maven" >&2; exit 1; }
@@ -32,7 +42,8 @@ start)
   ARGS=("$PORT" "$IG")
   [ -n "${SR2FHIR_HAPI_DB:-}" ] && ARGS+=("$SR2FHIR_HAPI_DB")
   : > "$STATE/server.log"  # before the background start, so that an old "ready" cannot be read
-  nohup java -Xmx3g -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+  nohup java -Xmx3g -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -Dsr2fhir.fhirVersion="$VERSION" \
+    -Dsr2fhir.xverStandins="$ROOT/validator/xver-standins" \
     -Dsr2fhir.knownIgDefects="$ROOT/src/sr2fhir/known_ig_defects.json" \
     -cp "$ROOT/hapi/target/classes:$(cat "$ROOT/hapi/target/classpath.txt")" \
     sr2fhir.hapi.Launcher "${ARGS[@]}" >> "$STATE/server.log" 2>&1 &
@@ -43,7 +54,7 @@ start)
     if (( SECONDS - start > 600 )); then echo "hapi-server: not ready after 600 s; see $STATE/server.log" >&2; exit 1; fi
     sleep 1
   done
-  echo "HAPI FHIR R5 ready at $(url) (started in $((SECONDS - start)) s)"
+  echo "HAPI FHIR $VERSION ready at $(url) (started in $((SECONDS - start)) s)"
   ;;
 stop)
   if running; then
@@ -58,7 +69,8 @@ status)
   ;;
 *)
   cat >&2 <<'USAGE'
-usage: scripts/hapi-server.sh start [PORT]   build if needed, start on 127.0.0.1, wait until it answers (default port 8089)
+usage: scripts/hapi-server.sh start [PORT] [--fhir-version R4]   build if needed, start on 127.0.0.1, wait until it
+                                        answers (default port 8089; default FHIR R5, with the IG's profiles)
        scripts/hapi-server.sh stop           stop it
        scripts/hapi-server.sh status         print its base URL, or exit 1
 environment: SR2FHIR_HAPI_DIR (state folder, default .hapi), SR2FHIR_HAPI_DB (an H2 file to keep

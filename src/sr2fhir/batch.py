@@ -115,7 +115,7 @@ def checked(path: str, options: Options = Options(), limits: Limits = Limits(), 
     if r.error is None and checks.strict and worst is not None and worst >= Severity.WARNING:
         r.error = ConversionError(f"{path}: --strict: warnings or errors were reported", code="strict")
     if r.error is None and checks.validate:
-        _validate(r, _profiles(checks.ig), checks.fail_on_ig_defects)
+        _validate(r, _profiles(checks.ig) if options.fhir_version == "R5" else None, checks.fail_on_ig_defects, options.fhir_version)
     if r.error is not None:
         r.conversions = []
     return r
@@ -155,13 +155,13 @@ def process(
     return Processed(r, text)
 
 
-def _validate(r: FileResult, profiles: Any, fail_on_ig_defects: bool = False) -> None:
+def _validate(r: FileResult, profiles: Any, fail_on_ig_defects: bool = False, fhir_version: str = "R5") -> None:
     from .fhir.ids import full_url
     from .validation import validate_resources
 
     for c in r.conversions:
         resources = c.resources.resources()
-        report = validate_resources(resources, {full_url(x["id"]): x for x in resources}, profiles=profiles, source=r.source)
+        report = validate_resources(resources, {full_url(x["id"]): x for x in resources}, profiles=profiles, source=r.source, fhir_version=fhir_version)
         for f in report.findings:
             # An error the IG itself causes is shown as a warning unless the user asks to fail on it.
             sev = Severity.ERROR if f.severity == "error" and (fail_on_ig_defects or not f.ig_defect) else Severity.WARNING

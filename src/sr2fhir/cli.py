@@ -418,12 +418,13 @@ def validate_cmd(
     ig: Annotated[Optional[str], typer.Option("--ig", help="The IG package folder (default: ~/.fhir/packages/hl7.fhir.uv.dicom-sr#1.0.0 if present, else the copy sr2fhir ships).")] = None,
     outcome: Annotated[Optional[str], typer.Option("--outcome", help="Write the findings as a FHIR OperationOutcome (a file; a folder for several inputs).")] = None,
     fail_on_ig_defects: FailOnIgDefects = False,
+    fhir_version: Annotated[FhirVersion, typer.Option("--fhir-version", case_sensitive=False, help="R5 (the IG's profiles) or R4 output of sr2fhir (structure, cross-version extensions, reference targets; docs/r4.md).")] = FhirVersion.R5,
 ) -> None:
-    """Check FHIR output against R5, the IG's profiles, and Bundle integrity."""
+    """Check FHIR output against R5, the IG's profiles, and Bundle integrity (or, with --fhir-version R4, R4 output)."""
     from .batch import write_atomic
     from .validation.validator import load, validate_resources
 
-    profiles = _profiles(ig)
+    profiles = _profiles(ig) if fhir_version == FhirVersion.R5 else None
     failed = False
     for f in files:
         try:
@@ -436,7 +437,7 @@ def validate_cmd(
             _say(f"error: {f}: no FHIR resource in the file", style="bold red")
             failed = True
             continue
-        report = validate_resources(resources, index, bundle=bundle_, profiles=profiles, source=f)
+        report = validate_resources(resources, index, bundle=bundle_, profiles=profiles, source=f, fhir_version=fhir_version.value)
         for finding in report.findings:
             typer.echo(printable(f"{f}: {finding.text()}"))
         known = report.count("error") - report.errors()
@@ -569,7 +570,7 @@ def push(
             for i, (f, stem, processed) in enumerate(zip(files, stems, run_all(work, files, cs.jobs))):
                 conv = processed.result
                 _report(conv, cs.verbose, cs.quiet)
-                r = push_path(client, f, missing=missing.value, multiple=multiple.value, spool=spool_dir, seed=seed, conversion=conv)
+                r = push_path(client, f, options=cs.options, missing=missing.value, multiple=multiple.value, spool=spool_dir, seed=seed, conversion=conv)
                 done = i + 1
                 progress.advance(not r.ok)
                 for note in r.notes:

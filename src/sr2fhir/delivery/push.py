@@ -26,12 +26,14 @@ from ..batch import FileResult, convert_path
 from ..codes import urn_oid
 from ..fhir import bundle as fhir_bundle
 from ..fhir.references import PRE_EXISTING, dicts, identifier_token
+from ..fhir.r4 import status_of, with_status
 from ..mapping.context import Options
 from ..dicom.reader import Limits
 from .client import DeliveryError, FhirClient
 from .seed import seed_bundle
 
-CORRECTED_TYPES = ("Observation", "ImagingSelection")
+CORRECTED_TYPES = {"R5": ("Observation", "ImagingSelection"), "R4": ("Observation", "Basic")}
+"""By output FHIR version: in R4 an ImagingSelection is a Basic (fhir/r4.py)."""
 """What a corrected report replaces: the report's claims. Devices and BodyStructures describe
 things that exist whatever the report says, and are shared by identity (D-30)."""
 SOUGHT_BY = {"Patient": "Patient ID (0010,0020)", "ImagingStudy": "Study Instance UID (0020,000D)", "ServiceRequest": "Accession Number (0008,0050)"}
@@ -120,7 +122,7 @@ def _retire(client: FhirClient, resource: dict[str, Any]) -> dict[str, Any]:
     meta = {k: v for k, v in resource.get("meta", {}).items() if k in ("profile", "tag", "security", "source")}
     if "source" in meta:
         meta["source"] = meta["source"].split("#", 1)[0]  # servers append "#<request id>"
-    retired = {**resource, "meta": meta, "status": "entered-in-error"}
+    retired = with_status({**resource, "meta": meta}, "entered-in-error")
     url = f"{resource['resourceType']}/{resource['id']}"
     request = {"method": "PUT", "url": url}
     version = resource.get("meta", {}).get("versionId")
@@ -130,21 +132,22 @@ def _retire(client: FhirClient, resource: dict[str, Any]) -> dict[str, Any]:
     return {"fullUrl": client.absolute(url), "resource": retired, "request": request}
 
 
-def apply_correction(client: FhirClient, bundle: dict[str, Any], predecessors: list[str]) -> int:
+def apply_correction(client: FhirClient, bundle: dict[str, Any], predecessors: list[str], fhir_version: str = "R5") -> int:
     """Rewrite a transaction so that it replaces its predecessors' resources; returns how many it retires."""
+    types = CORRECTED_TYPES[fhir_version]
     replacing: dict[str, set[str]] = {}
     for e in bundle["entry"]:
         rtype, req = e["resource"]["resourceType"], e["request"]
-        if rtype in CORRECTED_TYPES and "ifNoneExist" in req:
+        if rtype in types and "ifNoneExist" in req:
             # The id is ours, not the server's: a conditional update must not carry it.
             e["resource"] = {k: v for k, v in e["resource"].items() if k != "id"}
             e["request"] = {"method": "PUT", "url": f"{rtype}?{req['ifNoneExist']}"}
             replacing.setdefault(rtype, set()).update(_identity_tokens(e["resource"]))
     retired = 0
     for uid in predecessors:
-        for rtype in CORRECTED_TYPES:
+        for rtype in types:
             for old in client.search(rtype, _source=urn_oid(uid)):
-                if old.get("status") == "entered-in-error" or _identity_tokens(old) & replacing.get(rtype, set()):
+                if status_of(old) == "entered-in-error" or _identity_tokens(old) & replacing.get(rtype, set()):
                     continue
                 bundle["entry"].append(_retire(client, old))
                 retired += 1
@@ -183,7 +186,7 @@ def push_path(
                         client.transaction(seeding)
                 result.notes += resolve_references(client, resources, missing, multiple)
                 predecessors = list(c.document.header.predecessors)
-                response = _post(client, c, predecessors, result)
+                response = _post(client, c, predecessors, result, options.fhir_version)
                 entries = response.get("entry", [])
                 result.entries += len(entries)
                 result.created += sum(1 for e in entries if str(e.get("response", {}).get("status", "")).startswith("201"))
@@ -203,14 +206,14 @@ CONFLICT_STATUSES = frozenset({409, 412})
 """A correction's If-Match names a version that changed since it was read."""
 
 
-def _post(client: FhirClient, c: Any, predecessors: list[str], result: PushResult, tries: int = 3) -> dict[str, Any]:
+def _post(client: FhirClient, c: Any, predecessors: list[str], result: PushResult, fhir_version: str = "R5", tries: int = 3) -> dict[str, Any]:
     """Post one report's transaction; a correction is rebuilt from a fresh read and sent again
     when its If-Match no longer holds (issue 10.14): typically because an earlier attempt
     committed and only its response was lost, so the fresh read finds the predecessor's
     resources already retired and the conditional updates match what that attempt wrote."""
     for attempt in range(1, tries + 1):
         b = fhir_bundle.transaction(c.resources, c.document.sop_instance_uid or c.document.source)
-        retired = apply_correction(client, b, predecessors) if predecessors else 0
+        retired = apply_correction(client, b, predecessors, fhir_version) if predecessors else 0
         try:
             response = client.transaction(b, fhir_bundle.dumps(b))
         except DeliveryError as exc:

@@ -106,7 +106,7 @@ class Deliverer:
         if report.state == "received":
             self.queue.converted(report.sop_uid)
             self.metrics.converted.inc()
-        r = push_path(self.client, path, missing=c.missing, multiple=c.multiple, seed=c.seed, conversion=conv)
+        r = push_path(self.client, path, options=c.options, missing=c.missing, multiple=c.multiple, seed=c.seed, conversion=conv)
         if r.ok:
             self.queue.delivered(report.sop_uid, "; ".join(r.notes) or None)
             latency = time.time() - report.received_at

@@ -12,6 +12,7 @@ from .. import ig_defects
 from ..fhir.references import PRE_EXISTING, dicts
 from .package import Profile, load_profiles
 from .profiles import ProfileValidator
+from . import r4 as r4_checks
 
 """Resources the IG assumes on the server: referenced by identifier, never in the Bundle."""
 
@@ -99,18 +100,24 @@ def validate_resources(
     profiles: dict[str, Profile] | None = None,
     ig: str | None = None,
     source: str = "",
+    fhir_version: str = "R5",
 ) -> Report:
-    profiles = profiles if profiles is not None else load_profiles(ig)
+    """R5: structure, the IG's profiles, Bundle integrity. R4: structure (R4B models), the
+    cross-version extensions and R4 reference targets (validation/r4.py), Bundle integrity."""
     report = Report(source, len(resources))
 
     def resolve(ref: dict[str, Any]) -> dict[str, Any] | None:
         return index.get(ref.get("reference", "")) if isinstance(ref, dict) else None
 
-    pv = ProfileValidator(profiles, resolve)
+    pv = ProfileValidator(profiles if profiles is not None else load_profiles(ig), resolve) if fhir_version == "R5" else None
     for i, r in enumerate(resources):
         name = f"{r.get('resourceType')}/{r.get('id', i)}"
-        for f in _structure(r):
-            report.findings.append(Finding("error", "structure", "r5", name, f[0], f[1]))
+        for f in _structure(r, fhir_version):
+            report.findings.append(Finding("error", "structure", fhir_version.lower(), name, f[0], f[1]))
+        if pv is None:
+            for rule, where, message in r4_checks.check(r, resolve):
+                report.findings.append(Finding("error", "r4", rule, name, where, message))
+            continue
         for issue in pv.validate(r, r.get("resourceType", "")):
             report.findings.append(Finding(issue.severity, "profile", issue.rule, name, issue.location, issue.message))
     report.findings.extend(_integrity(resources, index, bundle))
@@ -119,14 +126,19 @@ def validate_resources(
     return report
 
 
-def _structure(resource: dict[str, Any]) -> list[tuple[str, str]]:
-    from fhir.resources import get_fhir_model_class
+def _structure(resource: dict[str, Any], fhir_version: str = "R5") -> list[tuple[str, str]]:
     from pydantic import ValidationError
 
+    if fhir_version == "R4":
+        from fhir.resources.R4B import get_fhir_model_class
+    else:
+        from fhir.resources import get_fhir_model_class
     try:
-        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-    except KeyError:
-        return [("", f"unknown resourceType {resource.get('resourceType')!r}")]
+        model = get_fhir_model_class(resource["resourceType"])
+    except (KeyError, ValueError):
+        return [("", f"unknown resourceType {resource.get('resourceType')!r} in FHIR {fhir_version}")]
+    try:
+        model.model_validate(resource)
     except ValidationError as exc:
         return [(".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()]
     return []
@@ -136,7 +148,7 @@ def _references(node: Any) -> list[dict[str, Any]]:
     return [n for n in dicts(node) if isinstance(n.get("reference"), str) or (set(n) & {"identifier", "display"} and n.get("type") in PRE_EXISTING)]
 
 
-ORPHAN_TYPES = frozenset({"ImagingSelection", "BodyStructure", "Practitioner"})
+ORPHAN_TYPES = frozenset({"ImagingSelection", "Basic", "BodyStructure", "Practitioner"})
 """What sr2fhir makes only to be referenced: unreferenced, it is a mistake. Observations,
 Patients and Devices stand on their own (the General Equipment Device describes the SR's
 equipment whether or not an Observation names it as its device)."""

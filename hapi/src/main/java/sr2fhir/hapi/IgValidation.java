@@ -1,6 +1,7 @@
 package sr2fhir.hapi;
 
 import ca.uhn.fhir.context.FhirContext;
+import ca.uhn.fhir.context.FhirVersionEnum;
 import ca.uhn.fhir.context.support.DefaultProfileValidationSupport;
 import ca.uhn.fhir.context.support.IValidationSupport;
 import ca.uhn.fhir.parser.IParser;
@@ -26,6 +27,10 @@ import org.hl7.fhir.instance.model.api.IBaseResource;
  * HAPI's request validation against the IG's profiles, read from the compiled IG folder
  * (../shared/ig-package: snapshots/ for the StructureDefinitions, resources/ for the CodeSystems).
  * A request with an error-level issue is refused with 422 and its OperationOutcome.
+ *
+ * <p>In R4 mode the IG's profiles (R5) are not loaded: R4 core validation, the IG's CodeSystems,
+ * and the stand-in cross-version extension definitions of validator/xver-standins (system
+ * property {@code sr2fhir.xverStandins}; docs/r4.md says why they exist).
  */
 final class IgValidation {
     private IgValidation() {}
@@ -33,9 +38,20 @@ final class IgValidation {
     static RequestValidatingInterceptor interceptor(FhirContext ctx, Path igDir) throws IOException {
         PrePopulatedValidationSupport ig = new PrePopulatedValidationSupport(ctx);
         int loaded = 0;
-        for (Path f : jsonFiles(igDir.resolve("snapshots"))) {
+        boolean r4 = ctx.getVersion().getVersion() == FhirVersionEnum.R4;
+        for (Path f : r4 ? List.<Path>of() : jsonFiles(igDir.resolve("snapshots"))) {
             ig.addResource(parse(ctx, f));
             loaded++;
+        }
+        if (r4) {
+            String standins = System.getProperty("sr2fhir.xverStandins");
+            if (standins == null) {
+                throw new IOException("system property sr2fhir.xverStandins (validator/xver-standins) is not set");
+            }
+            for (Path f : jsonFiles(Path.of(standins))) {
+                ig.addResource(parse(ctx, f));
+                loaded++;
+            }
         }
         for (Path f : jsonFiles(igDir.resolve("resources"))) {
             if (f.getFileName().toString().startsWith("CodeSystem-")) {

@@ -4,6 +4,8 @@ import ca.uhn.fhir.context.FhirContext;
 import ca.uhn.fhir.context.support.IValidationSupport;
 import ca.uhn.fhir.jpa.api.config.JpaStorageSettings;
 import ca.uhn.fhir.jpa.api.dao.IFhirSystemDao;
+import ca.uhn.fhir.jpa.config.r4.JpaR4Config;
+import ca.uhn.fhir.jpa.config.r5.JpaR5Config;
 import ca.uhn.fhir.jpa.provider.IJpaSystemProvider;
 import ca.uhn.fhir.jpa.provider.JpaCapabilityStatementProvider;
 import ca.uhn.fhir.jpa.search.DatabaseBackedPagingProvider;
@@ -19,7 +21,8 @@ import org.eclipse.jetty.server.Server;
 import org.springframework.context.annotation.AnnotationConfigApplicationContext;
 
 /**
- * Starts HAPI FHIR's JPA server in R5 mode on 127.0.0.1 at http://127.0.0.1:PORT/fhir.
+ * Starts HAPI FHIR's JPA server on 127.0.0.1 at http://127.0.0.1:PORT/fhir, in R5 mode, or in R4 mode
+ * with the system property {@code sr2fhir.fhirVersion=R4}.
  *
  * <p>Usage: {@code Launcher PORT IG_PACKAGE_DIR [H2_FILE]}; without H2_FILE the database lives in memory.
  * Prints {@code sr2fhir-hapi: ready} once the server accepts requests.
@@ -37,7 +40,9 @@ public final class Launcher {
         if (args.length > 2) {
             ServerConfig.jdbcUrl = "jdbc:h2:file:" + Path.of(args[2]).toAbsolutePath();
         }
-        AnnotationConfigApplicationContext spring = new AnnotationConfigApplicationContext(ServerConfig.class);
+        boolean r4 = "R4".equalsIgnoreCase(System.getProperty("sr2fhir.fhirVersion", "R5"));
+        AnnotationConfigApplicationContext spring = new AnnotationConfigApplicationContext(
+                ServerConfig.class, r4 ? JpaR4Config.class : JpaR5Config.class);
         FhirContext ctx = spring.getBean(FhirContext.class);
 
         RestfulServer fhir = new RestfulServer(ctx);
@@ -61,7 +66,7 @@ public final class Launcher {
         jetty.setStopAtShutdown(true);
         jetty.start();
         Runtime.getRuntime().addShutdownHook(new Thread(spring::close));
-        System.out.println("sr2fhir-hapi: ready at http://127.0.0.1:" + port + "/fhir");
+        System.out.println("sr2fhir-hapi: ready at http://127.0.0.1:" + port + "/fhir (FHIR " + (r4 ? "R4" : "R5") + ")");
         jetty.join();
     }
 }

@@ -8,7 +8,6 @@ import ca.uhn.fhir.jpa.batch2.JpaBatch2Config;
 import ca.uhn.fhir.jpa.binary.api.IBinaryStorageSvc;
 import ca.uhn.fhir.jpa.binstore.MemoryBinaryStorageSvcImpl;
 import ca.uhn.fhir.jpa.config.HapiJpaConfig;
-import ca.uhn.fhir.jpa.config.r5.JpaR5Config;
 import ca.uhn.fhir.jpa.config.util.HapiEntityManagerFactoryUtil;
 import ca.uhn.fhir.jpa.model.config.PartitionSettings;
 import ca.uhn.fhir.jpa.model.dialect.HapiFhirH2Dialect;
@@ -27,10 +26,14 @@ import org.springframework.orm.jpa.JpaTransactionManager;
 import org.springframework.orm.jpa.LocalContainerEntityManagerFactoryBean;
 import org.springframework.transaction.annotation.EnableTransactionManagement;
 
-/** Spring wiring of HAPI's R5 JPA server: the beans HAPI leaves to the application (database, JPA, storage). */
+/**
+ * Spring wiring of HAPI's JPA server: the beans HAPI leaves to the application (database, JPA,
+ * storage). The FHIR version's own config (JpaR5Config or JpaR4Config) is registered beside it by
+ * {@link Launcher}.
+ */
 @Configuration
 @EnableTransactionManagement
-@Import({JpaR5Config.class, HapiJpaConfig.class, JpaBatch2Config.class, Batch2JobsConfig.class, ThreadPoolFactoryConfig.class,
+@Import({HapiJpaConfig.class, JpaBatch2Config.class, Batch2JobsConfig.class, ThreadPoolFactoryConfig.class,
     // HAPI's in-memory message broker, which its batch jobs (reindexing, terminology) need.
     SubscriptionChannelConfig.class})
 public class ServerConfig {
