@@ -4,6 +4,7 @@
 integration tests, started by scripts/hapi-server.sh on a free loopback port with an in-memory
 database, once per test run, and stopped afterwards. SR2FHIR_TEST_FHIR_URL points the tests at a
 server that is already running instead: it must validate requests against the IG, like ours.
+`fhir_r4_url`: the same in R4 mode (SR2FHIR_TEST_FHIR_R4_URL), for `--fhir-version R4`.
 """
 
 from __future__ import annotations
@@ -59,9 +60,8 @@ def fixture_conversions() -> dict[str, Converted]:
     return {p.stem: convert_one(p) for p in sorted(FIXTURES.glob("*.dcm"))}
 
 
-@pytest.fixture(scope="session")
-def fhir_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    given = os.environ.get("SR2FHIR_TEST_FHIR_URL")
+def _hapi(tmp_path_factory: pytest.TempPathFactory, version: str, given: str | None) -> Iterator[str]:
+    """A HAPI FHIR server of `version` for the session (or the one `given` names)."""
     if given:
         yield given
         return
@@ -69,20 +69,31 @@ def fhir_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if missing:
         pytest.fail(
             f"the delivery tests start a HAPI FHIR server and need Java 17 and Maven ({', '.join(missing)} not found): "
-            "on Debian `apt-get install openjdk-17-jdk-headless maven`; or set SR2FHIR_TEST_FHIR_URL to an empty FHIR R5 server "
-            "that validates requests against the IG"
+            "on Debian `apt-get install openjdk-17-jdk-headless maven`; or set SR2FHIR_TEST_FHIR_URL (R5, validating against "
+            "the IG) and SR2FHIR_TEST_FHIR_R4_URL (R4) to empty servers"
         )
-    env = {**os.environ, "SR2FHIR_HAPI_DIR": str(tmp_path_factory.mktemp("hapi"))}
+    env = {**os.environ, "SR2FHIR_HAPI_DIR": str(tmp_path_factory.mktemp(f"hapi-{version}"))}
     env.pop("SR2FHIR_HAPI_DB", None)  # in memory: every run starts empty
     script = str(ROOT / "scripts" / "hapi-server.sh")
     port = free_port()
-    started = subprocess.run([script, "start", str(port)], env=env, capture_output=True, text=True, timeout=1200)
+    started = subprocess.run([script, "start", str(port), "--fhir-version", version], env=env, capture_output=True, text=True, timeout=1200)
     try:
         if started.returncode != 0:
-            pytest.fail(f"the HAPI FHIR server did not start:\n{started.stdout[-2000:]}\n{started.stderr[-3000:]}")
+            pytest.fail(f"the HAPI FHIR {version} server did not start:\n{started.stdout[-2000:]}\n{started.stderr[-3000:]}")
         yield f"http://127.0.0.1:{port}/fhir"
     finally:
         subprocess.run([script, "stop"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def fhir_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _hapi(tmp_path_factory, "R5", os.environ.get("SR2FHIR_TEST_FHIR_URL"))
+
+
+@pytest.fixture(scope="session")
+def fhir_r4_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An R4 HAPI server (R4 core request validation) for the --fhir-version R4 tests (issue 14)."""
+    yield from _hapi(tmp_path_factory, "R4", os.environ.get("SR2FHIR_TEST_FHIR_R4_URL"))
 
 
 @pytest.fixture()

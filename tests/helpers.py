@@ -65,12 +65,12 @@ def convert_one(path: Path | str, options: Options = Options()) -> Converted:
     return Converted(convert(docs[0], options, diags))
 
 
-def transaction_bundles(path: Path | str) -> list[dict[str, Any]]:
+def transaction_bundles(path: Path | str, options: Options = Options()) -> list[dict[str, Any]]:
     """The transaction Bundles of one input, as `push` posts them (before reference resolution)."""
     from sr2fhir.batch import convert_path
     from sr2fhir.fhir import bundle as fhir_bundle
 
-    r = convert_path(str(path))
+    r = convert_path(str(path), options)
     assert r.error is None, r.error
     return [fhir_bundle.transaction(c.resources, c.document.sop_instance_uid) for c in r.conversions]
 

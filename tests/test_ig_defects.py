@@ -39,10 +39,14 @@ def without_item(src: Path, path: str, dst: Path) -> Path:
 
 def test_the_list_names_what_each_tool_reports() -> None:
     ids = [d.id for d in ig_defects.defects()]
-    assert ids == ["IG-1", "IG-2"]
+    assert ids == ["IG-1", "IG-2", "R4-1", "R4-2"]
     assert ig_defects.for_rule("region-in-space-sop-class-typo") == "IG-2" and ig_defects.for_rule("num-without-value") is None
     # The HL7 validator's wording (as the CI check and the HAPI launcher see it) and ours.
     assert ig_defects.for_message("Observation.derivedFrom: derived-imaging-measurement|1.0.0, Element matches more than one slice - imagingMeasurementGroupRef, sourceSRContentItem") == "IG-1"
+    # R4 core's outdated DICOM code system, in the HL7 validator's and HAPI's wording (docs/r4.md).
+    assert ig_defects.for_message("Unknown code '130401' in the CodeSystem 'http://dicom.nema.org/resources/ontology/DCM' version '01'") == "R4-1"
+    assert ig_defects.for_message("Unknown code 'http://dicom.nema.org/resources/ontology/DCM#130401'") == "R4-1"
+    assert ig_defects.for_message("Unknown code '130401' in the CodeSystem 'http://snomed.info/sct'") is None
     # The CI script and the HAPI launcher read this very file.
     assert "known_ig_defects.json" in (ROOT / "scripts" / "official-validator.sh").read_text()
     assert "src/sr2fhir/known_ig_defects.json" in (ROOT / "scripts" / "hapi-server.sh").read_text()

@@ -450,7 +450,7 @@ def validate_cmd(
     raise typer.Exit(1 if failed else 0)
 
 
-FhirUrl = Annotated[str, typer.Option("--fhir-url", help="Base URL of the FHIR R5 server.")]
+FhirUrl = Annotated[str, typer.Option("--fhir-url", help="Base URL of the FHIR server (R5; R4 with --fhir-version R4).")]
 TokenEnv = Annotated[Optional[str], typer.Option("--token-env", help="Environment variable holding a bearer token.")]
 TokenFile = Annotated[Optional[str], typer.Option("--token-file", help="File holding a bearer token.")]
 BasicUser = Annotated[Optional[str], typer.Option("--basic-user", help="HTTP basic user; the password comes from SR2FHIR_PASSWORD.")]

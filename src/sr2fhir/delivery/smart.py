@@ -19,7 +19,7 @@ import httpx
 from .client import DeliveryError
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-DEFAULT_SCOPE = "system/Patient.rs system/ImagingStudy.rs system/ServiceRequest.rs system/Observation.cruds system/ImagingSelection.cruds system/Device.crs system/BodyStructure.crs system/Practitioner.crs"
+DEFAULT_SCOPE = "system/Patient.rs system/ImagingStudy.rs system/ServiceRequest.rs system/Observation.cruds system/ImagingSelection.cruds system/Basic.cruds system/Device.crs system/BodyStructure.crs system/Practitioner.crs"
 """What `push` does: search the pre-existing resources, create and update what a report makes."""
 SEED_SCOPE = DEFAULT_SCOPE.replace("Patient.rs", "Patient.crs").replace("ImagingStudy.rs", "ImagingStudy.crs").replace("ServiceRequest.rs", "ServiceRequest.crs")
 """`push --seed` also creates the Patient, ImagingStudy and ServiceRequest."""

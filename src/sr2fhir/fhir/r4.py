@@ -131,6 +131,7 @@ class _Down:
         return _retyped(_ordered(out))
 
     def _elements(self, path: str, r5: dict[str, Any], out: dict[str, Any], rid: str) -> None:
+        specials: list[tuple[Row, Any]] = []  # after the plain elements they may add to (deviceName)
         for key, value in r5.items():
             p = f"{path}.{key}"
             row = _rule(p)
@@ -138,7 +139,7 @@ class _Down:
                 self._unmapped(p, rid)
                 continue
             if row.how == "special":
-                self.special[row.r5](out, value)
+                specials.append((row, value))
             elif row.how in ("same", "renamed"):
                 out[row.r4.rsplit(".", 1)[-1]] = value
             elif row.how == "elements":
@@ -149,6 +150,8 @@ class _Down:
                 holder = "modifierExtension" if row.how == "modifierExtension" else "extension"
                 out.setdefault(holder, []).extend(self._extensions(p, row, value, rid))
             # "lost": documented in docs/r4.md; nothing to write
+        for row, value in specials:
+            self.special[row.r5](out, value)
 
     def _unmapped(self, path: str, rid: str) -> None:
         self.diags.error(
@@ -249,6 +252,16 @@ def down_convert(entries: Iterable[Entry], diagnostics: Diagnostics) -> Resource
     for e in entries:
         out.add(down.resource(e.resource), e.condition)
     return out
+
+
+def markdown_table() -> str:
+    """ROWS as the table of docs/r4.md (scripts/make_r4_doc.py writes it there)."""
+    how = {"same": "same element", "renamed": "renamed", "elements": "kept; its elements below", "extension": "extension",
+           "modifierExtension": "modifier extension", "complex": "complex extension", "lost": "**lost**", "special": "see R4"}
+    lines = ["| R5 element | how | R4 | value | lost or note |", "|---|---|---|---|---|"]
+    for r in ROWS:
+        lines.append(f"| `{r.r5}` | {how[r.how]} | {r.r4 or '-'} | {r.value or '-'} | {r.note or '-'} |")
+    return "\n".join(lines) + "\n"
 
 
 def status_of(resource: dict[str, Any]) -> str | None:
