@@ -516,7 +516,7 @@ def push(
     reports are posted one at a time, in input order.
     """
     from .batch import FileResult, checked_processed, run_all
-    from .delivery.client import DeliveryError
+    from .delivery.client import DeliveryError, version_mismatch
     from .delivery.connection import Connection
     from .delivery.push import keep, push_path
 
@@ -566,6 +566,10 @@ def push(
         _say(f"error: {exc}", style="bold red")
         raise typer.Exit(Exit.USAGE) from None
     with _terminate_on_sigterm(), conn.client(auth) as client, BatchProgress(len(files), "pushed", cs.quiet) as progress:
+        mismatch = version_mismatch(client.server_fhir_version(), cs.options.fhir_version)
+        if mismatch:
+            _say(f"error: {mismatch}; nothing sent", style="bold red")
+            raise typer.Exit(Exit.USAGE)
         try:
             for i, (f, stem, processed) in enumerate(zip(files, stems, run_all(work, files, cs.jobs))):
                 conv = processed.result

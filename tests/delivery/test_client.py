@@ -170,3 +170,15 @@ def test_a_search_error_names_the_host_not_the_patient_id() -> None:
     with pytest.raises(DeliveryError) as e:
         c.search("Patient", identifier="urn:oid:1.2|PATIENT-SECRET-ID")
     assert "GET http://fhir.test/fhir/Patient: HTTP 404" in str(e.value) and "PATIENT-SECRET-ID" not in str(e.value)
+
+
+def test_version_mismatch_names_the_server_version_and_the_option() -> None:
+    from sr2fhir.delivery.client import version_mismatch
+
+    assert version_mismatch("5.0.0", "R5") is None and version_mismatch("4.0.1", "R4") is None
+    assert version_mismatch("4.3.0", "R4") is None  # R4B takes R4 output
+    assert version_mismatch(None, "R4") is None  # the server did not say: the push decides
+    msg = version_mismatch("4.0.1", "R5")
+    assert msg is not None and "FHIR 4.0.1" in msg and "--fhir-version R4" in msg
+    msg = version_mismatch("5.0.0", "R4")
+    assert msg is not None and "--fhir-version R5" in msg

@@ -118,3 +118,10 @@ def test_corrected_r4_report_replaces_its_predecessor(pushed: dict[str, int], fh
     assert push(fhir_r4_url, str(corrected)).exit_code == 0
     assert push(fhir_r4_url, str(original)).exit_code == 0
     assert {t: fhir4.count(t) for t in TYPES} == before
+
+
+def test_output_of_the_other_version_is_refused_before_sending(fhir_r4_url: str, fhir_url: str) -> None:
+    for url, args in ((fhir_r4_url, ()), (fhir_url, ("--fhir-version", "R4"))):
+        result = runner.invoke(app, ["push", str(IG_EXAMPLE), "--fhir-url", url, *args])
+        assert result.exit_code == 2, result.output
+        assert "CapabilityStatement.fhirVersion" in result.output and "nothing sent" in result.output

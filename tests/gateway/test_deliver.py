@@ -25,13 +25,19 @@ OUTCOME = json.dumps({"resourceType": "OperationOutcome", "issue": [{"severity":
 DONE = json.dumps({"resourceType": "Bundle", "type": "transaction-response", "entry": [{"response": {"status": "201 Created"}}]}).encode()
 
 
-def fhir_server(post: tuple[int, dict[str, str], bytes], found: bytes = FOUND) -> Callable[[str, str, bytes], Any]:
-    """Searches find one match (or `found`), `metadata` answers, a transaction gets `post`."""
+def fhir_server(post: tuple[int, dict[str, str], bytes], found: bytes = FOUND, version: str = "5.0.0",
+                posts: list[bytes] | None = None) -> Callable[[str, str, bytes], Any]:
+    """Searches find one match (or `found`), `metadata` answers (FHIR `version`), a transaction
+    gets `post` (its body is added to `posts`)."""
+    capability = json.dumps({"resourceType": "CapabilityStatement", "fhirVersion": version}).encode()
+
     def respond(method: str, path: str, body: bytes) -> Any:
         if method == "POST":
+            if posts is not None:
+                posts.append(body)
             return post
         if "metadata" in path:
-            return 200, {"Content-Type": "application/fhir+json"}, b'{"resourceType": "CapabilityStatement"}'
+            return 200, {"Content-Type": "application/fhir+json"}, capability
         return 200, {"Content-Type": "application/fhir+json"}, found
     return respond
 
@@ -134,3 +140,13 @@ def test_an_unreachable_or_refusing_server_pauses_delivery_without_using_attempt
     assert r.state == "converted" and r.attempts == 0 and r.next_at == r.received_at  # its turn is not pushed back
     assert s.deliverer.paused and s.metrics.paused._value.get() == 1
     assert s.deliverer.paused_until > before
+
+
+def test_a_server_of_another_fhir_version_pauses_delivery_and_sends_nothing(state: Path) -> None:
+    posts: list[bytes] = []
+    with LocalServer(fhir_server((200, {"Content-Type": "application/fhir+json"}, DONE), version="4.0.1", posts=posts)) as server:
+        s = Setup(state, server.url)  # R5 output, the default
+        r = s.after(s.queued())
+    # Every report would be refused and dead-lettered: the gateway waits for the operator instead.
+    assert r.state == "converted" and r.attempts == 0 and not posts
+    assert s.deliverer.paused and "FHIR 4.0.1" in (s.deliverer.pause_reason or "") and "--fhir-version R4" in (s.deliverer.pause_reason or "")

@@ -280,7 +280,28 @@ class FhirClient:
         except httpx.HTTPError:
             return False
 
+    def server_fhir_version(self) -> str | None:
+        """The server's CapabilityStatement.fhirVersion (once, without retries); None when unknown."""
+        try:
+            answer = self.http.get("metadata", timeout=min(self.timeout, 10.0))
+            version = answer.json().get("fhirVersion") if answer.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+        return version if isinstance(version, str) else None
+
     def count(self, resource_type: str, **params: str) -> int:
         """How many resources match (`_summary=count`)."""
         result = self.request("GET", resource_type, params={**params, "_summary": "count"}, headers=NO_CACHE)
         return int((result or {}).get("total", 0))
+
+
+def version_mismatch(server_version: str | None, fhir_version: str) -> str | None:
+    """Why output of `fhir_version` (R5 or R4) does not suit a server of `server_version`, or None
+    (also when the server did not say). R4 output suits 4.x servers (R4B takes it too)."""
+    if not server_version:
+        return None
+    major = server_version.split(".", 1)[0]
+    if major == fhir_version[1:]:
+        return None
+    suggestion = {"4": " (give --fhir-version R4)", "5": " (give --fhir-version R5)"}.get(major, "")
+    return f"the FHIR server is FHIR {server_version} (CapabilityStatement.fhirVersion), the output is {fhir_version}{suggestion}"

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..batch import Checks, checked
-from ..delivery.client import FhirClient
+from ..delivery.client import FhirClient, version_mismatch
 from ..delivery.push import Missing, Multiple, push_path
 from ..dicom.limits import Limits
 from ..mapping.context import Options
@@ -68,6 +68,7 @@ class Deliverer:
         self.paused_until = 0.0
         self._pause = 0.0
         self.pause_reason: str | None = None
+        self._server_version: str | None = None
 
     @property
     def paused(self) -> bool:
@@ -97,8 +98,8 @@ class Deliverer:
                 self.queue.later(report.sop_uid, self.backoff.delay(report.attempts + 1), f"internal error ({type(exc).__name__})")
 
     def deliver(self, report: Report) -> None:
-        path = str(self.queue.path(report.sop_uid))
         c = self.conversion
+        path = str(self.queue.path(report.sop_uid))
         conv = checked(path, c.options, c.limits, c.checks)
         if conv.error is not None:
             self._dead(report, str(conv.error))
@@ -106,6 +107,13 @@ class Deliverer:
         if report.state == "received":
             self.queue.converted(report.sop_uid)
             self.metrics.converted.inc()
+        if self._server_version is None:
+            self._server_version = self.client.server_fhir_version()
+        problem = version_mismatch(self._server_version, c.options.fhir_version)
+        if problem:
+            # Every report would be refused (4xx) and dead-lettered: wait for the operator instead.
+            self._pause_delivery(problem)
+            return
         r = push_path(self.client, path, options=c.options, missing=c.missing, multiple=c.multiple, seed=c.seed, conversion=conv)
         if r.ok:
             self.queue.delivered(report.sop_uid, "; ".join(r.notes) or None)
@@ -155,6 +163,6 @@ class Deliverer:
             self._pause_delivery(self.pause_reason or "the FHIR server cannot be reached")
             return False
         log.info("delivery resumed", extra={"reason": self.pause_reason})
-        self.pause_reason, self._pause = None, 0.0
+        self.pause_reason, self._pause, self._server_version = None, 0.0, None
         self.metrics.paused.set(0)
         return True
