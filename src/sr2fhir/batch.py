@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Iterable, Iterator, Literal
+from typing import Any, Callable, Iterable, Iterator, Literal, TypeVar
 
 from .diagnostics import Diagnostics, Severity
 from .errors import ConversionError
@@ -25,6 +25,7 @@ from .mapping.report import Conversion, convert
 from .dicom.reader import Limits, read, read_stream
 
 Status = Literal["converted", "partial", "failed"]
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -172,13 +173,14 @@ def _validate(r: FileResult, profiles: Any, fail_on_ig_defects: bool = False, fh
             r.error = ConversionError(f"{r.source}: --validate: {errors} error(s) in the output", code="invalid-output")
 
 
-def run_all(work: Callable[[str], Processed], files: list[str], jobs: int) -> Iterator[Processed]:
+def run_all(work: Callable[[str], T], files: list[str], jobs: int, killed: Callable[[str, ConversionError], T] | None = None) -> Iterator[T]:
     """`work` over `files`, results in input order; with jobs > 1 in that many processes.
 
     Files are handed out one at a time, so N workers stay busy whatever the sizes (issue 11.2).
     A worker that dies (killed by the OOM killer, a signal) breaks the pool: every file then in
     flight is run again alone in a fresh process, so that the one that kills its worker fails with
-    that reason and the others convert; the rest of the batch goes on (issue 10.8).
+    that reason and the others convert; the rest of the batch goes on (issue 10.8). `killed` makes
+    the result for such a file (default: a failed Processed).
     """
     if jobs <= 1:
         for f in files:
@@ -187,7 +189,7 @@ def run_all(work: Callable[[str], Processed], files: list[str], jobs: int) -> It
     pending = list(files)
     while pending:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            window: list[tuple[str, Future[Processed]]] = []
+            window: list[tuple[str, Future[T]]] = []
             broken = False
             while (pending or window) and not broken:
                 try:
@@ -202,17 +204,21 @@ def run_all(work: Callable[[str], Processed], files: list[str], jobs: int) -> It
                 yield done
         if broken:
             for f, _ in window:
-                yield _alone(work, f)
+                yield _alone(work, f, killed)
 
 
-def _alone(work: Callable[[str], Processed], f: str) -> Processed:
+def _killed(f: str, err: ConversionError) -> Any:
+    return Processed(FileResult(f, error=err), None)
+
+
+def _alone(work: Callable[[str], T], f: str, killed: Callable[[str, ConversionError], T] | None) -> T:
     """Run one file in a process of its own; if that process dies too, the file fails with the reason."""
     with ProcessPoolExecutor(max_workers=1) as pool:
         try:
             return pool.submit(work, f).result()
         except BrokenProcessPool:
             err = ConversionError(f"{f}: the process converting it was killed (out of memory, or a signal); the other files go on", code="worker-killed")
-            return Processed(FileResult(f, error=err), None)
+            return (killed or _killed)(f, err)
 
 
 def render_chunks(conversions: list[Conversion], bundle_type: str, *, pretty: bool = False) -> Iterator[str]:

@@ -1,0 +1,122 @@
+"""`sr2fhir export`: an archive to FHIR Bulk NDJSON and Parquet research tables (registered on
+cli.app; docs/export.md)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .cli import (
+    DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, BatchProgress, CodingScheme, Debug, DiagnosticReport, FailOnIgDefects, FhirVersion, FhirVersionOpt,
+    Ig, Jobs, MaxDepth, MaxItems, Quiet, Strict, Timezone, Validate, Verbose, _batch, _say, _where_explained, app, conversion_options,
+)
+from .errors import Exit
+
+
+class Engine(str, Enum):
+    local = "local"
+    spark = "spark"
+
+
+def _formats(value: str) -> tuple[str, ...]:
+    from .export.output import FORMATS
+
+    chosen = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
+    bad = [v for v in chosen if v not in FORMATS]
+    if bad or not chosen:
+        raise typer.BadParameter(f"--format {value!r}: a comma-separated list of {', '.join(FORMATS)}")
+    return chosen
+
+
+@app.command()
+def export(
+    inputs: Annotated[list[str], typer.Argument(metavar="INPUT", help="DICOM SR files (Part 10 or DICOM JSON) or directories (searched recursively).", show_default=False)],
+    output: Annotated[str, typer.Option("-o", "--output", metavar="DIR", help="The export folder: NDJSON per resource type, manifest.json, a Parquet folder per table.")],
+    format: Annotated[str, typer.Option("--format", metavar="ndjson,parquet", help="What to write: FHIR Bulk NDJSON, Parquet research tables, or both.")] = "ndjson,parquet",
+    engine: Annotated[Engine, typer.Option("--engine", help="local (processes on this machine) or spark (PySpark; pip install sr2fhir[spark]; runs unchanged under spark-submit).")] = Engine.local,
+    spark_master: Annotated[Optional[str], typer.Option("--spark-master", metavar="URL", help="Spark master (default local[N] with N = --jobs; under spark-submit, spark-submit's).")] = None,
+    jobs: Jobs = 1,
+    diagnostic_report: DiagnosticReport = False,
+    fhir_version: FhirVersionOpt = FhirVersion.R5,
+    timezone: Timezone = "+00:00",
+    coding_scheme: CodingScheme = [],
+    strict: Strict = False,
+    max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
+    max_items: MaxItems = DEFAULT_MAX_ITEMS,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+    validate: Validate = False,
+    ig: Ig = None,
+    debug: Debug = False,
+    fail_on_ig_defects: FailOnIgDefects = False,
+) -> None:
+    """Export SR Measurement Reports as FHIR Bulk NDJSON and Parquet research tables (docs/export.md)."""
+    formats = _formats(format)
+    cs = conversion_options(
+        timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, fhir_version=fhir_version, strict=strict, max_depth=max_depth,
+        max_items=max_items, verbose=verbose, quiet=quiet, jobs=jobs, validate=validate, ig=ig, debug=debug, fail_on_ig_defects=fail_on_ig_defects,
+        conditional_references=False,
+    )
+    if "-" in inputs:
+        raise typer.BadParameter("export reads files and folders, not standard input")
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"-o {output}: not a folder")
+    # Absolute: the tables and messages name each input the same way whatever the engine and its
+    # executors' working folder.
+    files = [str(Path(f).resolve()) for f in _batch(inputs)[0]]
+    request = "sr2fhir export " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    start = time.monotonic()
+    failed: list[str] = []
+    if engine == Engine.local:
+        from .export import local
+
+        with BatchProgress(len(files), "exported", cs.quiet) as progress:
+            def shown(piece: Any) -> None:
+                _show(piece, cs.verbose, cs.quiet, failed)
+                progress.advance(piece.status == "failed")
+
+            manifest = local.run(files, out, formats, cs.options, cs.limits, cs.checks, cs.jobs, request, shown)
+    else:
+        try:
+            from .export import spark
+        except ImportError:
+            _say("error: --engine spark needs PySpark: pip install 'sr2fhir[spark]'", style="bold red")
+            raise typer.Exit(Exit.USAGE)
+        manifest = spark.run(files, out, formats, cs.options, cs.limits, cs.checks, cs.jobs, request, spark_master)
+        failed += _failures(out) if "parquet" in formats else []
+    seconds = time.monotonic() - start
+    outputs = ", ".join(f"{o['count']} {o['type']}" for o in manifest["output"]) or "no resources"
+    tables = ", ".join(f"{t['rows']} {t['table']}" for t in manifest["extension"]["urn:sr2fhir:tables"])
+    _say(f"export: {len(files)} file(s) in {seconds:.1f} s ({len(files) / max(seconds, 1e-9):.1f}/s), {len(failed) if engine == Engine.local or 'parquet' in formats else '?'} failed; "
+         f"{outputs}" + (f"; tables: {tables}" if tables else "") + f"; manifest {out / 'manifest.json'}")
+    if manifest["extension"]["urn:sr2fhir:duplicate-reports"]:
+        _say(f"note: {manifest['extension']['urn:sr2fhir:duplicate-reports']} report(s) seen twice (same SOP Instance UID): exported once")
+    for reason in failed:
+        _say(f"  failed: {reason}", markup=False)
+    _where_explained()
+    raise typer.Exit(Exit.MIXED if failed else 0)
+
+
+def _show(piece: Any, verbose: bool, quiet: bool, failed: list[str]) -> None:
+    """One input's diagnostics on stderr, as `convert` shows them."""
+    floor = {"information": 0, "warning": 1, "error": 2, "fatal": 3}
+    least = 0 if verbose else (2 if quiet else 1)
+    for d in piece.tables["diagnostics"]:
+        if floor.get(d["severity"], 3) >= least:
+            _say(d["message"], style="red" if floor.get(d["severity"], 3) >= 2 else "yellow", markup=False)
+    for f in piece.tables["failures"]:
+        failed.append(f["reason"])
+        _say(f"error: {f['reason']}", style="bold red", markup=False)
+
+
+def _failures(out: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return [str(r) for r in pq.read_table(out / "failures").column("reason").to_pylist()]
