@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install sr2fhir with its test dependencies, at the versions in constraints.txt
+# Create .venv and install sr2fhir with its test dependencies and the Spark extra, at the versions in constraints.txt
 # (what CI tested; scripts/lock.sh writes it). Needs Python >= 3.11 (PYTHON=... to choose one).
 # The test suite also needs Java 17, Maven and npm (the HAPI FHIR server and the HL7 validator).
 set -euo pipefail
@@ -16,6 +16,6 @@ if [ -x .venv/bin/python ] && ! new_enough .venv/bin/python; then
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip==24.3.1
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[test,spark]"
 # The gateway's tests run Orthanc and DCMTK's storescu (Debian packages).
 ./scripts/setup-services.sh

@@ -19,8 +19,10 @@ ALLOWED: dict[str, set[str]] = {
     "batch": BASE | {"dicom", "mapping", "fhir", "validation", "batch"},
     "delivery": BASE | {"dicom", "codes", "fhir", "mapping", "batch", "delivery"},
     "gateway": BASE | {"dicom", "mapping", "fhir", "batch", "delivery", "gateway"},
-    "cli": BASE | {"dicom", "codes", "fhir", "mapping", "validation", "batch", "delivery", "__init__", "cli_serve"},
+    "export": BASE | {"dicom", "mapping", "fhir", "batch", "export"},
+    "cli": BASE | {"dicom", "codes", "fhir", "mapping", "validation", "batch", "delivery", "__init__", "cli_serve", "cli_export"},
     "cli_serve": BASE | {"cli", "dicom", "delivery", "gateway"},
+    "cli_export": BASE | {"cli", "export"},
     "__init__": BASE | {"dicom", "mapping", "fhir"},
     "__main__": {"cli"},
 }
@@ -77,3 +79,11 @@ def test_only_dicom_knows_pydicom() -> None:
 def test_only_the_storage_scp_knows_pynetdicom() -> None:
     users = sorted({str(m.relative_to(PKG)) for m in PKG.rglob("*.py") for name, _ in imported(m) if name.split(".")[0] == "pynetdicom"})
     assert users == ["gateway/dimse.py"], users
+
+
+def test_only_the_spark_engine_knows_pyspark_and_only_export_knows_pyarrow() -> None:
+    def users(package: str) -> list[str]:
+        return sorted({str(m.relative_to(PKG)) for m in PKG.rglob("*.py") for name, _ in imported(m) if name.split(".")[0] == package})
+
+    assert users("pyspark") == ["export/spark.py"]
+    assert users("pyarrow") and all(u.startswith("export/") or u == "cli_export.py" for u in users("pyarrow")), users("pyarrow")

@@ -69,3 +69,21 @@ def test_library_example(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-c", code], cwd=ws, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith('{"resourceType":"Bundle"') and "[num-without-value]" in r.stdout
+
+
+def test_export_worked_example(tmp_path: Path) -> None:
+    """The export example as written, and its DuckDB question, whose answer is the PET report's
+    "SUVbw (Mean)" measurement as convert puts it in the Bundle."""
+    import duckdb
+
+    (tmp_path / "shared").symlink_to(ROOT.parent / "shared")
+    cmd = block("## Export an archive", "sh").strip().replace("../shared", str(tmp_path / "shared"))
+    r = sh(cmd, tmp_path)
+    assert r.returncode == 1, r.stderr[-2000:]  # the images and non-TID 1500 files fail; the export completes
+    con = duckdb.connect()
+    answer = con.sql(block("## Export an archive", "sql").replace("export/", f"{tmp_path}/export/")).fetchall()
+    from sr2fhir.batch import convert_path
+
+    pet = convert_path(str(ROOT.parent / "shared" / "data" / "tid1500" / "dcmqi__sr-example__sr.dcm")).conversions[0].resources.resources()
+    means = [float(o["valueQuantity"]["value"]) for o in pet if o["resourceType"] == "Observation" and (o.get("code") or {}).get("text") == "SUVbw (Mean)"]
+    assert [(lesion, n, mean) for lesion, _, n, mean in answer] == [("primary tumor", 1, means[0])]
