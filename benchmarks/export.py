@@ -9,7 +9,8 @@ result: 10 to 60 content items), 9% medium (dcmqi's PET report, 150 items) and 1
 command and every process below it: the largest RSS of any one worker (the Python processes
 that convert), the driver (the command itself), and Spark's JVM.
 
-Run: .venv/bin/python benchmarks/export.py [N]        (default 10000; needs the spark extra)
+Run: .venv/bin/python benchmarks/export.py [N] [ENGINES]   (default 10000 and local1,local2,spark;
+     the spark engine needs the spark extra)
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def run(command: list[str]) -> tuple[float, dict[str, float]]:
     """Wall time, and peak RSS in MiB: driver, largest worker, JVM."""
     peaks = {"driver": 0.0, "worker": 0.0, "jvm": 0.0}
     start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
     done = threading.Event()
 
     def sample() -> None:
@@ -106,11 +108,15 @@ def run(command: list[str]) -> tuple[float, dict[str, float]]:
     done.set()
     t.join()
     if proc.returncode not in (0, 1):
-        raise SystemExit(f"{' '.join(command)}: exit {proc.returncode}")
+        log.seek(0)
+        raise SystemExit(f"{' '.join(command)}: exit {proc.returncode}\n{log.read().decode(errors='replace')[-3000:]}")
     return time.perf_counter() - start, peaks
 
 
-def main(n: int = 10_000) -> None:
+ENGINES = {"local1": ("local -j 1", ["-j", "1"]), "local2": ("local -j 2", ["-j", "2"]), "spark": ("spark local[2]", ["--engine", "spark", "-j", "2"])}
+
+
+def main(n: int = 10_000, engines: str = "local1,local2,spark") -> None:
     sr2fhir = [sys.executable, "-m", "sr2fhir"]
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "archive"
@@ -123,16 +129,18 @@ def main(n: int = 10_000) -> None:
         size = sum(p.stat().st_size for p in archive.rglob("*.dcm")) / 2**20
         print(f"archive: {n} generated + {len(corpus)} corpus/fixture reports, {size:.0f} MiB, made in {time.perf_counter() - t0:.0f} s")
         results = {}
-        for label, extra in (("local -j 1", ["-j", "1"]), ("local -j 2", ["-j", "2"]), ("spark local[2]", ["--engine", "spark", "-j", "2"])):
-            out = Path(tmp) / label.replace(" ", "_")
+        for label, extra in (ENGINES[e] for e in engines.split(",")):
+            out = Path(tmp) / label.replace(" ", "_").replace("[", "").replace("]", "")
             seconds, peaks = run([*sr2fhir, "export", *inputs, "-o", str(out), "-q", *extra])
             results[label] = seconds
             rows = sum(1 for _ in (out / "Observation.ndjson").open())
             print(f"| {label} | {seconds:.0f} s | {total / seconds:.1f} | {peaks['worker'] or peaks['driver']:.0f} MiB | {peaks['driver']:.0f} MiB | "
                   f"{peaks['jvm']:.0f} MiB | {rows} Observations |", flush=True)
-        print(f"scaling local -j 2 / -j 1: {results['local -j 1'] / results['local -j 2']:.2f}x; "
-              f"spark local[2] / local -j 1: {results['local -j 1'] / results['spark local[2]']:.2f}x")
+        if "local -j 1" in results:
+            for other in ("local -j 2", "spark local[2]"):
+                if other in results:
+                    print(f"scaling {other} / local -j 1: {results['local -j 1'] / results[other]:.2f}x")
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:2]))
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000, *sys.argv[2:3])

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The Debian packages the gateway's tests and benchmark run for real: Orthanc with its DICOMweb
-# plugin (the archive followed) and DCMTK (storescu, a second DICOM sender). Installs what is
+# The Debian packages the tests and benchmarks run for real: Orthanc with its DICOMweb plugin (the
+# archive the gateway follows), DCMTK (storescu, a second DICOM sender; dsr2xml, the speed
+# baseline) and Chromium (headless, for the explain page's browser tests). Installs what is
 # missing with apt-get (as root, or with sudo); the services themselves are started by the tests,
 # on loopback, with their own configuration, and stopped afterwards.
 set -euo pipefail
@@ -8,6 +9,7 @@ need=()
 [ -x /usr/sbin/Orthanc ] || need+=(orthanc)
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
 command -v storescu >/dev/null || need+=(dcmtk)
+command -v chromium >/dev/null || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ]; then SUDO=(); elif command -v sudo >/dev/null; then SUDO=(sudo); else
   echo "setup-services: install ${need[*]} (Debian packages) for the gateway tests" >&2; exit 1

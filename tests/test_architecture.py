@@ -20,9 +20,11 @@ ALLOWED: dict[str, set[str]] = {
     "delivery": BASE | {"dicom", "codes", "fhir", "mapping", "batch", "delivery"},
     "gateway": BASE | {"dicom", "mapping", "fhir", "batch", "delivery", "gateway"},
     "export": BASE | {"dicom", "mapping", "fhir", "batch", "export"},
-    "cli": BASE | {"dicom", "codes", "fhir", "mapping", "validation", "batch", "delivery", "__init__", "cli_serve", "cli_export"},
+    "cli": BASE | {"dicom", "codes", "fhir", "mapping", "validation", "batch", "delivery", "__init__", "cli_serve", "cli_export", "cli_explain"},
     "cli_serve": BASE | {"cli", "dicom", "delivery", "gateway"},
     "cli_export": BASE | {"cli", "export"},
+    "explain": BASE | {"dicom", "mapping", "fhir", "explain"},
+    "cli_explain": BASE | {"cli", "batch", "explain", "fhir", "validation"},
     "__init__": BASE | {"dicom", "mapping", "fhir"},
     "__main__": {"cli"},
 }

@@ -686,3 +686,4 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 from . import cli_export  # noqa: E402,F401  (registers export on app)
+from . import cli_explain  # noqa: E402,F401  (registers explain on app)

@@ -91,8 +91,16 @@ class ReportContext:
     equipment: dict[str, Any] = field(default_factory=dict)
     """Reference to the report's GeneralEquipment Device (set once it exists)."""
 
+    sources: dict[str, list[str]] = field(default_factory=dict)
+    """Resource id -> the content item paths among its id's parts (Conversion.sources)."""
+
     def id(self, *parts: str) -> str:
-        return resource_id(self.key, *parts)
+        rid = resource_id(self.key, *parts)
+        # A part after "...uid" is a UID, which may look like a path; every other digit-led part is one.
+        paths = [p for i, p in enumerate(parts) if p[:1].isdigit() and not (i and parts[i - 1].endswith("uid")) and self.doc.find(p) is not None]
+        if paths:
+            self.sources.setdefault(rid, paths)
+        return rid
 
 
 def build_context(doc: SRDocument, options: Options, diags: Diagnostics) -> ReportContext:

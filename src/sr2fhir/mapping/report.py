@@ -7,7 +7,7 @@ Derived Imaging Measurements (126011) -> TID 1420; Qualitative Evaluations (C003
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import codes
@@ -40,6 +40,9 @@ class Conversion:
     document: SRDocument
     resources: ResourceSet
     diagnostics: Diagnostics
+    sources: dict[str, list[str]] = field(default_factory=dict)
+    """Resource id -> the content item paths its id was made from (the item an Observation
+    maps, the group an ImagingSelection belongs to): what `sr2fhir explain` links."""
 
     def profile_counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -84,7 +87,7 @@ def convert(doc: SRDocument, options: Options = Options(), diagnostics: Diagnost
             # Provenance: the SR this resource came from (searchable as _source); Devices are
             # shared between reports and carry none (D-29).
             r.setdefault("meta", {})["source"] = source
-    return Conversion(doc, ctx.resources, diags)
+    return Conversion(doc, ctx.resources, diags, ctx.sources)
 
 
 def _root_row(ctx: ReportContext, scope: Scope, item: ContentItem) -> list[dict[str, Any]]:

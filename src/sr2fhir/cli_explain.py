@@ -1,0 +1,69 @@
+"""`sr2fhir explain`: the SR and its FHIR side by side in one HTML page (registered on cli.app;
+explain/page.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .cli import (
+    DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, CodingScheme, Debug, DiagnosticReport, FailOnIgDefects, Ig, MaxDepth, MaxItems, Quiet, Timezone,
+    Verbose, _profiles, _report, _say, _where_explained, app, conversion_options,
+)
+from .errors import Exit
+
+
+@app.command()
+def explain(
+    input: Annotated[str, typer.Argument(metavar="INPUT", help="A DICOM SR file (Part 10 or DICOM JSON).", show_default=False)],
+    output: Annotated[str, typer.Option("-o", "--output", metavar="FILE", help="The HTML page to write (self-contained: opens from disk, no network).")],
+    validate: Annotated[bool, typer.Option("--validate", help="Also show the validation result (R5 and the IG's profiles) on each resource.")] = False,
+    diagnostic_report: DiagnosticReport = False,
+    timezone: Timezone = "+00:00",
+    coding_scheme: CodingScheme = [],
+    max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
+    max_items: MaxItems = DEFAULT_MAX_ITEMS,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+    ig: Ig = None,
+    debug: Debug = False,
+    fail_on_ig_defects: FailOnIgDefects = False,
+) -> None:
+    """Write a page that shows, side by side, what the SR says and what FHIR got."""
+    from .batch import convert_path, write_atomic
+    from .explain.page import render
+    from .fhir.ids import full_url
+
+    cs = conversion_options(
+        timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, strict=False, max_depth=max_depth, max_items=max_items,
+        verbose=verbose, quiet=quiet, jobs=1, validate=False, ig=ig, debug=debug, fail_on_ig_defects=fail_on_ig_defects,
+        conditional_references=False,
+    )
+    r = convert_path(input, cs.options, cs.limits, debug=debug)
+    _report(r, cs.verbose, cs.quiet)
+    if r.error is not None:
+        raise typer.Exit(r.error.exit_code)
+    conversion = r.conversions[0]
+    if len(r.conversions) > 1:
+        _say(f"note: {input} holds {len(r.conversions)} SR documents; the page shows the first")
+    findings: dict[str, list[str]] | None = None
+    if validate:
+        from .validation import validate_resources
+
+        resources = conversion.resources.resources()
+        report = validate_resources(resources, {full_url(x["id"]): x for x in resources}, profiles=_profiles(ig), source=input)
+        findings = {x["id"]: [] for x in resources}
+        for f in report.findings:
+            rid = f.resource.split("/", 1)[-1]
+            if f.severity in ("error", "fatal") and rid in findings:
+                findings[rid].append(f"{f.severity}: {f.location} {f.message}" + (f" (known IG defect {f.ig_defect})" if f.ig_defect else ""))
+    try:
+        write_atomic(Path(output), render(conversion, Path(input).name, findings))
+    except OSError as exc:
+        _say(f"error: {output}: cannot write the page ({exc.strerror or exc})", style="bold red")
+        raise typer.Exit(Exit.MIXED)
+    _say(f"{input}: page written to {output}")
+    _where_explained()
+
