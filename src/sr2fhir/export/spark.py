@@ -66,6 +66,10 @@ def run(files: list[str], outdir: str | Path, formats: tuple[str, ...], options:
         master = f"local[{jobs}]"
     if master:
         builder = builder.master(master)
+    if master and master.startswith("local") and "PYSPARK_GATEWAY_PORT" not in os.environ:
+        # local[N]: the executors live in the driver's JVM, whose default 1 GiB heap runs out on
+        # an archive of 10,000 reports (benchmarks/export.py). SR2FHIR_SPARK_MEMORY overrides.
+        builder = builder.config("spark.driver.memory", os.environ.get("SR2FHIR_SPARK_MEMORY", "4g"))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     outdir = Path(outdir)
