@@ -92,16 +92,17 @@ def export(
         manifest = spark.run(files, out, formats, cs.options, cs.limits, cs.checks, cs.jobs, request, spark_master)
         failed += _failures(out) if "parquet" in formats else []
     seconds = time.monotonic() - start
+    n_failed = sum(e["count"] for e in manifest["error"]) if "ndjson" in formats else len(failed)
     outputs = ", ".join(f"{o['count']} {o['type']}" for o in manifest["output"]) or "no resources"
     tables = ", ".join(f"{t['rows']} {t['table']}" for t in manifest["extension"]["urn:sr2fhir:tables"])
-    _say(f"export: {len(files)} file(s) in {seconds:.1f} s ({len(files) / max(seconds, 1e-9):.1f}/s), {len(failed) if engine == Engine.local or 'parquet' in formats else '?'} failed; "
+    _say(f"export: {len(files)} file(s) in {seconds:.1f} s ({len(files) / max(seconds, 1e-9):.1f}/s), {n_failed} failed; "
          f"{outputs}" + (f"; tables: {tables}" if tables else "") + f"; manifest {out / 'manifest.json'}")
     if manifest["extension"]["urn:sr2fhir:duplicate-reports"]:
         _say(f"note: {manifest['extension']['urn:sr2fhir:duplicate-reports']} report(s) seen twice (same SOP Instance UID): exported once")
     for reason in failed:
         _say(f"  failed: {reason}", markup=False)
     _where_explained()
-    raise typer.Exit(Exit.MIXED if failed else 0)
+    raise typer.Exit(Exit.MIXED if n_failed else 0)
 
 
 def _show(piece: Any, verbose: bool, quiet: bool, failed: list[str]) -> None:

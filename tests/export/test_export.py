@@ -143,3 +143,21 @@ def test_r4_ndjson_and_formats(tmp_path: Path) -> None:
     assert (out / "Basic.ndjson").exists() and not (out / "ImagingSelection.ndjson").exists()
     assert not any((out / t).exists() for t in TABLES)
     assert export([FIXTURES / "tid1410_planar_regions.dcm"], out, "--format", "csv").exit_code == 2
+
+
+def test_the_same_command_runs_under_spark_submit(tmp_path: Path) -> None:
+    """spark-submit gives the master (local[2] here, a cluster's URL in production)."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    out = tmp_path / "submitted"
+    submit = Path(sys.executable).parent / "spark-submit"
+    r = subprocess.run([str(submit), "--master", "local[2]", str(ROOT / "scripts" / "spark_export.py"), "export",
+                        str(FIXTURES / "tid1410_planar_regions.dcm"), "-o", str(out), "--engine", "spark", "-q"],
+                       capture_output=True, text=True, timeout=600, env={**__import__("os").environ, "PYSPARK_PYTHON": sys.executable})
+    assert r.returncode == 0, r.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    made = convert_path(str(FIXTURES / "tid1410_planar_regions.dcm")).conversions[0].resources.resources()
+    assert {o["type"]: o["count"] for o in manifest["output"]}["Observation"] == sum(r["resourceType"] == "Observation" for r in made)
