@@ -54,6 +54,17 @@ def lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines()]
 
 
+def assert_same_export(a: Path, b: Path) -> None:
+    """The same NDJSON bytes, the same table rows in the same order, the same manifest (its time and
+    command line aside)."""
+    for f in sorted(a.glob("*.ndjson")):
+        assert f.read_bytes() == (b / f.name).read_bytes(), f.name
+    for t in TABLES:
+        assert ds.dataset(a / t).to_table().to_pylist() == ds.dataset(b / t).to_table().to_pylist(), t
+    ma, mb = (json.loads((d / "manifest.json").read_text()) for d in (a, b))
+    assert {k: v for k, v in ma.items() if k not in ("transactionTime", "request")} == {k: v for k, v in mb.items() if k not in ("transactionTime", "request")}
+
+
 def test_ndjson_is_the_collection_bundles_resources_once(local: Path, inputs: list[Path]) -> None:
     expected: dict[tuple[str, str], dict[str, Any]] = {}
     for p in inputs[:-3]:  # the report given twice, the dose SR and the truncated file aside
@@ -116,24 +127,14 @@ def test_a_rerun_gives_the_same_output(local: Path, inputs: list[Path], tmp_path
     (again / "stale.ndjson").write_text("{}\n")  # an earlier export's type that is gone now
     assert export(inputs, again, "-q").exit_code == 1  # -j 1 this time
     assert not (again / "stale.ndjson").exists() and not (again / ".staging").exists()
-    for f in sorted(local.glob("*.ndjson")):
-        assert f.read_bytes() == (again / f.name).read_bytes(), f.name
-    for t in TABLES:
-        assert ds.dataset(local / t).to_table().to_pylist() == ds.dataset(again / t).to_table().to_pylist(), t
-    a, b = (json.loads((d / "manifest.json").read_text()) for d in (local, again))
-    assert {k: v for k, v in a.items() if k not in ("transactionTime", "request")} == {k: v for k, v in b.items() if k not in ("transactionTime", "request")}
+    assert_same_export(local, again)
 
 
 def test_spark_writes_what_local_writes(local: Path, inputs: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "spark"
     result = export(inputs, out, "--engine", "spark", "-j", "2", "-q")
     assert result.exit_code == 1, result.output[-3000:]
-    for f in sorted(local.glob("*.ndjson")):
-        assert f.read_bytes() == (out / f.name).read_bytes(), f.name
-    for t in TABLES:
-        assert ds.dataset(local / t).to_table().to_pylist() == ds.dataset(out / t).to_table().to_pylist(), t
-    a, b = (json.loads((d / "manifest.json").read_text()) for d in (local, out))
-    assert {k: v for k, v in a.items() if k not in ("transactionTime", "request")} == {k: v for k, v in b.items() if k not in ("transactionTime", "request")}
+    assert_same_export(local, out)
 
 
 def test_r4_ndjson_and_formats(tmp_path: Path) -> None:

@@ -283,7 +283,7 @@ def _device(keys: dict[str, Any], d: dict[str, Any]) -> dict[str, Any]:
 
 
 def markdown() -> str:
-    """COLUMNS as the tables of docs/export.md (scripts/make_export_doc.py writes it there)."""
+    """COLUMNS as the tables of docs/export.md (scripts/make_docs.py writes it there)."""
     out = []
     for name, cols in COLUMNS.items():
         out += [f"### `{name}`", "", "| column | type | what |", "|---|---|---|"]

@@ -255,7 +255,7 @@ def down_convert(entries: Iterable[Entry], diagnostics: Diagnostics) -> Resource
 
 
 def markdown_table() -> str:
-    """ROWS as the table of docs/r4.md (scripts/make_r4_doc.py writes it there)."""
+    """ROWS as the table of docs/r4.md (scripts/make_docs.py writes it there)."""
     how = {"same": "same element", "renamed": "renamed", "elements": "kept; its elements below", "extension": "extension",
            "modifierExtension": "modifier extension", "complex": "complex extension", "lost": "**lost**", "special": "see R4"}
     lines = ["| R5 element | how | R4 | value | lost or note |", "|---|---|---|---|---|"]
