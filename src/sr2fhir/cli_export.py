@@ -3,6 +3,7 @@ cli.app; docs/export.md)."""
 
 from __future__ import annotations
 
+import importlib.util
 import shlex
 import sys
 import time
@@ -72,25 +73,33 @@ def export(
     # executors' working folder.
     files = [str(Path(f).resolve()) for f in _batch(inputs)[0]]
     request = "sr2fhir export " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    if engine == Engine.spark and importlib.util.find_spec("pyspark") is None:
+        _say("error: --engine spark needs PySpark: pip install 'sr2fhir[spark]'", style="bold red")
+        raise typer.Exit(Exit.USAGE)
     start = time.monotonic()
     failed: list[str] = []
-    if engine == Engine.local:
-        from .export import local
+    try:
+        if engine == Engine.local:
+            from .export import local
 
-        with BatchProgress(len(files), "exported", cs.quiet) as progress:
-            def shown(piece: Any) -> None:
-                _show(piece, cs.verbose, cs.quiet, failed)
-                progress.advance(piece.status == "failed")
+            with BatchProgress(len(files), "exported", cs.quiet) as progress:
+                def shown(piece: Any) -> None:
+                    _show(piece, cs.verbose, cs.quiet, failed)
+                    progress.advance(piece.status == "failed")
 
-            manifest = local.run(files, out, formats, cs.options, cs.limits, cs.checks, cs.jobs, request, shown)
-    else:
-        try:
+                manifest = local.run(files, out, formats, cs.options, cs.limits, cs.checks, cs.jobs, request, shown)
+        else:
             from .export import spark
-        except ImportError:
-            _say("error: --engine spark needs PySpark: pip install 'sr2fhir[spark]'", style="bold red")
-            raise typer.Exit(Exit.USAGE)
-        manifest = spark.run(files, out, formats, cs.options, cs.limits, cs.checks, cs.jobs, request, spark_master)
-        failed += _failures(out) if "parquet" in formats else []
+
+            manifest = spark.run(files, out, formats, cs.options, cs.limits, cs.checks, cs.jobs, request, spark_master)
+            if "parquet" in formats:
+                failed += _failures(out)
+                _diagnostic_counts(out, cs.quiet)
+    except OSError as exc:
+        # Nothing half-written is left in place: the staged files never replaced the old ones.
+        _say(f"error: {output}: the export could not be written ({exc.strerror or exc}); it has no new manifest.json, so nothing half-written "
+             "passes for an export (an earlier one stays whole unless the failure came while moving files into place)", style="bold red")
+        raise typer.Exit(Exit.MIXED)
     seconds = time.monotonic() - start
     n_failed = sum(e["count"] for e in manifest["error"]) if "ndjson" in formats else len(failed)
     outputs = ", ".join(f"{o['count']} {o['type']}" for o in manifest["output"]) or "no resources"
@@ -115,6 +124,18 @@ def _show(piece: Any, verbose: bool, quiet: bool, failed: list[str]) -> None:
     for f in piece.tables["failures"]:
         failed.append(f["reason"])
         _say(f"error: {f['reason']}", style="bold red", markup=False)
+
+
+def _diagnostic_counts(out: Path, quiet: bool) -> None:
+    """Spark's executors do not print: the diagnostics table's counts, by severity and rule."""
+    import pyarrow.parquet as pq
+
+    from collections import Counter
+
+    rows = pq.read_table(out / "diagnostics", columns=["severity", "rule"]).to_pylist()
+    least = ("error", "fatal") if quiet else ("warning", "error", "fatal")
+    for (severity, rule), n in sorted(Counter((r["severity"], r["rule"]) for r in rows if r["severity"] in least).items()):
+        _say(f"{severity}: {n} x [{rule}] (every one in {out / 'diagnostics'})", style="yellow" if severity == "warning" else "red")
 
 
 def _failures(out: Path) -> list[str]:

@@ -162,3 +162,20 @@ def test_the_same_command_runs_under_spark_submit(tmp_path: Path) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     made = convert_path(str(FIXTURES / "tid1410_planar_regions.dcm")).conversions[0].resources.resources()
     assert {o["type"]: o["count"] for o in manifest["output"]}["Observation"] == sum(r["resourceType"] == "Observation" for r in made)
+
+
+def test_a_full_disk_is_said_plainly_and_leaves_no_manifest(tmp_path: Path) -> None:
+    """A 1 MiB tmpfs (a private mount namespace) cannot hold the 1,561-feature report's export."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    out.mkdir()
+    big = SHARED / "data" / "tid1500" / "tid1500-fhir__rsna2018-ds3__pyradiomics-1561-features.dcm"
+    assert shutil.which("unshare"), "util-linux unshare is needed for the full-disk test"
+    cmd = f'mount -t tmpfs -o size=1m tmpfs "{out}" && "{sys.executable}" -m sr2fhir export "{big}" -o "{out}" -q; echo "exit=$?"; ls -A "{out}"'
+    r = subprocess.run(["unshare", "-rm", "sh", "-c", cmd], capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "could not be written (No space left on device)" in r.stderr, r.stderr[-2000:]
+    assert "exit=1" in r.stdout and "manifest.json" not in r.stdout.split("exit=1", 1)[1], r.stdout
