@@ -677,6 +677,8 @@ def dump(
 
 
 from . import cli_serve  # noqa: E402,F401  (registers serve and queue on app)
+from . import cli_export  # noqa: E402,F401  (registers export on app)
+from . import cli_explain  # noqa: E402,F401  (registers explain on app)
 
 
 def main() -> None:
@@ -685,5 +687,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-from . import cli_export  # noqa: E402,F401  (registers export on app)
-from . import cli_explain  # noqa: E402,F401  (registers explain on app)

@@ -33,9 +33,9 @@ from .client import DeliveryError, FhirClient
 from .seed import seed_bundle
 
 CORRECTED_TYPES = {"R5": ("Observation", "ImagingSelection"), "R4": ("Observation", "Basic")}
-"""By output FHIR version: in R4 an ImagingSelection is a Basic (fhir/r4.py)."""
-"""What a corrected report replaces: the report's claims. Devices and BodyStructures describe
-things that exist whatever the report says, and are shared by identity (D-30)."""
+"""What a corrected report replaces, by output FHIR version (in R4 an ImagingSelection is a Basic,
+fhir/r4.py): the report's claims. Devices and BodyStructures describe things that exist whatever
+the report says, and are shared by identity (D-30)."""
 SOUGHT_BY = {"Patient": "Patient ID (0010,0020)", "ImagingStudy": "Study Instance UID (0020,000D)", "ServiceRequest": "Accession Number (0008,0050)"}
 """What identifies each pre-existing resource (ConceptMap 00, D-1)."""
 Missing = Literal["fail", "logical"]

@@ -17,7 +17,8 @@ from typing import Any
 
 from ..dicom.content import SRDocument
 from ..dicom.dump import value_text
-from ..fhir.narrative import display
+from ..fhir.narrative import display, quantity
+from ..fhir.references import dicts
 from ..mapping.report import Conversion
 
 PROFILE_BASE = "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
@@ -40,23 +41,19 @@ def _kind(r: dict[str, Any]) -> str:
     return p[0].removeprefix(PROFILE_BASE) if p else ""
 
 
-def _quantity(q: dict[str, Any]) -> str:
-    return f"{q.get('value', '')} {q.get('unit') or q.get('code', '')}".strip()
-
-
 def _card(r: dict[str, Any], by_url: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """What a card shows: a readable summary of the resource."""
     rows: list[tuple[str, str]] = []
     rt = r["resourceType"]
     if rt == "Observation":
         if r.get("valueQuantity"):
-            rows.append(("value", _quantity(r["valueQuantity"])))
+            rows.append(("value", quantity(r["valueQuantity"])))
         elif r.get("valueCodeableConcept"):
             rows.append(("value", display(r["valueCodeableConcept"])))
         elif r.get("dataAbsentReason"):
             rows.append(("value absent", display(r["dataAbsentReason"])))
         for comp in r.get("component", []):
-            v = _quantity(comp["valueQuantity"]) if comp.get("valueQuantity") else display(comp.get("valueCodeableConcept")) or str(
+            v = quantity(comp["valueQuantity"]) if comp.get("valueQuantity") else display(comp.get("valueCodeableConcept")) or str(
                 comp.get("valueString") or comp.get("valueDateTime") or comp.get("valueTime") or "")
             rows.append((display(comp.get("code")), v))
         if r.get("method"):
@@ -147,8 +144,6 @@ def _column(r: dict[str, Any]) -> str:
 
 def _graph(resources: list[dict[str, Any]]) -> str:
     """The Bundle's references as a layered SVG graph; a crowded column is one counted node."""
-    from ..fhir.references import dicts
-
     nodes: dict[str, tuple[int, int, str]] = {}
     cols: dict[str, list[str]] = {c: [] for c, _ in COLUMNS}
     external: dict[str, str] = {}

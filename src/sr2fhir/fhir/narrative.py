@@ -23,14 +23,15 @@ def display(cc: dict[str, Any] | None) -> str:
     return ""
 
 
-def _quantity(q: dict[str, Any]) -> str:
+def quantity(q: dict[str, Any]) -> str:
+    """A Quantity as a reader says it: value and unit."""
     return f"{q.get('value', '')} {q.get('unit') or q.get('code', '')}".strip()
 
 
 def _observation(r: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [("Code", display(r.get("code")))]
     if "valueQuantity" in r:
-        rows.append(("Value", _quantity(r["valueQuantity"])))
+        rows.append(("Value", quantity(r["valueQuantity"])))
     elif "valueCodeableConcept" in r:
         rows.append(("Value", display(r["valueCodeableConcept"])))
     elif "dataAbsentReason" in r:

@@ -98,8 +98,8 @@ class Deliverer:
                 self.queue.later(report.sop_uid, self.backoff.delay(report.attempts + 1), f"internal error ({type(exc).__name__})")
 
     def deliver(self, report: Report) -> None:
-        c = self.conversion
         path = str(self.queue.path(report.sop_uid))
+        c = self.conversion
         conv = checked(path, c.options, c.limits, c.checks)
         if conv.error is not None:
             self._dead(report, str(conv.error))

@@ -104,7 +104,7 @@ def finding_site(ctx: ReportContext, owner: ContentItem, tracking: Tracking = Tr
     if modifiers:
         included["qualifier"] = [ctx.schemes.concept(m) for m in modifiers]
     # A tracking UID names one lesion: one BodyStructure for it (D-19).
-    rid = ctx.id("body-structure", "tracking-uid", tracking.uid) if tracking.uid else ctx.id("body-structure", owner.path)
+    rid = ctx.id("body-structure", "tracking-uid", tracking.uid) if tracking.uid else ctx.id("body-structure", owner.path, source=owner.path)
     identifiers = tracking.identifiers()
     if tracking.uid:
         condition = identity.by_uid(tracking.uid)[1]

@@ -92,14 +92,13 @@ class ReportContext:
     """Reference to the report's GeneralEquipment Device (set once it exists)."""
 
     sources: dict[str, list[str]] = field(default_factory=dict)
-    """Resource id -> the content item paths among its id's parts (Conversion.sources)."""
+    """Resource id -> the content item it was made from (Conversion.sources)."""
 
-    def id(self, *parts: str) -> str:
+    def id(self, *parts: str, source: str | None = None) -> str:
+        """The id of a resource of this report; `source`: the content item path it is made from."""
         rid = resource_id(self.key, *parts)
-        # A part after "...uid" is a UID, which may look like a path; every other digit-led part is one.
-        paths = [p for i, p in enumerate(parts) if p[:1].isdigit() and not (i and parts[i - 1].endswith("uid")) and self.doc.find(p) is not None]
-        if paths:
-            self.sources.setdefault(rid, paths)
+        if source is not None:
+            self.sources.setdefault(rid, [source])
         return rid
 
 

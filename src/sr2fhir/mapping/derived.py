@@ -49,7 +49,7 @@ def derived_measurement(ctx: ReportContext, scope: Scope, item: ContentItem) -> 
     if concept is None:
         return None
     scope = with_own_device(ctx, scope.with_item(ctx, item), item)
-    rid = ctx.id("observation", item.path)
+    rid = ctx.id("observation", item.path, source=item.path)
     obs, condition = observation(ctx, scope, item, rid, "derived-imaging-measurement", ctx.schemes.concept(concept))
     obs["category"] = [{"coding": [dict(FIXED["derived-imaging-measurements"])]}]
     ref = ctx.resources.add(obs, condition)

@@ -55,7 +55,7 @@ def measurement_group(ctx: ReportContext, scope: Scope, item: ContentItem) -> di
 
     category = _code_value(item, concepts.FINDING_CATEGORY)
     code = ctx.schemes.concept(category) if category else {"coding": [dict(FIXED["measurement-group"])]}
-    rid = ctx.id("observation", item.path)
+    rid = ctx.id("observation", item.path, source=item.path)
     obs, condition = observation(ctx, scope, item, rid, "imaging-measurement-group", code)
     obs["category"] = [{"coding": [dict(FIXED["measurement-group"])]}]
     ref = ctx.resources.add(obs, condition)

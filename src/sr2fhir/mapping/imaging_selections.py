@@ -279,7 +279,7 @@ def collect(ctx: ReportContext, owner: ContentItem, site: Site | None, *, any_co
     for slice_name, p in pending.items():
         if not p.instances and not p.frame_of_reference_uid:
             continue
-        res = _selection(ctx, p.kind, ctx.id("imaging-selection", owner.path, p.kind.profile), site)
+        res = _selection(ctx, p.kind, ctx.id("imaging-selection", owner.path, p.kind.profile, source=owner.path), site)
         if p.frame_of_reference_uid:
             res["frameOfReferenceUid"] = p.frame_of_reference_uid
         if p.instances:
@@ -351,7 +351,7 @@ def _source_image_selection(
                 path=owner.path, concept=owner.concept, action="no source-image-for-segmentation selection",
             )
             return None
-    res = _selection(ctx, SOURCE_IMAGE, ctx.id("imaging-selection", owner.path, SOURCE_IMAGE.profile), site)
+    res = _selection(ctx, SOURCE_IMAGE, ctx.id("imaging-selection", owner.path, SOURCE_IMAGE.profile, source=owner.path), site)
     _set_series(ctx, res, images, series)
     res["instance"] = images
     return ctx.resources.add(res, _condition(res))
@@ -375,7 +375,7 @@ def source_sr_content_item(ctx: ReportContext, item: ContentItem) -> dict[str, A
     doc = ctx.doc
     if not item.observation_uid or not doc.sop_instance_uid:
         return None
-    rid = ctx.id("imaging-selection", item.path, "source-sr-content-item")
+    rid = ctx.id("imaging-selection", item.path, "source-sr-content-item", source=item.path)
     res: dict[str, Any] = {
         "resourceType": "ImagingSelection",
         "id": rid,

@@ -68,7 +68,7 @@ def imaging_measurement(ctx: ReportContext, scope: Scope, item: ContentItem, gro
     if concept is None:
         return None
     scope = with_own_device(ctx, scope.with_item(ctx, item), item)
-    rid = ctx.id("observation", item.path)
+    rid = ctx.id("observation", item.path, source=item.path)
     obs, condition = observation(ctx, scope, item, rid, "imaging-measurement", ctx.schemes.concept(concept))
     ref = ctx.resources.add(obs, condition)
     if not num_value(ctx, obs, item):

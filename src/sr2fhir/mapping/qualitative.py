@@ -38,7 +38,7 @@ def qualitative_evaluation(ctx: ReportContext, scope: Scope, item: ContentItem, 
         return None
     assert item.concept is not None
     scope = with_own_device(ctx, scope.with_item(ctx, item), item)
-    rid = ctx.id("observation", item.path)
+    rid = ctx.id("observation", item.path, source=item.path)
     obs, condition = observation(ctx, scope, item, rid, "imaging-qualitative-evaluation", ctx.schemes.concept(item.concept))
     obs["category"] = [{"coding": [dict(FIXED["qualitative-evaluations"])]}]
     obs["valueCodeableConcept"] = value
