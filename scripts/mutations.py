@@ -193,7 +193,7 @@ def element_boundaries(data: bytes) -> list[int]:
     from sr2fhir.dicom import part10
 
     found: list[int] = []
-    part10.walk(data, boundaries=found)
+    part10.parse(data, boundaries=found)
     return sorted(set(found))
 
 

@@ -230,3 +230,64 @@ def sop_uid(path: Path) -> str:
     import pydicom
 
     return str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
+
+
+def oracle_read(data: bytes, name: str) -> tuple[list[SRDocument] | None, Diagnostics, str | None]:
+    """The content tree as pydicom reads `data` (the lean reader's oracle): pydicom's dcmread and
+    its decoded values, through the same tree builder. (documents, diagnostics, error code)."""
+    import io
+    import warnings
+
+    import pydicom
+
+    from sr2fhir.dicom.reader import dataset_from_pydicom, document_from_dataset
+    from sr2fhir.errors import ConversionError
+
+    diags = Diagnostics()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = dataset_from_pydicom(pydicom.dcmread(io.BytesIO(data)))
+            return [document_from_dataset(ds, name, diagnostics=diags)], diags, None
+    except ConversionError as exc:
+        return None, diags, exc.code
+    except Exception as exc:  # pydicom refuses the bytes
+        return None, diags, f"pydicom:{type(exc).__name__}"
+
+
+def lean_read(data: bytes, name: str) -> tuple[list[SRDocument] | None, Diagnostics, str | None]:
+    """The content tree as sr2fhir's lean reader reads `data`: (documents, diagnostics, error code)."""
+    import io
+
+    from sr2fhir.dicom.reader import read_stream
+    from sr2fhir.errors import ConversionError
+
+    diags = Diagnostics()
+    try:
+        return read_stream(io.BytesIO(data), name, diagnostics=diags), diags, None
+    except ConversionError as exc:
+        return None, diags, exc.code
+
+
+def transcoded(data: bytes, transfer_syntax: str) -> bytes:
+    """The same Part 10 file written by pydicom in another transfer syntax (Implicit VR Little
+    Endian, Explicit VR Big Endian, Deflated), sequences and items of undefined length."""
+    import io
+    import warnings
+
+    import pydicom
+    from pydicom.filewriter import dcmwrite
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(io.BytesIO(data))
+        for elem in ds.iterall():
+            if elem.VR == "SQ":
+                elem.is_undefined_length = True
+                for item in elem.value:
+                    item.is_undefined_length_sequence_item = True
+        ds.file_meta.TransferSyntaxUID = transfer_syntax
+        out = io.BytesIO()
+        big, implicit = transfer_syntax == "1.2.840.10008.1.2.2", transfer_syntax == "1.2.840.10008.1.2"
+        dcmwrite(out, ds, implicit_vr=implicit, little_endian=not big, force_encoding=big, enforce_file_format=not big)
+    return out.getvalue()

@@ -19,7 +19,7 @@ REPORTS = sorted((SHARED / "data" / "tid1500").glob("*.dcm")) + sorted(FIXTURES.
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
 def test_every_real_file_is_whole(path: Path) -> None:
     data = path.read_bytes()
-    part10.walk(data)
+    part10.parse(data)
     assert element_boundaries(data)[-1] < len(data)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from .dicom.content import Code
 from .dicom.concepts import SNOMED_RT_DESIGNATORS
-from .dicom.dictionary import SRT_TO_SCT, uid_name
+from .dicom.dictionary import srt_to_sct, uid_name
 from .dicom.header import CodingSchemeId
 from .ig_facts import PATTERNS
 
@@ -113,7 +113,7 @@ class CodingSchemes:
     def coding(self, code: Code) -> dict[str, Any]:
         scheme, value = code.scheme, " ".join(code.value.split())
         if scheme in SNOMED_RT_DESIGNATORS:
-            sct = SRT_TO_SCT.get(value)
+            sct = srt_to_sct(value)
             if not sct and value:
                 self.untranslated.add(value)
             scheme, value = ("SCT", sct) if sct else ("SNM3", value)

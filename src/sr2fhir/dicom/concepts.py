@@ -4,7 +4,7 @@ keys, each with the template row that defines it; legacy SNOMED-RT codes are rea
 from __future__ import annotations
 
 from .content import Code
-from .dictionary import SRT_TO_SCT
+from .dictionary import srt_to_sct
 
 K = tuple[str, str]
 
@@ -68,7 +68,7 @@ def key(code: Code | None) -> K | None:
     if code is None:
         return None
     if code.scheme in SNOMED_RT_DESIGNATORS:
-        sct = SRT_TO_SCT.get(code.value)
+        sct = srt_to_sct(code.value)
         if sct:
             return ("SCT", sct)
     return (code.scheme, code.value)

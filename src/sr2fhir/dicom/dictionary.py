@@ -1,22 +1,32 @@
-"""Facts of the DICOM standard as pydicom ships them: UID names (PS3.6 Annex A) and the SNOMED-RT
-to SNOMED CT table (PS3.16 Annex O). The rest of the package asks here instead of importing pydicom."""
+"""Facts of the DICOM standard, from tables generated from pydicom's copy of it
+(scripts/make_dicom_tables.py): UID names (PS3.6 Annex A) and the SNOMED-RT to SNOMED CT table
+(PS3.16 Annex O). The rest of the package asks here instead of importing pydicom."""
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
-import pydicom.uid
-from pydicom.sr.coding import snomed_mapping
+from .ps3_6 import UIDS
 
-SRT_TO_SCT: dict[str, str] = snomed_mapping["SRT"]
-"""Legacy SNOMED-RT code -> SNOMED CT concept id (PS3.16 Annex O)."""
+
+def srt_to_sct(code: str) -> str | None:
+    """The SNOMED CT concept id of a legacy SNOMED-RT code (PS3.16 Annex O), or None."""
+    return _snomed().get(code)
+
+
+@functools.cache
+def _snomed() -> dict[str, str]:
+    from .ps3_16_snomed import SRT_TO_SCT  # 8,000 rows: loaded when an SRT code is first seen
+
+    return SRT_TO_SCT
 
 
 def uid_name(uid: str) -> str | None:
     """The name PS3.6 gives a well-known UID (a SOP Class, a Transfer Syntax), or None."""
-    name = pydicom.uid.UID(uid).name
-    return None if name == uid else str(name)
+    entry = UIDS.get(uid)
+    return entry[0] if entry else None
 
 
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -27,9 +37,7 @@ def uid_ok(uid: Any) -> bool:
     return isinstance(uid, str) and 0 < len(uid) <= 64 and _UID.match(uid) is not None
 
 
-SR_STORAGE: dict[str, str] = {
-    str(getattr(pydicom.uid, keyword)): keyword
-    for keyword in ("BasicTextSRStorage", "EnhancedSRStorage", "ComprehensiveSRStorage", "Comprehensive3DSRStorage", "ExtensibleSRStorage")
-}
+_SR_KEYWORDS = ("BasicTextSRStorage", "EnhancedSRStorage", "ComprehensiveSRStorage", "Comprehensive3DSRStorage", "ExtensibleSRStorage")
+SR_STORAGE: dict[str, str] = {uid: kw for kw in _SR_KEYWORDS for uid, (_, k) in UIDS.items() if k == kw}
 """The SR Storage SOP Classes a TID 1500 report may travel in (PS3.4 B.5), UID -> keyword; what
 the gateway accepts (`sr2fhir serve`)."""

@@ -1,10 +1,17 @@
-"""Is a Part 10 file whole? A byte-level walk of its element structure (PS3.5 7.1, 7.5; PS3.10 7.1).
+"""Part 10 files parsed straight from their bytes (PS3.10 7.1; PS3.5 7.1 data elements, 7.5 nesting).
 
-pydicom reads a file that ends early without complaint when the cut falls between items of an
-undefined-length sequence or between elements: the report then looks complete but has lost its
-tail. This walk follows every element's length and every undefined-length sequence and item to
-its delimiter, and says where the file ends too soon. It reads lengths only, never values, and
-skips defined-length values, so it costs a fraction of pydicom's parse.
+The lean reader of issue 16: one pass over the bytes builds a :class:`DataSet` of raw element
+values, in the four transfer syntaxes an SR travels in (Implicit VR Little Endian, Explicit VR
+Little and Big Endian, Deflated Explicit VR Little Endian; any other is read as Explicit VR
+Little Endian, as pydicom does), with defined and undefined lengths. Values are not decoded
+here; `values.py` decodes the few the tree builder reads. pydicom reads the same bytes in the
+tests, as the oracle (tests/test_lean_reader.py).
+
+The pass also says whether the file is whole: pydicom reads a file that ends early without
+complaint when the cut falls between items of an undefined-length sequence or between elements,
+so that the report looks complete but has lost its tail. Every element's length and every
+undefined-length sequence and item is followed to its delimiter, and :class:`Incomplete` says
+where the file ends too soon (offsets and tags only, never values).
 """
 
 from __future__ import annotations
@@ -13,150 +20,226 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from pydicom.datadict import dictionary_VR
+from .dataset import DataSet
+from .ps3_6 import DICTIONARY
 
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
+PIXEL_DATA = 0x7FE00010
+SPECIFIC_CHARACTER_SET = 0x00080005
+TRANSFER_SYNTAX_UID = 0x00020010
 IMPLICIT_LE, EXPLICIT_LE, DEFLATED_LE, EXPLICIT_BE = "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"
+
+# PS3.5 Table 7.1-1: the VRs with a 2-byte reserved field and a 32-bit length.
+_LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+_VRS = frozenset({"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"}) | _LONG_VRS
+_EXPLICIT = {True: struct.Struct("<HH2sH"), False: struct.Struct(">HH2sH")}
+_IMPLICIT = {True: struct.Struct("<HHI"), False: struct.Struct(">HHI")}
+_U32 = {True: struct.Struct("<I"), False: struct.Struct(">I")}
+_VR_TEXT = {vr.encode("ascii"): vr for vr in _VRS}
 
 
 class Incomplete(Exception):
     """The file ends before its structure does; the message says where (offsets and tags only)."""
 
 
-@dataclass(slots=True)
-class Walk:
-    """The state of one walk: the bytes, their encoding, and the element starts seen."""
-
-    data: bytes
-    explicit: bool
-    little: bool
-    boundaries: list[int] | None = None
-    depth_limit: int = 200
-    top_tags: list[int] = field(default_factory=list)
-
-    def tag_at(self, pos: int) -> int:
-        g, e = struct.unpack_from("<HH" if self.little else ">HH", self.data, pos)
-        return (g << 16) | e
-
-    def u32(self, pos: int) -> int:
-        return int(struct.unpack_from("<I" if self.little else ">I", self.data, pos)[0])
-
-    def u16(self, pos: int) -> int:
-        return int(struct.unpack_from("<H" if self.little else ">H", self.data, pos)[0])
+class Corrupt(Exception):
+    """An element header no writer could have meant (an invalid VR); the message says where."""
 
 
 def _where(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
-def _elements(w: Walk, pos: int, end: int, depth: int, until_item_end: bool, top: bool = False) -> int:
-    """Walk the elements of a dataset from `pos`; return where it ends."""
-    if depth > w.depth_limit:
-        raise Incomplete("sequences nested too deeply")
-    while pos < end:
-        if pos + 8 > end:
-            raise Incomplete(f"the file ends inside an element header at byte {pos}")
-        tag = w.tag_at(pos)
-        if tag == ITEM_END and until_item_end:
-            return pos + 8
-        if tag >> 16 == 0xFFFE:
-            raise Incomplete(f"unexpected delimiter {_where(tag)} at byte {pos}")
-        if w.boundaries is not None:
-            w.boundaries.append(pos)
-        if top:
-            w.top_tags.append(tag)
-        if w.explicit:
-            vr = w.data[pos + 4 : pos + 6]
-            if vr in _LONG_VRS:
-                if pos + 12 > end:
-                    raise Incomplete(f"the file ends inside the header of {_where(tag)} at byte {pos}")
-                length, pos = w.u32(pos + 8), pos + 12
+@dataclass(slots=True)
+class Parsed:
+    """A parsed Part 10 file: its data set, transfer syntax, and the tags of its top level."""
+
+    dataset: DataSet
+    transfer_syntax: str
+    top_tags: list[int] = field(default_factory=list)
+    boundaries: list[int] | None = None
+    """If asked for: the byte offset of every element (truncation tests cut there)."""
+
+
+@dataclass(slots=True)
+class _Reader:
+    data: bytes
+    little: bool
+    boundaries: list[int] | None
+    depth_limit: int = 200
+
+    def elements(self, ds: DataSet, pos: int, end: int, depth: int, explicit: bool, until_item_end: bool, top: list[int] | None = None) -> int:
+        """Read the elements of one data set from `pos` into `ds`; return where it ends."""
+        if depth > self.depth_limit:
+            raise Incomplete("sequences nested too deeply")
+        data, little, boundaries = self.data, self.little, self.boundaries
+        header = _EXPLICIT[little] if explicit else _IMPLICIT[little]
+        u32 = _U32[little]
+        while pos < end:
+            if pos + 8 > end:
+                raise Incomplete(f"the file ends inside an element header at byte {pos}")
+            if explicit:
+                group, elem, vr_bytes, length = header.unpack_from(data, pos)
             else:
-                length, pos = w.u16(pos + 6), pos + 8
-        else:
-            vr = b"SQ" if _dictionary_sq(tag) else b""
-            length, pos = w.u32(pos + 4), pos + 8
-        if length == UNDEFINED:
-            pos = _items(w, pos, end, depth + 1, tag)
-        elif pos + length > end:
-            raise Incomplete(f"element {_where(tag)} declares {length} bytes, {end - pos} remain")
-        elif vr == b"SQ" and w.boundaries is not None:
-            _items(w, pos, pos + length, depth + 1, tag, defined=True)
+                group, elem, length = header.unpack_from(data, pos)
+            tag = group << 16 | elem
+            if group == 0xFFFE:
+                if tag == ITEM_END and until_item_end:
+                    return pos + 8
+                raise Incomplete(f"unexpected delimiter {_where(tag)} at byte {pos}")
+            if boundaries is not None:
+                boundaries.append(pos)
+            if top is not None:
+                top.append(tag)
+            if explicit:
+                vr = _VR_TEXT.get(vr_bytes)
+                if vr is None:
+                    raise Corrupt(f"element {_where(tag)} at byte {pos} has an invalid VR")
+                if vr in _LONG_VRS:
+                    if pos + 12 > end:
+                        raise Incomplete(f"the file ends inside the header of {_where(tag)} at byte {pos}")
+                    length = u32.unpack_from(data, pos + 8)[0]
+                    pos += 12
+                else:
+                    pos += 8
+                item_explicit = True
+                if vr == "UN":  # PS3.5 6.2.2: a sequence of unknown VR is Implicit VR Little Endian inside
+                    known = DICTIONARY.get(tag)
+                    if known is not None and known[0] == "SQ":
+                        vr = "SQ"
+                    elif known is not None and length != UNDEFINED:
+                        vr = known[0][:2]
+                    item_explicit = False
+            else:
+                known = DICTIONARY.get(tag)
+                vr = known[0][:2] if known is not None else "UN"
+                pos += 8
+                item_explicit = False
+            if length == UNDEFINED:
+                if tag == PIXEL_DATA:
+                    pos = self.fragments(pos, end, tag)
+                    ds[tag] = (vr, None)
+                    continue
+                items: list[DataSet] = []
+                pos = self.items(items, ds, pos, end, depth + 1, tag, explicit and item_explicit, defined=False)
+                ds[tag] = ("SQ", items)
+                continue
+            if pos + length > end:
+                raise Incomplete(f"element {_where(tag)} declares {length} bytes, {end - pos} remain")
+            if vr == "SQ":
+                items = []
+                self.items(items, ds, pos, pos + length, depth + 1, tag, explicit and item_explicit, defined=True)
+                ds[tag] = ("SQ", items)
+            else:
+                value = data[pos : pos + length]
+                ds[tag] = (vr, value)
+                if tag == SPECIFIC_CHARACTER_SET:
+                    ds.charset = tuple(t.strip(" \x00") for t in value.decode("latin-1").split("\\"))
             pos += length
-        else:
+        if until_item_end:
+            raise Incomplete("the file ends inside an item of undefined length (no Item Delimitation Item)")
+        return pos
+
+    def items(self, out: list[DataSet], parent: DataSet, pos: int, end: int, depth: int, owner: int, explicit: bool, defined: bool) -> int:
+        """Read the items of a sequence from `pos` into `out`; return where the sequence ends."""
+        data = self.data
+        tag_struct = _IMPLICIT[self.little]
+        while True:
+            if pos >= end and defined:
+                return pos
+            if pos + 8 > end:
+                raise Incomplete(f"the file ends inside sequence {_where(owner)} (no Sequence Delimitation Item)")
+            group, elem, length = tag_struct.unpack_from(data, pos)
+            tag = group << 16 | elem
+            pos += 8
+            if tag == SEQUENCE_END and not defined:
+                return pos
+            if tag != ITEM:
+                raise Incomplete(f"sequence {_where(owner)} holds {_where(tag)} where an item belongs")
+            item = DataSet()
+            if parent.charset:
+                item.charset = parent.charset
+            if not self.little:
+                item.little = False
+            out.append(item)
+            if length == UNDEFINED:
+                pos = self.elements(item, pos, end, depth + 1, explicit, until_item_end=True)
+            elif pos + length > end:
+                raise Incomplete(f"an item of sequence {_where(owner)} declares {length} bytes, {end - pos} remain")
+            else:
+                self.elements(item, pos, pos + length, depth + 1, explicit, until_item_end=False)
+                pos += length
+
+    def fragments(self, pos: int, end: int, owner: int) -> int:
+        """Skip encapsulated Pixel Data fragments (PS3.5 A.4): they are not data sets."""
+        tag_struct = _IMPLICIT[self.little]
+        while True:
+            if pos + 8 > end:
+                raise Incomplete(f"the file ends inside sequence {_where(owner)} (no Sequence Delimitation Item)")
+            group, elem, length = tag_struct.unpack_from(self.data, pos)
+            tag = group << 16 | elem
+            pos += 8
+            if tag == SEQUENCE_END:
+                return pos
+            if tag != ITEM:
+                raise Incomplete(f"sequence {_where(owner)} holds {_where(tag)} where an item belongs")
+            if length == UNDEFINED or pos + length > end:
+                raise Incomplete(f"an item of sequence {_where(owner)} declares {length} bytes, {end - pos} remain")
             pos += length
-    if until_item_end:
-        raise Incomplete("the file ends inside an item of undefined length (no Item Delimitation Item)")
-    return pos
 
 
-def _items(w: Walk, pos: int, end: int, depth: int, owner: int, defined: bool = False) -> int:
-    """Walk the items of a sequence (or encapsulated fragments) from `pos`; return where it ends."""
-    while True:
-        if pos >= end and defined:
-            return pos
-        if pos + 8 > end:
-            raise Incomplete(f"the file ends inside sequence {_where(owner)} (no Sequence Delimitation Item)")
-        tag, length = w.tag_at(pos), w.u32(pos + 4)
-        pos += 8
-        if tag == SEQUENCE_END and not defined:
-            return pos
-        if tag != ITEM:
-            raise Incomplete(f"sequence {_where(owner)} holds {_where(tag)} where an item belongs")
-        if length == UNDEFINED:
-            pos = _elements(w, pos, end, depth + 1, until_item_end=True)
-        elif pos + length > end:
-            raise Incomplete(f"an item of sequence {_where(owner)} declares {length} bytes, {end - pos} remain")
-        else:
-            if owner != 0x7FE00010:  # encapsulated pixel data fragments are not datasets
-                _elements(w, pos, pos + length, depth + 1, until_item_end=False)
-            pos += length
+def _guess_explicit(data: bytes, pos: int) -> bool:
+    """No Transfer Syntax UID: explicit VR if the first element has a valid VR (as pydicom guesses)."""
+    return data[pos + 4 : pos + 6] in _VR_TEXT
 
 
-def _dictionary_sq(tag: int) -> bool:
-    try:
-        return dictionary_VR(tag) == "SQ"
-    except KeyError:
-        return False
-
-
-def walk(data: bytes, *, boundaries: list[int] | None = None) -> Walk:
-    """Walk a whole Part 10 file (preamble optional); raise Incomplete where it ends too soon.
+def parse(data: bytes, *, boundaries: list[int] | None = None) -> Parsed:
+    """Parse a whole Part 10 file (preamble optional); raise Incomplete where it ends too soon.
 
     `boundaries`, if given, collects the byte offset of every element (for truncation tests).
     """
     pos = 132 if data[128:132] == b"DICM" else 0
-    meta = Walk(data, explicit=True, little=True, boundaries=boundaries)
-    ts = EXPLICIT_LE
-    while pos + 8 <= len(data) and meta.tag_at(pos) >> 16 == 0x0002:
+    meta = DataSet()
+    ts: str | None = None
+    while pos + 8 <= len(data) and data[pos : pos + 2] == b"\x02\x00":
         if boundaries is not None:
             boundaries.append(pos)
-        tag, vr = meta.tag_at(pos), data[pos + 4 : pos + 6]
+        group, elem, vr_bytes, length = _EXPLICIT[True].unpack_from(data, pos)
+        tag = group << 16 | elem
+        vr = _VR_TEXT.get(vr_bytes)
+        if vr is None:
+            raise Corrupt(f"file meta element {_where(tag)} at byte {pos} has an invalid VR")
         if vr in _LONG_VRS:
-            length, pos = meta.u32(pos + 8), pos + 12
+            if pos + 12 > len(data):
+                raise Incomplete(f"the file ends inside the header of {_where(tag)} at byte {pos}")
+            length, pos = _U32[True].unpack_from(data, pos + 8)[0], pos + 12
         else:
-            length, pos = meta.u16(pos + 6), pos + 8
+            pos += 8
         if pos + length > len(data):
             raise Incomplete(f"file meta element {_where(tag)} declares {length} bytes, {len(data) - pos} remain")
-        if tag == 0x00020010:
+        meta[tag] = (vr, data[pos : pos + length])
+        if tag == TRANSFER_SYNTAX_UID:
             ts = data[pos : pos + length].rstrip(b"\x00 ").decode("ascii", "replace")
         pos += length
-    body = data[pos:]
     if ts == DEFLATED_LE:
         try:
             d = zlib.decompressobj(-zlib.MAX_WBITS)
-            body = d.decompress(body)
+            body = d.decompress(data[pos:])
             if not d.eof:
                 raise Incomplete("the deflated data set ends before its end of stream")
         except zlib.error as exc:
             raise Incomplete(f"the deflated data set is corrupt ({exc})") from None
-        base = 0
-        w = Walk(body, explicit=True, little=True, boundaries=None)
+        r = _Reader(body, little=True, boundaries=None)
+        start, explicit = 0, True
     else:
-        base = pos
-        w = Walk(data, explicit=ts != IMPLICIT_LE, little=ts != EXPLICIT_BE, boundaries=boundaries)
-        body = data
-    _elements(w, base, len(body), 0, until_item_end=False, top=True)
-    return w
+        little = ts != EXPLICIT_BE
+        explicit = ts != IMPLICIT_LE if ts is not None else _guess_explicit(data, pos)
+        r = _Reader(data, little=little, boundaries=boundaries)
+        start = pos
+    ds = DataSet()
+    if not r.little:
+        ds.little = False
+    top: list[int] = []
+    r.elements(ds, start, len(r.data), 0, explicit, until_item_end=False, top=top)
+    return Parsed(ds, ts or (EXPLICIT_LE if explicit else IMPLICIT_LE), top, boundaries)

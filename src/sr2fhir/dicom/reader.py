@@ -19,23 +19,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator
-
-import pydicom
-from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
-from pydicom.dataset import Dataset
-from pydicom.errors import BytesLengthException, InvalidDicomError
-from pydicom.multival import MultiValue
-from pydicom.tag import BaseTag
-from pydicom.valuerep import PersonName
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Iterator
 
 from . import part10
 from .content import SRDocument
+from .dataset import DataSet, keyword, tag_of
+from .dictionary import uid_name
 from .header import SRHeader
 from ..diagnostics import Diagnostics
 from ..errors import ConversionError
 from .tree import Limits, TreeBuilder
-from .values import multi_text, sequence, text
+from .values import multi_text, numbers, sequence, text, _BINARY
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 DEFAULT_MAX_DEPTH = Limits().max_depth
 DEFAULT_MAX_ITEMS = Limits().max_items
@@ -82,10 +79,14 @@ def read(path: str | os.PathLike[str] | Dataset, *, limits: Limits = Limits(), d
 
     A pydicom Dataset that the caller already has is read as it is (one document).
     """
-    if isinstance(path, Dataset):
+    if not isinstance(path, (str, os.PathLike)):
         name = str(getattr(path, "filename", "") or "<dataset>")
         with _quiet_pydicom():
-            return [document_from_dataset(path, name, limits=limits, diagnostics=diagnostics if diagnostics is not None else Diagnostics())]
+            try:
+                ds = dataset_from_pydicom(path)
+            except Exception as exc:  # pydicom converts values as they are read
+                raise ConversionError(f"{name}: corrupt DICOM data ({_describe(exc)})", code="truncated") from None
+            return [document_from_dataset(ds, name, limits=limits, diagnostics=diagnostics if diagnostics is not None else Diagnostics())]
     p = Path(path)
     name = str(path)
     if not p.exists():
@@ -130,69 +131,77 @@ def _read_stream(fh: BinaryIO, name: str, limits: Limits, diags: Diagnostics) ->
     if data.lstrip()[:1] in (b"{", b"["):
         datasets = _datasets_from_json(data, name, diags)
     else:
-        datasets = [_dataset_from_part10(io.BytesIO(data), name)]
-        _check_whole(data, datasets[0], name)
+        datasets = [_dataset_from_part10(data, name)]
+        del data
     return [document_from_dataset(ds, name if len(datasets) == 1 else f"{name}[{i}]", limits=limits, diagnostics=diags, release=True)
             for i, ds in enumerate(datasets)]
 
 
-def _dataset_from_part10(fh: BinaryIO, name: str) -> Dataset:
+def _dataset_from_part10(data: bytes, name: str) -> DataSet:
+    """Parse a Part 10 file with the lean reader (part10.py); refuse one that is not whole."""
+    if data[128:132] != b"DICM":
+        raise ConversionError(f"{name}: not a DICOM file (no DICM preamble and not DICOM JSON)", code="not-dicom")
     try:
-        ds = pydicom.dcmread(fh)
-        return ds
-    except ConversionError:
-        raise
-    except InvalidDicomError:
-        raise ConversionError(
-            f"{name}: not a DICOM file (no DICM preamble and not DICOM JSON)",
-            code="not-dicom",
-        ) from None
+        parsed = part10.parse(data)
+    except part10.Incomplete as exc:
+        raise ConversionError(f"{name}: truncated DICOM file: {exc}", code="truncated") from None
+    except part10.Corrupt as exc:
+        raise ConversionError(f"{name}: corrupt DICOM file: {exc}", code="truncated") from None
+    except (struct.error, IndexError, ValueError):
+        raise ConversionError(f"{name}: truncated or corrupt DICOM file (element structure)", code="truncated") from None
     except RecursionError:
         raise ConversionError(f"{name}: sequences nested too deeply to read", code="too-deep") from None
     except MemoryError:
         raise ConversionError(f"{name}: corrupt DICOM file: an element declares more data than can be held", code="too-large") from None
-    except Exception as exc:  # pydicom raises many types on corrupt input
-        raise ConversionError(
-            f"{name}: truncated or corrupt DICOM file ({_describe(exc)})",
-            code="truncated",
-        ) from None
-
-
-CONTENT_SEQUENCE_TAG = 0x0040A730
-
-
-def _check_whole(data: bytes, ds: Dataset, name: str) -> None:
-    """Refuse a Part 10 file that ends before its structure, or before its content tree, does."""
+    ds = parsed.dataset
     try:
-        w = part10.walk(data)
-    except part10.Incomplete as exc:
-        raise ConversionError(f"{name}: truncated DICOM file: {exc}", code="truncated") from None
-    except (struct.error, IndexError):
-        raise ConversionError(f"{name}: truncated or corrupt DICOM file (element structure)", code="truncated") from None
-    try:
-        sop_class = str(ds.get("SOPClassUID", "") or "")
+        sop_class = text(ds, SOP_CLASS_UID) or ""
     except Exception:  # a corrupt element: document_from_dataset reports what it can of it
         sop_class = ""
-    if (
-        (not sop_class or sop_class.startswith(SR_SOP_CLASS_PREFIX))
-        and CONTENT_SEQUENCE_TAG not in w.top_tags
-        and (not w.top_tags or max(w.top_tags) < CONTENT_SEQUENCE_TAG)
-    ):
+    top = parsed.top_tags
+    if (not sop_class or sop_class.startswith(SR_SOP_CLASS_PREFIX)) and CONTENT_SEQUENCE_TAG not in top and (not top or max(top) < CONTENT_SEQUENCE_TAG):
         raise ConversionError(
             f"{name}: truncated DICOM file: it ends before the SR content tree (no Content Sequence (0040,A730), and no element after it)",
             code="truncated",
         )
+    return ds
+
+
+CONTENT_SEQUENCE_TAG = 0x0040A730
+SOP_CLASS_UID = tag_of("SOPClassUID")
+VALUE_TYPE = tag_of("ValueType")
+
+
+def dataset_from_pydicom(ds: Dataset) -> DataSet:
+    """A pydicom Dataset as our data set, with pydicom's decoded values (DICOM JSON input, a
+    Dataset given to `read`, and the oracle of the lean reader's tests)."""
+    from pydicom.multival import MultiValue
+
+    out = DataSet()
+    for elem in ds:
+        v = elem.value
+        if elem.VR == "SQ":
+            out[int(elem.tag)] = ("SQ", [dataset_from_pydicom(item) for item in (v or [])])
+        elif isinstance(v, bytes):
+            out[int(elem.tag)] = (elem.VR, v)
+        elif v is None or v == "":
+            out[int(elem.tag)] = (elem.VR, [])
+        else:
+            out[int(elem.tag)] = (elem.VR, list(v) if isinstance(v, (list, tuple, MultiValue)) else [v])
+    return out
 
 
 def _describe(exc: BaseException) -> str:
     """The exception's type, and its text only for kinds whose text names positions and tags:
     other pydicom messages can quote element values, patient data among them."""
-    if isinstance(exc, (EOFError, OSError, struct.error, json.JSONDecodeError, BytesLengthException)) and str(exc):
+    if isinstance(exc, (EOFError, OSError, struct.error, json.JSONDecodeError)) and str(exc):
         return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
     return type(exc).__name__
 
 
-def _datasets_from_json(data: bytes, name: str, diags: Diagnostics) -> list[Dataset]:
+def _datasets_from_json(data: bytes, name: str, diags: Diagnostics) -> list[DataSet]:
+    from pydicom.dataset import Dataset
+
     try:
         obj = json.loads(data, parse_float=Decimal)  # Decimal keeps a DS value's digits
     except RecursionError:
@@ -211,7 +220,7 @@ def _datasets_from_json(data: bytes, name: str, diags: Diagnostics) -> list[Data
         except ConversionError as exc:
             raise ConversionError(f"{name}: {exc}", code=exc.code, exit_code=exc.exit_code) from None
         try:
-            out.append(Dataset.from_json(o))
+            out.append(dataset_from_pydicom(Dataset.from_json(o)))
         except RecursionError:
             raise ConversionError(f"{name}: DICOM JSON nested too deeply", code="too-deep") from None
         except Exception as exc:  # pydicom raises many types on malformed JSON
@@ -249,24 +258,24 @@ def _repair_json(obj: dict[str, Any], diags: Diagnostics, where: str, depth: int
 
 
 def document_from_dataset(
-    ds: Dataset, name: str, *, limits: Limits = Limits(), diagnostics: Diagnostics | None = None, release: bool = False
+    ds: DataSet, name: str, *, limits: Limits = Limits(), diagnostics: Diagnostics | None = None, release: bool = False
 ) -> SRDocument:
-    """Build an :class:`SRDocument` from a pydicom dataset, or raise ConversionError.
+    """Build an :class:`SRDocument` from our data set, or raise ConversionError.
 
-    `release` lets the dataset's Content Sequences go as they are read (the reader's own datasets).
+    `release` lets the data set's Content Sequences go as they are read (the reader's own data sets).
     """
     diags = diagnostics if diagnostics is not None else Diagnostics()
     try:
-        sop_class = str(ds.get("SOPClassUID", "") or "")
-        if "ValueType" not in ds and "ContentSequence" not in ds:
+        sop_class = text(ds, SOP_CLASS_UID) or ""
+        if VALUE_TYPE not in ds and CONTENT_SEQUENCE_TAG not in ds:
             kind = _sop_class_name(sop_class) if sop_class else "no SOP Class UID"
             raise ConversionError(f"{name}: DICOM but not a Structured Report ({kind}): no SR content tree", code="not-sr")
         builder = TreeBuilder(name, limits, diags, release=release)
         root = builder.build(ds)
         header = _header(ds)
 
-        def uid(keyword: str) -> str | None:
-            return builder.uid(_str(ds.get(keyword)), root, f"{keyword} of the SR header")
+        def uid(kw: str) -> str | None:
+            return builder.uid(text(ds, tag_of(kw)), root, f"{kw} of the SR header")
 
         return SRDocument(
             source=name,
@@ -281,7 +290,7 @@ def document_from_dataset(
         raise
     except RecursionError:
         raise ConversionError(f"{name}: content tree nested too deeply to read", code="too-deep") from None
-    except Exception as exc:  # pydicom's lazy parsing of sequences fails here on corrupt input
+    except Exception as exc:  # a value that cannot be what its element says (corrupt data)
         raise ConversionError(
             f"{name}: truncated or corrupt DICOM data ({_describe(exc)})",
             code="truncated",
@@ -289,67 +298,32 @@ def document_from_dataset(
 
 
 def _sop_class_name(uid: str) -> str:
-    name = pydicom.uid.UID(uid).name
-    return f"{name} {uid}" if name != uid else uid
-
-
-def _str(v: Any) -> str | None:
-    if v is None or v == "":
-        return None
-    if isinstance(v, (list, MultiValue)):
-        return str(v[0]).strip() if len(v) else None
-    s = str(v).strip()
-    return s or None
+    name = uid_name(uid)
+    return f"{name} {uid}" if name else uid
 
 
 _STRING_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
+_HEADER_TAGS = tuple((kw, tag_of(kw)) for kw in HEADER_KEYWORDS)
 
 
-def _header(ds: Dataset) -> dict[str, Any]:
-    """The header attributes the mapping reads, as plain Python (str, list, dict).
-
-    Strings and sequences are read from the raw elements (the evidence sequences of a large
-    study list hundreds of instances); anything else goes through pydicom.
-    """
-    out: dict[str, Any] = {}
-    for kw in HEADER_KEYWORDS:
-        tag = tag_for_keyword(kw)
-        if tag is not None and tag in ds:
-            out[kw] = _plain_element(ds, BaseTag(tag))
-    return out
+def _header(ds: DataSet) -> dict[str, Any]:
+    """The header attributes the mapping reads, as plain Python (str, number, list, dict)."""
+    return {kw: _plain_element(ds, tag) for kw, tag in _HEADER_TAGS if tag in ds}
 
 
-def _plain_element(ds: Dataset, tag: BaseTag) -> Any:
-    el: Any = ds.get_item(tag, keep_deferred=True)
-    vr = getattr(el, "VR", None)
-    if vr is None:
-        try:
-            vr = dictionary_VR(tag)
-        except KeyError:
-            return None
+def _plain_element(ds: DataSet, tag: int) -> Any:
+    """One element as plain Python: a string (a list if several), a number (a list if several),
+    a sequence as a list of {keyword: value}; None for what the header never reads (bytes)."""
+    vr, v = ds[tag]
     if vr == "SQ":
-        return [{kw: _plain_element(item, t) for t in list(item.keys()) if (kw := keyword_for_tag(t))} for item in sequence(ds, tag)]
+        return [{kw: _plain_element(item, t) for t in item if (kw := keyword(t))} for item in v]
     if vr in _STRING_VRS:
-        values = multi_text(ds, tag) if vr not in ("LT", "ST", "UT") else [v for v in [text(ds, tag)] if v]
+        values = multi_text(ds, tag) if vr not in ("LT", "ST", "UT") else [x for x in [text(ds, tag)] if x]
         return values[0] if len(values) == 1 else (values or None)
-    return _plain(ds[tag].value)
-
-
-def _plain(v: Any) -> Any:
-    """pydicom values -> plain Python (str, list, dict) for the header."""
-    if v is None:
+    if type(v) is bytes and vr not in _BINARY:
         return None
-    if isinstance(v, pydicom.Sequence):
-        return [{el.keyword or str(el.tag): _plain(el.value) for el in item} for item in v]
-    if isinstance(v, PersonName):
-        return str(v)
-    if isinstance(v, (list, MultiValue)):
-        return [_plain(x) for x in v]
-    if isinstance(v, bytes):
-        return None
-    if isinstance(v, (int, float)):
-        return v
-    return str(v)
+    nums = numbers(ds, tag, "d") if vr in ("FL", "FD", "OF", "OD") else numbers(ds, tag, "i")
+    return nums[0] if len(nums) == 1 else (nums or None)
 
 
 @dataclass(frozen=True, slots=True)

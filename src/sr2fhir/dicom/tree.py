@@ -1,4 +1,4 @@
-"""pydicom dataset -> our content tree (PS3.3 C.17.3, Table C.17-5 value types and their macros).
+"""Our data set -> our content tree (PS3.3 C.17.3, Table C.17-5 value types and their macros).
 
 The hot path of the conversion: each content item's value type is read by the macro it names,
 from raw element values (values.py).
@@ -9,10 +9,8 @@ from __future__ import annotations
 from array import array
 from typing import Any, Callable
 
-from pydicom.dataset import Dataset
-from pydicom.tag import BaseTag
-
 from .dictionary import uid_ok
+from .dataset import DataSet
 from .content import ContentItem, MeasuredValue, SopReference, SpatialCoordinates, TemporalCoordinates
 from ..diagnostics import Diagnostics
 from ..errors import ConversionError
@@ -63,7 +61,7 @@ from .values import (
 # --- value types -------------------------------------------------------------------------------
 
 
-def _num(ds: Dataset) -> MeasuredValue:
+def _num(ds: DataSet) -> MeasuredValue:
     mv = MeasuredValue()
     mvs = sequence(ds, MEASURED_VALUE_SEQUENCE)
     if mvs:
@@ -77,7 +75,7 @@ def _num(ds: Dataset) -> MeasuredValue:
     return mv
 
 
-def _sop(ds: Dataset) -> SopReference | None:
+def _sop(ds: DataSet) -> SopReference | None:
     seq = sequence(ds, REFERENCED_SOP_SEQUENCE)
     if not seq:
         return None
@@ -100,14 +98,14 @@ def shortest_f32(x: float) -> float:
     return x
 
 
-def _scoord(ds: Dataset) -> SpatialCoordinates:
+def _scoord(ds: DataSet) -> SpatialCoordinates:
     return SpatialCoordinates(
         graphic_type=text(ds, GRAPHIC_TYPE) or "",
         graphic_data=[shortest_f32(x) for x in numbers(ds, GRAPHIC_DATA, "f")],  # FL for SCOORD
     )
 
 
-def _scoord3d(ds: Dataset) -> SpatialCoordinates:
+def _scoord3d(ds: DataSet) -> SpatialCoordinates:
     return SpatialCoordinates(
         graphic_type=text(ds, GRAPHIC_TYPE) or "",
         graphic_data=[float(x) for x in numbers(ds, GRAPHIC_DATA, "d")],  # FD for SCOORD3D
@@ -115,7 +113,7 @@ def _scoord3d(ds: Dataset) -> SpatialCoordinates:
     )
 
 
-def _tcoord(ds: Dataset) -> TemporalCoordinates:
+def _tcoord(ds: DataSet) -> TemporalCoordinates:
     return TemporalCoordinates(
         range_type=text(ds, TEMPORAL_RANGE_TYPE) or "",
         sample_positions=[int(x) for x in numbers(ds, REFERENCED_SAMPLE_POSITIONS, "I")],
@@ -124,12 +122,12 @@ def _tcoord(ds: Dataset) -> TemporalCoordinates:
     )
 
 
-def _text_of(tag: BaseTag) -> Callable[[Dataset], str | None]:
+def _text_of(tag: int) -> Callable[[DataSet], str | None]:
     return lambda ds: text(ds, tag)
 
 
 # Value Type (0040,A040) -> how to read its value (PS3.3 Table C.17-5 and the macros it names).
-VALUE_READERS: dict[str, Callable[[Dataset], Any]] = {
+VALUE_READERS: dict[str, Callable[[DataSet], Any]] = {
     "TEXT": _text_of(TEXT_VALUE),
     "CODE": lambda ds: code(ds, CONCEPT_CODE_SEQUENCE),
     "NUM": _num,
@@ -157,16 +155,15 @@ class TreeBuilder:
         self.diags = diags
         self.count = 0
 
-    def build(self, ds: Dataset) -> ContentItem:
+    def build(self, ds: DataSet) -> ContentItem:
         root = self.item(ds, "1", is_root=True)
-        stack: list[tuple[ContentItem, Dataset, int]] = [(root, ds, 1)]
+        stack: list[tuple[ContentItem, DataSet, int]] = [(root, ds, 1)]
         max_depth, max_items = self.limits.max_depth, self.limits.max_items
         while stack:
             parent, pds, depth = stack.pop()
             seq = sequence(pds, CONTENT_SEQUENCE)
-            if self.release:  # let each pydicom item go once our tree has it: a lower peak
-                if CONTENT_SEQUENCE in pds:
-                    del pds[CONTENT_SEQUENCE]
+            if self.release:  # let each item go once our tree has it: a lower peak
+                pds.pop(CONTENT_SEQUENCE, None)
             if not seq:
                 continue
             if depth >= max_depth:
@@ -184,7 +181,7 @@ class TreeBuilder:
                 stack.append((child, cds, depth + 1))
         return root
 
-    def item(self, ds: Dataset, path: str, is_root: bool = False) -> ContentItem:
+    def item(self, ds: DataSet, path: str, is_root: bool = False) -> ContentItem:
         vt = text(ds, VALUE_TYPE)
         concept = code(ds, CONCEPT_NAME_CODE_SEQUENCE)
         item = ContentItem(path, text(ds, RELATIONSHIP_TYPE), vt, concept)

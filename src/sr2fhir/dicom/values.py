@@ -1,10 +1,9 @@
-"""Raw element values of a pydicom dataset, decoded on the hot path (PS3.5 6.2 value representations).
+"""Element values of our :class:`DataSet`, decoded on the hot path (PS3.5 6.2 value representations).
 
-Leaf values are read from pydicom's raw data elements (`Dataset.get_item(..., keep_deferred=True)`)
-and decoded here (ASCII text, little-endian binary) instead of through pydicom's per-element
-conversion; an element that is not plain ASCII / little endian goes through pydicom, which
-handles character sets and byte orders. Sequences are always parsed by pydicom. Tags come from
-pydicom's data dictionary by keyword.
+A raw value (bytes from a Part 10 file) is decoded here: ASCII text straight, other text through
+pydicom's character set handling (imported only then), binary numbers by their VR and byte
+order. A decoded value (a list, from DICOM JSON through pydicom) is normalised the same way, so
+that both give one content tree (tests/test_lean_reader.py). Tags are PS3.6's, by keyword.
 """
 
 from __future__ import annotations
@@ -12,21 +11,8 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
-from pydicom.datadict import tag_for_keyword
-from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
-from pydicom.tag import BaseTag
-
 from .content import Code
-
-
-def _tag(keyword: str) -> BaseTag:
-    """The tag of a PS3.6 keyword, from pydicom's data dictionary."""
-    t = tag_for_keyword(keyword)
-    if t is None:
-        raise KeyError(keyword)
-    return BaseTag(t)
-
+from .dataset import DataSet, tag_of as _tag
 
 # Tags read on the hot path (PS3.6).
 CODE_VALUE = _tag("CodeValue")
@@ -70,85 +56,94 @@ GRAPHIC_TYPE = _tag("GraphicType")
 REFERENCED_FRAME_OF_REFERENCE_UID = _tag("ReferencedFrameOfReferenceUID")
 
 
-def _converted(ds: Dataset, tag: BaseTag) -> Any:
-    return ds[tag].value
+# PS3.5 6.2: text VRs whose value is one string (backslash is not a delimiter); the rest split.
+_UNSPLIT = frozenset({"LT", "ST", "UT", "UR"})
+_BLANK = " \x00\t\r\n\f\v"
+# Binary VRs and their array formats (PS3.5 Table 6.2-1).
+_BINARY = {"FL": "f", "OF": "f", "FD": "d", "OD": "d", "US": "H", "UL": "I", "SS": "h", "SL": "i", "OL": "I", "SV": "q", "UV": "Q", "OV": "Q"}
 
 
-def text(ds: Dataset, tag: BaseTag) -> str | None:
-    """A single text value (first value of a multi-valued one), stripped; None if empty."""
-    e: Any = ds.get_item(tag, keep_deferred=True)
+# PS3.5 6.1.2.3: the VRs whose text is in the Specific Character Set; the rest are the default
+# repertoire (read as ISO 8859-1, as pydicom reads them, when a byte is not ASCII).
+_CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
+
+
+def _decode(ds: DataSet, vr: str, raw: bytes) -> str:
+    """Non-ASCII (or ISO 2022) text in the data set's Specific Character Set, by pydicom's codecs."""
+    if vr not in _CHARSET_VRS:
+        return raw.decode("latin-1")
+    from pydicom.charset import convert_encodings, decode_bytes
+    from pydicom.valuerep import TEXT_VR_DELIMS
+
+    encodings = convert_encodings(list(ds.charset) or ["ISO_IR 6"])
+    return decode_bytes(raw, encodings, {0x5E, 0x3D} if vr == "PN" else TEXT_VR_DELIMS)
+
+
+def _strings(ds: DataSet, tag: int) -> list[Any] | None:
+    """The values of a text element: a list (empty if none), or None if absent."""
+    e = ds.get(tag)
     if e is None:
         return None
-    v = e.value
+    vr, v = e
     if type(v) is bytes:
         try:
             s = v.decode("ascii")
         except UnicodeDecodeError:
-            v = _converted(ds, tag)  # pydicom applies the Specific Character Set
+            s = _decode(ds, vr, v)
         else:
-            s = s.strip(" \x00")
-            return s or None
-    if v is None:
+            if ds.charset and "\x1b" in s:  # ISO 2022 escape sequences are 7-bit too (PS3.5 6.1.2.5)
+                s = _decode(ds, vr, v)
+        return [s] if vr in _UNSPLIT else s.split("\\")
+    if v is None or vr == "SQ":
+        return []
+    return v
+
+
+def text(ds: DataSet, tag: int) -> str | None:
+    """A single text value (the first value of a multi-valued one), stripped; None if empty."""
+    values = _strings(ds, tag)
+    if not values:
         return None
-    if isinstance(v, (list, MultiValue)):
-        v = v[0] if len(v) else None
-        if v is None:
-            return None
-    s = str(v).strip()
+    s = str(values[0]).strip(_BLANK)
     return s or None
 
 
-def multi_text(ds: Dataset, tag: BaseTag) -> list[str]:
-    """All values of a multi-valued string element (IS, DT ...)."""
-    e: Any = ds.get_item(tag, keep_deferred=True)
+def multi_text(ds: DataSet, tag: int) -> list[str]:
+    """All non-empty values of a multi-valued string element (IS, DT ...), stripped."""
+    values = _strings(ds, tag) or []
+    return [s for s in (str(x).strip(_BLANK) for x in values) if s]
+
+
+def numbers(ds: DataSet, tag: int, fmt: str) -> list[float] | list[int]:
+    """Numbers of a binary element by its VR (FL, FD, US, UL ...; `fmt` where the VR does not say),
+    of IS / DS text, or of decoded values; floats for `fmt` 'f' or 'd', else ints."""
+    e = ds.get(tag)
     if e is None:
         return []
-    v = e.value
-    if type(v) is bytes:
-        try:
-            return [x.strip(" \x00") for x in v.decode("ascii").split("\\") if x.strip(" \x00")]
-        except UnicodeDecodeError:
-            v = _converted(ds, tag)
-    if v is None or v == "":
-        return []
-    if isinstance(v, (list, MultiValue, tuple)):
-        return [str(x).strip() for x in v]
-    return [str(v).strip()]
+    vr, v = e
+    real = fmt in "fd"
+    if type(v) is bytes and vr not in ("IS", "DS"):
+        a = array(_BINARY.get(vr, fmt))
+        a.frombytes(v[: len(v) - len(v) % a.itemsize])
+        if not ds.little:
+            a.byteswap()
+        return [float(x) for x in a] if real else [int(x) for x in a]
+    values = multi_text(ds, tag) if type(v) is bytes else (v or [])
+    return [float(x) if real else int(float(x)) for x in values]
 
 
-def numbers(ds: Dataset, tag: BaseTag, fmt: str) -> list[float] | list[int]:
-    """Binary numbers (FL 'f', FD 'd', US 'H', UL 'I') of a raw little-endian element, else via pydicom."""
-    e: Any = ds.get_item(tag, keep_deferred=True)
+def sequence(ds: DataSet, tag: int) -> list[DataSet]:
+    """A sequence's items; an element there that is not a sequence is corrupt data."""
+    e = ds.get(tag)
     if e is None:
         return []
-    v = e.value
-    if type(v) is bytes and getattr(e, "is_little_endian", True) and getattr(e, "VR", None) not in ("IS", "DS"):
-        a = array(fmt)
-        size = a.itemsize
-        a.frombytes(v[: len(v) - len(v) % size])
-        return a.tolist()
-    if type(v) is bytes:
-        v = _converted(ds, tag)
-    if v is None or v == "":
-        return []
-    if isinstance(v, (list, MultiValue, tuple)):
-        return [float(x) if fmt in "fd" else int(x) for x in v]
-    try:
-        return [float(x) if fmt in "fd" else int(x) for x in v]  # numpy array
-    except TypeError:
-        return [float(v) if fmt in "fd" else int(v)]
+    vr, v = e
+    if vr != "SQ":
+        raise ValueError(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) is not a sequence")
+    return v
 
 
-def sequence(ds: Dataset, tag: BaseTag) -> Any:
-    """A sequence's items (pydicom parses it, once)."""
-    e: Any = ds.get_item(tag, keep_deferred=True)
-    if e is None:
-        return ()
-    v = e.value if not type(e.value) is bytes else _converted(ds, tag)
-    return v or ()
-
-
-def code(ds: Dataset, tag: BaseTag) -> Code | None:
+def code(ds: DataSet, tag: int) -> Code | None:
     """The first item of a Code Sequence (Code Value, Long Code Value or URN Code Value)."""
     seq = sequence(ds, tag)
     if not seq:
@@ -161,15 +156,6 @@ def code(ds: Dataset, tag: BaseTag) -> Code | None:
     return Code(value or "", scheme or "", text(item, CODE_MEANING) or "", text(item, CODING_SCHEME_VERSION))
 
 
-def ints(ds: Dataset, tag: BaseTag) -> list[int]:
+def ints(ds: DataSet, tag: int) -> list[int]:
     """IS / US / UL values, whatever the VR the writer used."""
-    e: Any = ds.get_item(tag, keep_deferred=True)
-    if e is None:
-        return []
-    vr = getattr(e, "VR", None)
-    if type(e.value) is bytes and vr in ("US", "UL", "SS", "SL"):
-        return [int(x) for x in numbers(ds, tag, {"US": "H", "UL": "I", "SS": "h", "SL": "i"}[vr])]
-    if type(e.value) is bytes and vr is None:
-        v = _converted(ds, tag)  # implicit VR: pydicom knows the dictionary VR
-        return [int(x) for x in (v if isinstance(v, (list, MultiValue)) else [v]) if x not in (None, "")]
-    return [int(float(x)) for x in multi_text(ds, tag)]
+    return [int(x) for x in numbers(ds, tag, "i")]
