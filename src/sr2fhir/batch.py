@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import errno
 import functools
+import gc
 import os
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -46,6 +48,30 @@ class FileResult:
 def convert_path(path: str, options: Options = Options(), limits: Limits = Limits(), *, debug: bool = False) -> FileResult:
     """Read and convert one input ('-' is stdin). Never raises for bad input."""
     result = FileResult(source=path)
+    with _without_cyclic_gc():
+        _convert_into(result, path, options, limits, debug)
+    if result.error is not None:
+        _detached(result.error)
+        result.conversions = []  # a failed file keeps only what the summary needs (issue 10.4)
+    return result
+
+
+@contextmanager
+def _without_cyclic_gc() -> Iterator[None]:
+    """Reference counting frees the content tree and the resources (trees, no cycles); the cyclic
+    collector would walk the growing heap again and again: half the time of a 100,000-item
+    report (issue 16, benchmarks/bench.py). It runs again when the conversion (or the rendering,
+    a generator closed when its consumer lets it go) ends."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _convert_into(result: FileResult, path: str, options: Options, limits: Limits, debug: bool) -> None:
     try:
         docs = read_stream(sys.stdin.buffer, "<stdin>", limits=limits, diagnostics=result.diagnostics) if path == "-" else read(path, limits=limits, diagnostics=result.diagnostics)
         for doc in docs:
@@ -64,10 +90,6 @@ def convert_path(path: str, options: Options = Options(), limits: Limits = Limit
             f"{path}: internal error while converting ({type(exc).__name__}); rerun with --debug and report it",
             code="exception",
         )
-    if result.error is not None:
-        _detached(result.error)
-        result.conversions = []  # a failed file keeps only what the summary needs (issue 10.4)
-    return result
 
 
 def _detached(exc: ConversionError) -> ConversionError:
@@ -230,17 +252,18 @@ def _alone(work: Callable[[str], T], f: str, killed: Callable[[str, ConversionEr
 
 def render_chunks(conversions: list[Conversion], bundle_type: str, *, pretty: bool = False) -> Iterator[str]:
     """The output for one input, piece by piece: a Bundle per document (one a line) or NDJSON."""
-    for c in conversions:
-        if bundle_type == "ndjson":
-            yield from bundle.iter_ndjson(c.resources.resources())
-            continue
-        key = c.document.sop_instance_uid or c.document.source
-        b = bundle.transaction(c.resources, key) if bundle_type == "transaction" else bundle.collection(c.resources, key)
-        if pretty:
-            yield bundle.dumps(b, pretty=True)
-        else:
-            yield from bundle.iter_compact(b)
-        yield "\n"
+    with _without_cyclic_gc():
+        for c in conversions:
+            if bundle_type == "ndjson":
+                yield from bundle.iter_ndjson(c.resources.resources())
+                continue
+            key = c.document.sop_instance_uid or c.document.source
+            b = bundle.transaction(c.resources, key) if bundle_type == "transaction" else bundle.collection(c.resources, key)
+            if pretty:
+                yield bundle.dumps(b, pretty=True)
+            else:
+                yield from bundle.iter_compact(b)
+            yield "\n"
 
 
 def render(conversions: list[Conversion], bundle_type: str, *, pretty: bool = False) -> str:

@@ -37,6 +37,9 @@ _EXPLICIT = {True: struct.Struct("<HH2sH"), False: struct.Struct(">HH2sH")}
 _IMPLICIT = {True: struct.Struct("<HHI"), False: struct.Struct(">HHI")}
 _U32 = {True: struct.Struct("<I"), False: struct.Struct(">I")}
 _VR_TEXT = {vr.encode("ascii"): vr for vr in _VRS}
+# The VRs of the values an SR repeats (code values, schemes and meanings, relationship and value
+# types): each distinct (VR, value) is kept once. UIDs and numbers, mostly distinct, are not.
+_SHARED_VRS = frozenset({"CS", "SH", "LO"})
 
 
 class Incomplete(Exception):
@@ -68,12 +71,13 @@ class _Reader:
     little: bool
     boundaries: list[int] | None
     depth_limit: int = 200
+    shared: dict[bytes, tuple[str, bytes]] = field(default_factory=dict)
 
     def elements(self, ds: DataSet, pos: int, end: int, depth: int, explicit: bool, until_item_end: bool, top: list[int] | None = None) -> int:
         """Read the elements of one data set from `pos` into `ds`; return where it ends."""
         if depth > self.depth_limit:
             raise Incomplete("sequences nested too deeply")
-        data, little, boundaries = self.data, self.little, self.boundaries
+        data, little, boundaries, shared = self.data, self.little, self.boundaries, self.shared
         header = _EXPLICIT[little] if explicit else _IMPLICIT[little]
         u32 = _U32[little]
         while pos < end:
@@ -133,7 +137,13 @@ class _Reader:
                 ds[tag] = ("SQ", items)
             else:
                 value = data[pos : pos + length]
-                ds[tag] = (vr, value)
+                if vr in _SHARED_VRS:  # one object for each repeated code, meaning, relationship ...
+                    element = shared.get(value)
+                    if element is None or element[0] != vr:
+                        element = shared[value] = (vr, value)
+                    ds[tag] = element
+                else:
+                    ds[tag] = (vr, value)
                 if tag == SPECIFIC_CHARACTER_SET:
                     ds.charset = tuple(t.strip(" \x00") for t in value.decode("latin-1").split("\\"))
             pos += length

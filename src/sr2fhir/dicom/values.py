@@ -8,6 +8,7 @@ that both give one content tree (tests/test_lean_reader.py). Tags are PS3.6's, b
 
 from __future__ import annotations
 
+import functools
 from array import array
 from typing import Any
 
@@ -79,6 +80,15 @@ def _decode(ds: DataSet, vr: str, raw: bytes) -> str:
     return decode_bytes(raw, encodings, {0x5E, 0x3D} if vr == "PN" else TEXT_VR_DELIMS)
 
 
+@functools.lru_cache(maxsize=8192)
+def _ascii(v: bytes, split: bool) -> str | None:
+    """An ASCII value's first value, stripped. Cached: a report repeats its codes and meanings
+    thousands of times, and one string each keeps the tree small."""
+    if split and b"\\" in v:
+        v = v[: v.index(b"\\")]
+    return v.decode("ascii").strip(_BLANK) or None
+
+
 def _strings(ds: DataSet, tag: int) -> list[Any] | None:
     """The values of a text element: a list (empty if none), or None if absent."""
     e = ds.get(tag)
@@ -101,6 +111,12 @@ def _strings(ds: DataSet, tag: int) -> list[Any] | None:
 
 def text(ds: DataSet, tag: int) -> str | None:
     """A single text value (the first value of a multi-valued one), stripped; None if empty."""
+    e = ds.get(tag)
+    if e is None:
+        return None
+    v = e[1]
+    if type(v) is bytes and v.isascii() and not (ds.charset and b"\x1b" in v):  # the hot path
+        return _ascii(v, e[0] not in _UNSPLIT)
     values = _strings(ds, tag)
     if not values:
         return None
@@ -153,7 +169,11 @@ def code(ds: DataSet, tag: int) -> Code | None:
     scheme = text(item, CODING_SCHEME_DESIGNATOR)
     if value is None and scheme is None:
         return None
-    return Code(value or "", scheme or "", text(item, CODE_MEANING) or "", text(item, CODING_SCHEME_VERSION))
+    return _code(value or "", scheme or "", text(item, CODE_MEANING) or "", text(item, CODING_SCHEME_VERSION))
+
+
+_code = functools.lru_cache(maxsize=8192)(Code)
+"""One Code object for each distinct code (Code is frozen): the same concept is named thousands of times."""
 
 
 def ints(ds: DataSet, tag: int) -> list[int]:
