@@ -5,8 +5,9 @@ For every SR in ../shared/data/tid1500 and for generated reports of 10 .. 100,00
   full     = end-to-end / (dcmread + decoding every element, pydicom's Dataset.iterall):
              dcmread parses a defined-length sequence only when it is first accessed, so on
              such files the bare read does almost nothing and `full` is the fair comparison
-  memory   = peak traced allocation during end-to-end / file size, and / dcmread's own peak
-  linear   = end-to-end(100,000 items) / end-to-end(10,000 items)   (target <= 12)
+  memory   = peak traced allocation during end-to-end / file size (target <= 10), and / dcmread's
+             own peak; measured cold: sr2fhir's caches of decoded text and codes emptied first
+  linear   = end-to-end(100,000 items) / end-to-end(10,000 items)   (target <= 11; 100,000 <= 5 s)
 
 Run: .venv/bin/python benchmarks/bench.py [--repeat N] [--sizes 10,1000,10000,100000]
 """
@@ -29,6 +30,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from sr2fhir.batch import convert_path, render_chunks
+from sr2fhir.dicom.values import clear_caches
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "tid1500"
@@ -65,6 +67,7 @@ def median_time(fn: Callable[[Path], object], path: Path, repeat: int) -> float:
 
 
 def peak_memory(fn: Callable[[Path], object], path: Path) -> int:
+    clear_caches()
     gc.collect()
     tracemalloc.start()
     fn(path)
@@ -159,8 +162,9 @@ def main() -> None:
         print(f"{name:58} {size:>9} {base:>8.4f} {decoded:>8.4f} {ours:>8.4f} {ratio:>7.2f} {full:>5.2f} {mem:>8.2f} {mem_read:>8.2f}")
     by = {r[0]: r for r in rows}
     if "generated-10000.dcm" in by and "generated-100000.dcm" in by:
-        print(f"linearity: 100,000 items / 10,000 items = {by['generated-100000.dcm'][4] / by['generated-10000.dcm'][4]:.2f}x (target <= 12)")
-    print(f"worst end-to-end / dcmread: {max(r[5] for r in rows):.2f} (target <= 1.5); worst end-to-end / (dcmread + decode): {max(r[6] for r in rows):.2f}")
+        print(f"linearity: 100,000 items / 10,000 items = {by['generated-100000.dcm'][4] / by['generated-10000.dcm'][4]:.2f}x (target <= 11); "
+              f"100,000 items: {by['generated-100000.dcm'][4]:.2f} s (target <= 5)")
+    print(f"worst end-to-end / dcmread: {max(r[5] for r in rows):.2f}; worst end-to-end / (dcmread + decode): {max(r[6] for r in rows):.2f}")
     print(f"worst peak memory / file size: {max(r[7] for r in rows):.2f} (target <= 10); worst peak memory / dcmread's peak: {max(r[8] for r in rows):.2f}")
 
 

@@ -6,13 +6,15 @@
 - src/sr2fhir/dicom/ps3_16_snomed.py: PS3.16 Annex O, legacy SNOMED-RT code -> SNOMED CT id.
 
 With these the reader and the mapping never import pydicom to read a Part 10 file (issue 16).
-tests/test_dicom_tables.py checks that the committed modules equal a fresh run.
+tests/test_dicom_tables.py checks that the committed modules equal a fresh run (in a process of
+its own: pynetdicom, once imported, adds UIDs to pydicom's table).
 
-    .venv/bin/python scripts/make_dicom_tables.py
+    .venv/bin/python scripts/make_dicom_tables.py [--out DIR]
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pydicom
@@ -52,6 +54,7 @@ def render_snomed() -> str:
 RENDER = {"ps3_6.py": render_ps3_6, "ps3_16_snomed.py": render_snomed}
 
 if __name__ == "__main__":
+    out = Path(sys.argv[sys.argv.index("--out") + 1]) if "--out" in sys.argv else OUT
     for name, render in RENDER.items():
-        (OUT / name).write_text(render())
-        print(f"wrote {OUT / name}")
+        (out / name).write_text(render())
+        print(f"wrote {out / name}")

@@ -15,9 +15,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Iterable, Iterator, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, TypeVar
 
 from .diagnostics import Diagnostics, Severity
 from .errors import ConversionError
@@ -25,6 +23,9 @@ from .fhir import bundle, r4
 from .mapping.context import Options
 from .mapping.report import Conversion, convert
 from .dicom.reader import Limits, read, read_stream
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 Status = Literal["converted", "partial", "failed"]
 T = TypeVar("T")
@@ -215,6 +216,9 @@ def run_all(work: Callable[[str], T], files: list[str], jobs: int, killed: Calla
         for f in files:
             yield work(f)
         return
+    from concurrent.futures import ProcessPoolExecutor  # multiprocessing: only for -j N
+    from concurrent.futures.process import BrokenProcessPool
+
     pending = list(files)
     while pending:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -242,6 +246,9 @@ def _killed(f: str, err: ConversionError) -> Any:
 
 def _alone(work: Callable[[str], T], f: str, killed: Callable[[str, ConversionError], T] | None) -> T:
     """Run one file in a process of its own; if that process dies too, the file fails with the reason."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     with ProcessPoolExecutor(max_workers=1) as pool:
         try:
             return pool.submit(work, f).result()

@@ -39,7 +39,7 @@ _U32 = {True: struct.Struct("<I"), False: struct.Struct(">I")}
 _VR_TEXT = {vr.encode("ascii"): vr for vr in _VRS}
 # The VRs of the values an SR repeats (code values, schemes and meanings, relationship and value
 # types): each distinct (VR, value) is kept once. UIDs and numbers, mostly distinct, are not.
-_SHARED_VRS = frozenset({"CS", "SH", "LO"})
+_SHARED_VRS = frozenset({"CS", "SH", "LO"})  # values.py caches their text alike (_REPEATED)
 
 
 class Incomplete(Exception):
@@ -77,16 +77,15 @@ class _Reader:
         """Read the elements of one data set from `pos` into `ds`; return where it ends."""
         if depth > self.depth_limit:
             raise Incomplete("sequences nested too deeply")
-        data, little, boundaries, shared = self.data, self.little, self.boundaries, self.shared
-        header = _EXPLICIT[little] if explicit else _IMPLICIT[little]
-        u32 = _U32[little]
+        if not explicit:
+            return self.implicit_elements(ds, pos, end, depth, until_item_end, top)
+        # Explicit VR, the common case, kept in one loop: most elements are short text.
+        data, boundaries, shared = self.data, self.boundaries, self.shared
+        unpack = _EXPLICIT[self.little].unpack_from
         while pos < end:
             if pos + 8 > end:
                 raise Incomplete(f"the file ends inside an element header at byte {pos}")
-            if explicit:
-                group, elem, vr_bytes, length = header.unpack_from(data, pos)
-            else:
-                group, elem, length = header.unpack_from(data, pos)
+            group, elem, vr_bytes, length = unpack(data, pos)
             tag = group << 16 | elem
             if group == 0xFFFE:
                 if tag == ITEM_END and until_item_end:
@@ -96,60 +95,89 @@ class _Reader:
                 boundaries.append(pos)
             if top is not None:
                 top.append(tag)
-            if explicit:
-                vr = _VR_TEXT.get(vr_bytes)
-                if vr is None:
-                    raise Corrupt(f"element {_where(tag)} at byte {pos} has an invalid VR")
-                if vr in _LONG_VRS:
-                    if pos + 12 > end:
-                        raise Incomplete(f"the file ends inside the header of {_where(tag)} at byte {pos}")
-                    length = u32.unpack_from(data, pos + 8)[0]
-                    pos += 12
-                else:
-                    pos += 8
-                item_explicit = True
-                if vr == "UN":  # PS3.5 6.2.2: a sequence of unknown VR is Implicit VR Little Endian inside
-                    known = DICTIONARY.get(tag)
-                    if known is not None and known[0] == "SQ":
-                        vr = "SQ"
-                    elif known is not None and length != UNDEFINED:
-                        vr = known[0][:2]
-                    item_explicit = False
-            else:
-                known = DICTIONARY.get(tag)
-                vr = known[0][:2] if known is not None else "UN"
-                pos += 8
-                item_explicit = False
-            if length == UNDEFINED:
-                if tag == PIXEL_DATA:
-                    pos = self.fragments(pos, end, tag)
-                    ds[tag] = (vr, None)
-                    continue
-                items: list[DataSet] = []
-                pos = self.items(items, ds, pos, end, depth + 1, tag, explicit and item_explicit, defined=False)
-                ds[tag] = ("SQ", items)
+            vr = _VR_TEXT.get(vr_bytes)
+            if vr is None:
+                raise Corrupt(f"element {_where(tag)} at byte {pos} has an invalid VR")
+            if vr in _LONG_VRS:
+                pos = self.long_element(ds, tag, vr, pos, end, depth)
                 continue
+            pos += 8
             if pos + length > end:
                 raise Incomplete(f"element {_where(tag)} declares {length} bytes, {end - pos} remain")
-            if vr == "SQ":
-                items = []
-                self.items(items, ds, pos, pos + length, depth + 1, tag, explicit and item_explicit, defined=True)
-                ds[tag] = ("SQ", items)
-            else:
-                value = data[pos : pos + length]
-                if vr in _SHARED_VRS:  # one object for each repeated code, meaning, relationship ...
-                    element = shared.get(value)
-                    if element is None or element[0] != vr:
-                        element = shared[value] = (vr, value)
-                    ds[tag] = element
-                else:
-                    ds[tag] = (vr, value)
+            value = data[pos : pos + length]
+            if vr in _SHARED_VRS:  # one object for each repeated code, meaning, relationship ...
+                element = shared.get(value)
+                if element is None or element[0] != vr:
+                    element = shared[value] = (vr, value)
+                ds[tag] = element
                 if tag == SPECIFIC_CHARACTER_SET:
                     ds.charset = tuple(t.strip(" \x00") for t in value.decode("latin-1").split("\\"))
+            else:
+                ds[tag] = (vr, value)
             pos += length
         if until_item_end:
             raise Incomplete("the file ends inside an item of undefined length (no Item Delimitation Item)")
         return pos
+
+    def long_element(self, ds: DataSet, tag: int, vr: str, pos: int, end: int, depth: int) -> int:
+        """An explicit VR element with a 32-bit length (PS3.5 Table 7.1-1): sequences among them."""
+        if pos + 12 > end:
+            raise Incomplete(f"the file ends inside the header of {_where(tag)} at byte {pos}")
+        length = _U32[self.little].unpack_from(self.data, pos + 8)[0]
+        explicit = True
+        if vr == "UN":  # PS3.5 6.2.2: a sequence of unknown VR is Implicit VR Little Endian inside
+            known = DICTIONARY.get(tag)
+            if known is not None and known[0] == "SQ":
+                vr = "SQ"
+            elif known is not None and length != UNDEFINED:
+                vr = known[0][:2]
+            explicit = False
+        return self.value(ds, tag, vr, pos + 12, end, length, depth, explicit)
+
+    def implicit_elements(self, ds: DataSet, pos: int, end: int, depth: int, until_item_end: bool, top: list[int] | None) -> int:
+        """The elements of an Implicit VR data set: the VR is the dictionary's (PS3.5 7.1.3)."""
+        data, boundaries = self.data, self.boundaries
+        unpack = _IMPLICIT[self.little].unpack_from
+        while pos < end:
+            if pos + 8 > end:
+                raise Incomplete(f"the file ends inside an element header at byte {pos}")
+            group, elem, length = unpack(data, pos)
+            tag = group << 16 | elem
+            if group == 0xFFFE:
+                if tag == ITEM_END and until_item_end:
+                    return pos + 8
+                raise Incomplete(f"unexpected delimiter {_where(tag)} at byte {pos}")
+            if boundaries is not None:
+                boundaries.append(pos)
+            if top is not None:
+                top.append(tag)
+            known = DICTIONARY.get(tag)
+            pos = self.value(ds, tag, known[0][:2] if known is not None else "UN", pos + 8, end, length, depth, False)
+        if until_item_end:
+            raise Incomplete("the file ends inside an item of undefined length (no Item Delimitation Item)")
+        return pos
+
+    def value(self, ds: DataSet, tag: int, vr: str, pos: int, end: int, length: int, depth: int, explicit: bool) -> int:
+        """Store one element's value (a sequence's items read in `explicit` VR); return where it ends."""
+        if length == UNDEFINED:
+            if tag == PIXEL_DATA:
+                ds[tag] = (vr, None)
+                return self.fragments(pos, end, tag)
+            items: list[DataSet] = []
+            ds[tag] = ("SQ", items)
+            return self.items(items, ds, pos, end, depth + 1, tag, explicit, defined=False)
+        if pos + length > end:
+            raise Incomplete(f"element {_where(tag)} declares {length} bytes, {end - pos} remain")
+        if vr == "SQ":
+            items = []
+            ds[tag] = ("SQ", items)
+            self.items(items, ds, pos, pos + length, depth + 1, tag, explicit, defined=True)
+        else:
+            value = self.data[pos : pos + length]
+            ds[tag] = (vr, value)
+            if tag == SPECIFIC_CHARACTER_SET:
+                ds.charset = tuple(t.strip(" \x00") for t in value.decode("latin-1").split("\\"))
+        return pos + length
 
     def items(self, out: list[DataSet], parent: DataSet, pos: int, end: int, depth: int, owner: int, explicit: bool, defined: bool) -> int:
         """Read the items of a sequence from `pos` into `out`; return where the sequence ends."""

@@ -49,6 +49,7 @@ from .values import (
     TIME,
     UID,
     VALUE_TYPE,
+    clear_caches,
     code,
     ints,
     multi_text,
@@ -179,6 +180,7 @@ class TreeBuilder:
                 child = self.item(cds, prefix + str(i))
                 children.append(child)
                 stack.append((child, cds, depth + 1))
+        clear_caches()  # the tree holds what it needs; the caches would only hold the bytes
         return root
 
     def item(self, ds: DataSet, path: str, is_root: bool = False) -> ContentItem:

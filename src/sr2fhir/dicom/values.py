@@ -80,13 +80,24 @@ def _decode(ds: DataSet, vr: str, raw: bytes) -> str:
     return decode_bytes(raw, encodings, {0x5E, 0x3D} if vr == "PN" else TEXT_VR_DELIMS)
 
 
-@functools.lru_cache(maxsize=8192)
-def _ascii(v: bytes, split: bool) -> str | None:
-    """An ASCII value's first value, stripped. Cached: a report repeats its codes and meanings
-    thousands of times, and one string each keeps the tree small."""
+def _first(v: bytes, split: bool) -> str | None:
+    """An ASCII value's first value, stripped."""
     if split and b"\\" in v:
         v = v[: v.index(b"\\")]
     return v.decode("ascii").strip(_BLANK) or None
+
+
+_ascii = functools.lru_cache(maxsize=8192)(_first)
+"""_first, cached for the VRs a report repeats (codes, schemes, meanings, relationship and value
+types): one string each keeps the tree small. Emptied when a tree is built (clear_caches)."""
+_REPEATED = frozenset({"CS", "SH", "LO"})
+
+
+def clear_caches() -> None:
+    """Empty the decoded-text and Code caches: when a content tree is built, and before a
+    benchmark measures a cold conversion's memory."""
+    _ascii.cache_clear()
+    _code.cache_clear()
 
 
 def _strings(ds: DataSet, tag: int) -> list[Any] | None:
@@ -116,7 +127,9 @@ def text(ds: DataSet, tag: int) -> str | None:
         return None
     v = e[1]
     if type(v) is bytes and v.isascii() and not (ds.charset and b"\x1b" in v):  # the hot path
-        return _ascii(v, e[0] not in _UNSPLIT)
+        if e[0] in _REPEATED:
+            return _ascii(v, True)
+        return _first(v, e[0] not in _UNSPLIT)
     values = _strings(ds, tag)
     if not values:
         return None
