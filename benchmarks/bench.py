@@ -122,6 +122,7 @@ def generated_report(n_items: int, folder: Path) -> Path:
     ds.StudyInstanceUID = generate_uid(entropy_srcs=["study"])
     ds.SeriesInstanceUID = generate_uid(entropy_srcs=["series"])
     ds.PatientID = "BENCH"
+    ds.Modality, ds.CompletionFlag, ds.VerificationFlag = "SR", "COMPLETE", "UNVERIFIED"  # PS3.3 C.17.2, as dsr2xml checks
     ds.ContentDate, ds.ContentTime = "20240101", "120000"
     ds.Manufacturer = "bench"
     ds.ValueType = "CONTAINER"

@@ -1,7 +1,9 @@
-"""Whole-process CPU time of short commands (issue 16: `--version` and `--help` <= 0.15 s CPU).
+"""Whole-process CPU time of short commands (issue 16: `--version` and `--help` <= 0.15 s CPU, a
+20-item report converted end to end <= 0.3 s).
 
-Medians of 5 of user + system CPU time, from os.wait4, for: sr2fhir --version, sr2fhir --help,
-and converting a small fixture (tests/fixtures/tid1410_planar_regions.dcm) end to end.
+Medians of 5 of user + system CPU time (os.wait4), sr2fhir run from its compiled bytecode
+(process.py): `sr2fhir --version`, `sr2fhir --help`, `sr2fhir convert` of a generated 20-item
+report, and, for scale, `python -c pass` and `python -c 'import pydicom'`.
 
 Run: .venv/bin/python benchmarks/startup.py
 """
@@ -10,25 +12,29 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-EXE = Path(sys.executable).parent / "sr2fhir"
-
-
-def cpu(args: list[str]) -> float:
-    p = subprocess.Popen([str(EXE), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, _, usage = os.wait4(p.pid, 0)
-    return usage.ru_utime + usage.ru_stime
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import generated_report  # noqa: E402
+from process import PYTHON, SR2FHIR, compiled_env, run  # noqa: E402
 
 
 def main() -> None:
-    small = ROOT / "tests" / "fixtures" / "tid1410_planar_regions.dcm"
-    for label, args in (("--version", ["--version"]), ("--help", ["--help"]), ("convert (12 items)", ["convert", str(small), "-o", os.devnull])):
-        times = [cpu(args) for _ in range(5)]
-        print(f"{label:22} {statistics.median(times):.3f} s CPU (median of 5)")
+    env = compiled_env()
+    with tempfile.TemporaryDirectory() as tmp:
+        small = generated_report(20, Path(tmp))
+        cases = (
+            ("python -c pass", [PYTHON, "-c", "pass"]),
+            ("python -c 'import pydicom'", [PYTHON, "-c", "import pydicom"]),
+            ("sr2fhir --version", [SR2FHIR, "--version"]),
+            ("sr2fhir --help", [SR2FHIR, "--help"]),
+            ("convert (20 items)", [SR2FHIR, "convert", str(small), "-o", os.devnull]),
+        )
+        for label, cmd in cases:
+            times = [run(cmd, env)[0] for _ in range(5)]
+            print(f"{label:28} {statistics.median(times):.3f} s CPU (median of 5)")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,15 @@
-"""sr2fhir against DCMTK's dsr2xml (native C++ SR -> XML), whole process, alternating (issue 16).
+"""sr2fhir against DCMTK's dsr2xml (native C++ SR -> XML) and pydicom, whole process (issue 16).
 
-For every report in ../shared/data/tid1500: the CPU time (user + system, os.wait4) and the peak
-resident memory (ru_maxrss) of `sr2fhir convert FILE -o /dev/null` and of `dsr2xml FILE`, each
-run REPEAT times in alternation, medians. The ratios are the figures: target CPU <= 1x dsr2xml.
+For every report in ../shared/data/tid1500 and a generated 20-item report, each command run
+REPEAT times in alternation, medians of CPU time (user + system, os.wait4) and peak resident
+memory (ru_maxrss):
+  dsr2xml FILE                        DCMTK reading the SR and writing it as XML
+  python -c 'dcmread + iterall' FILE  pydicom reading the file and decoding every element
+  sr2fhir convert -q FILE -o /dev/null
+The ratios sr2fhir / dsr2xml are the issue's figures (target: CPU <= 1x on the 1,561-feature
+report). `--markdown` prints the README's table.
 
-Needs DCMTK: `apt-get install dcmtk` (Debian). Run: .venv/bin/python benchmarks/vs_dcmtk.py [REPEAT]
+Needs DCMTK: `apt-get install dcmtk` (Debian). Run: .venv/bin/python benchmarks/vs_dcmtk.py [REPEAT] [--markdown]
 """
 
 from __future__ import annotations
@@ -12,39 +17,48 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import generated_report  # noqa: E402
+from process import PYTHON, ROOT, SR2FHIR, compiled_env, run  # noqa: E402
+
 SHARED = ROOT.parent / "shared" / "data" / "tid1500"
-SR2FHIR = Path(sys.executable).parent / "sr2fhir"
+PYDICOM = "import sys, pydicom; sum(1 for _ in pydicom.dcmread(sys.argv[1]).iterall())"
 
 
-def run(cmd: list[str]) -> tuple[float, int]:
-    """(CPU seconds, peak RSS in kB) of one whole process."""
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(p.pid, 0)
-    if os.waitstatus_to_exitcode(status) not in (0,):
-        raise SystemExit(f"{cmd[0]} failed on {cmd[-1]}")
-    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss
-
-
-def main(repeat: int = 5) -> None:
+def main(repeat: int = 5, markdown: bool = False) -> None:
     dsr2xml = shutil.which("dsr2xml")
     if dsr2xml is None:
         raise SystemExit("dsr2xml not found: apt-get install dcmtk")
-    print(f"{'file':60} {'bytes':>9} {'dsr2xml s':>9} {'sr2fhir s':>9} {'CPU x':>6} {'dsr2xml MB':>10} {'sr2fhir MB':>10} {'mem x':>6}")
-    for f in sorted(SHARED.glob("*.dcm")):
-        a: list[tuple[float, int]] = []
-        b: list[tuple[float, int]] = []
-        for _ in range(repeat):
-            a.append(run([dsr2xml, str(f)]))
-            b.append(run([str(SR2FHIR), "convert", "-q", str(f), "-o", os.devnull]))
-        ta, tb = statistics.median(x[0] for x in a), statistics.median(x[0] for x in b)
-        ma, mb = statistics.median(x[1] for x in a) / 1024, statistics.median(x[1] for x in b) / 1024
-        print(f"{f.name:60} {f.stat().st_size:>9} {ta:>9.3f} {tb:>9.3f} {tb / ta:>6.1f} {ma:>10.1f} {mb:>10.1f} {mb / ma:>6.1f}")
+    env = compiled_env()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        files = sorted(SHARED.glob("*.dcm")) + [generated_report(20, Path(tmp))]
+        for f in files:
+            runs: dict[str, list[tuple[float, int]]] = {"dsr2xml": [], "pydicom": [], "sr2fhir": []}
+            for _ in range(repeat):
+                runs["dsr2xml"].append(run([dsr2xml, str(f)]))
+                runs["pydicom"].append(run([PYTHON, "-c", PYDICOM, str(f)], env))
+                runs["sr2fhir"].append(run([SR2FHIR, "convert", "-q", str(f), "-o", os.devnull], env))
+            cpu = {k: statistics.median(x[0] for x in v) for k, v in runs.items()}
+            mem = {k: statistics.median(x[1] for x in v) / 1024 for k, v in runs.items()}
+            rows.append((f.name, f.stat().st_size, cpu, mem))
+    if markdown:
+        print("| report | bytes | dsr2xml CPU s | pydicom CPU s | sr2fhir CPU s | / dsr2xml | / pydicom | dsr2xml MB | sr2fhir MB | / dsr2xml |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for name, size, cpu, mem in rows:
+            print(f"| {name} | {size:,} | {cpu['dsr2xml']:.3f} | {cpu['pydicom']:.3f} | {cpu['sr2fhir']:.3f} | **{cpu['sr2fhir'] / cpu['dsr2xml']:.2f}** "
+                  f"| {cpu['sr2fhir'] / cpu['pydicom']:.2f} | {mem['dsr2xml']:.1f} | {mem['sr2fhir']:.1f} | {mem['sr2fhir'] / mem['dsr2xml']:.2f} |")
+        return
+    print(f"{'file':58} {'bytes':>9} {'dsr2xml s':>9} {'pydicom s':>9} {'sr2fhir s':>9} {'/dsr2xml':>8} {'/pydicom':>8} {'dsr2xml MB':>10} {'sr2fhir MB':>10} {'mem x':>6}")
+    for name, size, cpu, mem in rows:
+        print(f"{name:58} {size:>9} {cpu['dsr2xml']:>9.3f} {cpu['pydicom']:>9.3f} {cpu['sr2fhir']:>9.3f} {cpu['sr2fhir'] / cpu['dsr2xml']:>8.2f} "
+              f"{cpu['sr2fhir'] / cpu['pydicom']:>8.2f} {mem['dsr2xml']:>10.1f} {mem['sr2fhir']:>10.1f} {mem['sr2fhir'] / mem['dsr2xml']:>6.2f}")
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:2]))
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    main(*(int(a) for a in args[:1]), markdown="--markdown" in sys.argv)
