@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
+import uuid
+
 from collections import Counter
 from pathlib import Path
 
 from sr2fhir.fhir.bundle import collection, transaction
-from sr2fhir.fhir.ids import resource_id
+from sr2fhir.fhir.ids import NAMESPACE, resource_id
 from tests.helpers import converted, validate_r5
 
 
@@ -37,3 +40,7 @@ def test_collection_is_valid(tid1500_file: Path) -> None:
 def test_ids_are_uuid5_and_stable() -> None:
     assert resource_id("a", "b") == resource_id("a", "b") != resource_id("a", "c")
     assert resource_id("a", "b")[14] == "5"
+    rng = random.Random(16)
+    for _ in range(2000):  # the library is the oracle of our own UUIDv5
+        parts = ["".join(rng.choice("0123456789.|aéß直 ") for _ in range(rng.randrange(0, 40))) for _ in range(rng.randrange(1, 4))]
+        assert resource_id(*parts) == str(uuid.uuid5(NAMESPACE, "|".join(parts)))

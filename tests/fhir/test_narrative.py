@@ -19,3 +19,16 @@ def test_markup_in_sr_text_is_escaped() -> None:
     texts = [td.text for td in root.iter("{http://www.w3.org/1999/xhtml}td")]
     assert hostile in texts and "a<b" in texts
     assert root.find("{http://www.w3.org/1999/xhtml}p/{http://www.w3.org/1999/xhtml}b").text == "Imaging <Measurement>"  # type: ignore[union-attr]
+
+
+def test_escape_is_html_escape() -> None:
+    """The fast path skips only text html.escape would leave as it is (the library is the oracle)."""
+    import html
+    import random
+
+    from sr2fhir.fhir.narrative import escape
+
+    rng = random.Random(7)
+    for _ in range(3000):
+        s = "".join(rng.choice("ab <>&\"'é;#x") for _ in range(rng.randrange(0, 12)))
+        assert escape(s) == html.escape(s)

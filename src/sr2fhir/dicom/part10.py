@@ -82,6 +82,7 @@ class _Reader:
         # Explicit VR, the common case, kept in one loop: most elements are short text.
         data, boundaries, shared = self.data, self.boundaries, self.shared
         unpack = _EXPLICIT[self.little].unpack_from
+        u32 = _U32[self.little].unpack_from
         while pos < end:
             if pos + 8 > end:
                 raise Incomplete(f"the file ends inside an element header at byte {pos}")
@@ -99,6 +100,16 @@ class _Reader:
             if vr is None:
                 raise Corrupt(f"element {_where(tag)} at byte {pos} has an invalid VR")
             if vr in _LONG_VRS:
+                if vr == "SQ" and pos + 12 <= end:  # the commonest long element, read here
+                    length = u32(data, pos + 8)[0]
+                    if length == UNDEFINED or pos + 12 + length <= end:
+                        items: list[DataSet] = []
+                        ds[tag] = ("SQ", items)
+                        if length == UNDEFINED:
+                            pos = self.items(items, ds, pos + 12, end, depth + 1, tag, True, defined=False)
+                        else:
+                            pos = self.items(items, ds, pos + 12, pos + 12 + length, depth + 1, tag, True, defined=True)
+                        continue
                 pos = self.long_element(ds, tag, vr, pos, end, depth)
                 continue
             pos += 8

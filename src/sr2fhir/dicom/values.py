@@ -97,7 +97,7 @@ def clear_caches() -> None:
     """Empty the decoded-text and Code caches: when a content tree is built, and before a
     benchmark measures a cold conversion's memory."""
     _ascii.cache_clear()
-    _code.cache_clear()
+    _CODES.clear()
 
 
 def _strings(ds: DataSet, tag: int) -> list[Any] | None:
@@ -178,14 +178,31 @@ def code(ds: DataSet, tag: int) -> Code | None:
     if not seq:
         return None
     item = seq[0]
+    # A report names the same concept thousands of times, and the reader shares the elements of
+    # repeated values: the item's elements are the key of one Code object for each distinct code.
+    key = (item.get(CODE_VALUE), item.get(CODING_SCHEME_DESIGNATOR), item.get(CODE_MEANING), item.get(CODING_SCHEME_VERSION),
+           item.get(LONG_CODE_VALUE), item.get(URN_CODE_VALUE), item.charset)
+    try:
+        return _CODES[key]
+    except KeyError:
+        pass
+    except TypeError:  # decoded values (lists) cannot be a key
+        return _code_of(item)
+    if len(_CODES) >= 65536:
+        _CODES.clear()
+    found = _CODES[key] = _code_of(item)
+    return found
+
+
+def _code_of(item: DataSet) -> Code | None:
     value = text(item, CODE_VALUE) or text(item, LONG_CODE_VALUE) or text(item, URN_CODE_VALUE)
     scheme = text(item, CODING_SCHEME_DESIGNATOR)
     if value is None and scheme is None:
         return None
-    return _code(value or "", scheme or "", text(item, CODE_MEANING) or "", text(item, CODING_SCHEME_VERSION))
+    return Code(value or "", scheme or "", text(item, CODE_MEANING) or "", text(item, CODING_SCHEME_VERSION))
 
 
-_code = functools.lru_cache(maxsize=8192)(Code)
+_CODES: dict[tuple[Any, ...], Code | None] = {}
 """One Code object for each distinct code (Code is frozen): the same concept is named thousands of times."""
 
 

@@ -7,6 +7,7 @@ resource's identity identifier), so posting the same report twice creates nothin
 from __future__ import annotations
 
 import json
+import operator
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -96,15 +97,18 @@ def _encode_decimal(o: Any) -> str:
     raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
 
+# allow_nan=False: NaN and Infinity are not JSON; a value that slipped through raises here
+# rather than reaching a file or a server as invalid JSON. check_circular=False: resources are
+# trees (a cycle would be a RecursionError); the check costs a dict entry per container.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_encode_decimal, allow_nan=False, check_circular=False)
+_PRETTY = json.JSONEncoder(ensure_ascii=False, indent=2, default=_encode_decimal, allow_nan=False, check_circular=False)
+_NUMBER = operator.itemgetter(1)
+
+
 def dumps(obj: Any, *, pretty: bool = False) -> str:
     """Deterministic JSON text; Decimals are written as JSON numbers with their digits kept."""
-    # allow_nan=False: NaN and Infinity are not JSON; a value that slipped through raises here
-    # rather than reaching a file or a server as invalid JSON.
-    if pretty:
-        text = json.dumps(obj, ensure_ascii=False, indent=2, default=_encode_decimal, allow_nan=False)
-    else:
-        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_encode_decimal, allow_nan=False)
-    return _DECIMAL_TEXT.sub(r"\1", text) if "u0000decimal:" in text else text
+    text = (_PRETTY if pretty else _COMPACT).encode(obj)
+    return _DECIMAL_TEXT.sub(_NUMBER, text) if "u0000decimal:" in text else text
 
 
 def iter_ndjson(resources: list[dict[str, Any]]) -> Iterator[str]:
