@@ -78,6 +78,7 @@ class CodingSchemes:
         self.repaired_units: set[str] = set()
         self.untranslated: set[str] = set()
         """SNOMED-RT codes without a SNOMED CT equivalent in PS3.16 Annex O."""
+        self._codings: dict[Code, dict[str, Any]] = {}
         for item in identification:
             designator = item.designator
             if not designator or designator in self.map:
@@ -111,6 +112,14 @@ class CodingSchemes:
         return value
 
     def coding(self, code: Code) -> dict[str, Any]:
+        """The Coding of a code. One dict for each distinct code of the report, shared by the
+        resources that use it (a report names a concept thousands of times): never changed after."""
+        c = self._codings.get(code)
+        if c is None:
+            c = self._codings[code] = self._coding(code)
+        return c
+
+    def _coding(self, code: Code) -> dict[str, Any]:
         scheme, value = code.scheme, " ".join(code.value.split())
         if scheme in SNOMED_RT_DESIGNATORS:
             sct = srt_to_sct(value)

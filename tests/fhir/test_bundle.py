@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import random
 import uuid
+from decimal import Decimal
 
 from collections import Counter
 from pathlib import Path
 
-from sr2fhir.fhir.bundle import collection, transaction
+from sr2fhir.fhir.bundle import collection, dumps, iter_compact, transaction
 from sr2fhir.fhir.ids import NAMESPACE, resource_id
 from tests.helpers import converted, validate_r5
 
@@ -44,3 +45,11 @@ def test_ids_are_uuid5_and_stable() -> None:
     for _ in range(2000):  # the library is the oracle of our own UUIDv5
         parts = ["".join(rng.choice("0123456789.|aéß直 ") for _ in range(rng.randrange(0, 40))) for _ in range(rng.randrange(1, 4))]
         assert resource_id(*parts) == str(uuid.uuid5(NAMESPACE, "|".join(parts)))
+
+
+def test_compact_pieces_are_the_bundle_text(tid1500_file: Path) -> None:
+    """Entry by entry, and list item by list item for long lists, the text is dumps(bundle)'s."""
+    b = transaction(converted(tid1500_file).conversion.resources, "key")
+    assert "".join(iter_compact(b)) == dumps(b)
+    many = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "ImagingSelection", "instance": [{"uid": f"1.{i}", "v": Decimal("1.50")} for i in range(200)], "x": {}, "y": []}}]}
+    assert "".join(iter_compact(many)) == dumps(many) and len(list(iter_compact(many))) > 400

@@ -67,6 +67,8 @@ class Parsed:
 
 @dataclass(slots=True)
 class _Reader:
+    """One pass over a data set's bytes (`data`: the whole file, or the inflated Deflated body)."""
+
     data: bytes
     little: bool
     boundaries: list[int] | None
@@ -249,7 +251,6 @@ def parse(data: bytes, *, boundaries: list[int] | None = None) -> Parsed:
     `boundaries`, if given, collects the byte offset of every element (for truncation tests).
     """
     pos = 132 if data[128:132] == b"DICM" else 0
-    meta = DataSet()
     ts: str | None = None
     while pos + 8 <= len(data) and data[pos : pos + 2] == b"\x02\x00":
         if boundaries is not None:
@@ -267,7 +268,6 @@ def parse(data: bytes, *, boundaries: list[int] | None = None) -> Parsed:
             pos += 8
         if pos + length > len(data):
             raise Incomplete(f"file meta element {_where(tag)} declares {length} bytes, {len(data) - pos} remain")
-        meta[tag] = (vr, data[pos : pos + length])
         if tag == TRANSFER_SYNTAX_UID:
             ts = data[pos : pos + length].rstrip(b"\x00 ").decode("ascii", "replace")
         pos += length

@@ -9,7 +9,6 @@ message that names the file and, where there is one, the content item.
 from __future__ import annotations
 
 import codecs
-import io
 import json
 import logging
 import os
@@ -29,7 +28,7 @@ from .header import SRHeader
 from ..diagnostics import Diagnostics
 from ..errors import ConversionError
 from .tree import Limits, TreeBuilder
-from .values import multi_text, numbers, sequence, text, _BINARY
+from .values import BINARY_FORMATS, CONTENT_SEQUENCE, VALUE_TYPE, multi_text, numbers, sequence, text
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -159,7 +158,7 @@ def _dataset_from_part10(data: bytes, name: str) -> DataSet:
     except Exception:  # a corrupt element: document_from_dataset reports what it can of it
         sop_class = ""
     top = parsed.top_tags
-    if (not sop_class or sop_class.startswith(SR_SOP_CLASS_PREFIX)) and CONTENT_SEQUENCE_TAG not in top and (not top or max(top) < CONTENT_SEQUENCE_TAG):
+    if (not sop_class or sop_class.startswith(SR_SOP_CLASS_PREFIX)) and CONTENT_SEQUENCE not in top and (not top or max(top) < CONTENT_SEQUENCE):
         raise ConversionError(
             f"{name}: truncated DICOM file: it ends before the SR content tree (no Content Sequence (0040,A730), and no element after it)",
             code="truncated",
@@ -167,9 +166,7 @@ def _dataset_from_part10(data: bytes, name: str) -> DataSet:
     return ds
 
 
-CONTENT_SEQUENCE_TAG = 0x0040A730
 SOP_CLASS_UID = tag_of("SOPClassUID")
-VALUE_TYPE = tag_of("ValueType")
 
 
 def dataset_from_pydicom(ds: Dataset) -> DataSet:
@@ -267,7 +264,7 @@ def document_from_dataset(
     diags = diagnostics if diagnostics is not None else Diagnostics()
     try:
         sop_class = text(ds, SOP_CLASS_UID) or ""
-        if VALUE_TYPE not in ds and CONTENT_SEQUENCE_TAG not in ds:
+        if VALUE_TYPE not in ds and CONTENT_SEQUENCE not in ds:
             kind = _sop_class_name(sop_class) if sop_class else "no SOP Class UID"
             raise ConversionError(f"{name}: DICOM but not a Structured Report ({kind}): no SR content tree", code="not-sr")
         builder = TreeBuilder(name, limits, diags, release=release)
@@ -320,7 +317,7 @@ def _plain_element(ds: DataSet, tag: int) -> Any:
     if vr in _STRING_VRS:
         values = multi_text(ds, tag) if vr not in ("LT", "ST", "UT") else [x for x in [text(ds, tag)] if x]
         return values[0] if len(values) == 1 else (values or None)
-    if type(v) is bytes and vr not in _BINARY:
+    if type(v) is bytes and vr not in BINARY_FORMATS:
         return None
     nums = numbers(ds, tag, "d") if vr in ("FL", "FD", "OF", "OD") else numbers(ds, tag, "i")
     return nums[0] if len(nums) == 1 else (nums or None)

@@ -61,7 +61,7 @@ REFERENCED_FRAME_OF_REFERENCE_UID = _tag("ReferencedFrameOfReferenceUID")
 _UNSPLIT = frozenset({"LT", "ST", "UT", "UR"})
 _BLANK = " \x00\t\r\n\f\v"
 # Binary VRs and their array formats (PS3.5 Table 6.2-1).
-_BINARY = {"FL": "f", "OF": "f", "FD": "d", "OD": "d", "US": "H", "UL": "I", "SS": "h", "SL": "i", "OL": "I", "SV": "q", "UV": "Q", "OV": "Q"}
+BINARY_FORMATS = {"FL": "f", "OF": "f", "FD": "d", "OD": "d", "US": "H", "UL": "I", "SS": "h", "SL": "i", "OL": "I", "SV": "q", "UV": "Q", "OV": "Q"}
 
 
 # PS3.5 6.1.2.3: the VRs whose text is in the Specific Character Set; the rest are the default
@@ -152,7 +152,7 @@ def numbers(ds: DataSet, tag: int, fmt: str) -> list[float] | list[int]:
     vr, v = e
     real = fmt in "fd"
     if type(v) is bytes and vr not in ("IS", "DS"):
-        a = array(_BINARY.get(vr, fmt))
+        a = array(BINARY_FORMATS.get(vr, fmt))
         a.frombytes(v[: len(v) - len(v) % a.itemsize])
         if not ds.little:
             a.byteswap()

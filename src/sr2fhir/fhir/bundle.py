@@ -120,9 +120,39 @@ def iter_ndjson(resources: list[dict[str, Any]]) -> Iterator[str]:
 
 def iter_compact(bundle: dict[str, Any]) -> Iterator[str]:
     """The compact JSON of a Bundle, entry by entry: the same text as dumps(bundle), without
-    ever holding all of it (peak memory: the resources plus one entry's text)."""
+    ever holding all of it (peak memory: the resources plus one entry's text). An entry whose
+    resource has a long list (an ImagingSelection of hundreds of instances) goes list item by
+    list item: the encoder's pieces of a whole entry would weigh several times its text."""
     head = {k: v for k, v in bundle.items() if k != "entry"}
     yield dumps(head)[:-1] + ',"entry":['
     for i, e in enumerate(bundle.get("entry", [])):
-        yield ("," if i else "") + dumps(e)
+        if i:
+            yield ","
+        resource = e.get("resource")
+        if isinstance(resource, dict) and any(isinstance(v, list) and len(v) > _LONG_LIST for v in resource.values()):
+            yield from _pieces(e, 3)
+        else:
+            yield dumps(e)
     yield "]}"
+
+
+_LONG_LIST = 64
+
+
+def _pieces(node: Any, depth: int) -> Iterator[str]:
+    """dumps(node) in pieces: containers `depth` levels down are opened here, the rest encoded whole."""
+    if depth and isinstance(node, dict):
+        yield "{"
+        for i, (k, v) in enumerate(node.items()):
+            yield ("," if i else "") + dumps(k) + ":"
+            yield from _pieces(v, depth - 1)
+        yield "}"
+    elif depth and isinstance(node, list):
+        yield "["
+        for i, v in enumerate(node):
+            if i:
+                yield ","
+            yield from _pieces(v, depth - 1)
+        yield "]"
+    else:
+        yield dumps(node)
