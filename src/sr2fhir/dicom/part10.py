@@ -91,9 +91,7 @@ class _Reader:
             group, elem, vr_bytes, length = unpack(data, pos)
             tag = group << 16 | elem
             if group == 0xFFFE:
-                if tag == ITEM_END and until_item_end:
-                    return pos + 8
-                raise Incomplete(f"unexpected delimiter {_where(tag)} at byte {pos}")
+                return _item_end(tag, pos, until_item_end)
             if boundaries is not None:
                 boundaries.append(pos)
             if top is not None:
@@ -157,9 +155,7 @@ class _Reader:
             group, elem, length = unpack(data, pos)
             tag = group << 16 | elem
             if group == 0xFFFE:
-                if tag == ITEM_END and until_item_end:
-                    return pos + 8
-                raise Incomplete(f"unexpected delimiter {_where(tag)} at byte {pos}")
+                return _item_end(tag, pos, until_item_end)
             if boundaries is not None:
                 boundaries.append(pos)
             if top is not None:
@@ -238,6 +234,13 @@ class _Reader:
             if length == UNDEFINED or pos + length > end:
                 raise Incomplete(f"an item of sequence {_where(owner)} declares {length} bytes, {end - pos} remain")
             pos += length
+
+
+def _item_end(tag: int, pos: int, until_item_end: bool) -> int:
+    """Where a data set ends at a delimiter: an item of undefined length at its Item Delimitation Item."""
+    if tag == ITEM_END and until_item_end:
+        return pos + 8
+    raise Incomplete(f"unexpected delimiter {_where(tag)} at byte {pos}")
 
 
 def _guess_explicit(data: bytes, pos: int) -> bool:
