@@ -270,11 +270,12 @@ def render_chunks(conversions: list[Conversion], bundle_type: str, *, pretty: bo
                 yield from bundle.iter_ndjson(c.resources.resources())
                 continue
             key = c.document.sop_instance_uid or c.document.source
-            b = bundle.transaction(c.resources, key) if bundle_type == "transaction" else bundle.collection(c.resources, key)
             if pretty:
+                b = bundle.transaction(c.resources, key) if bundle_type == "transaction" else bundle.collection(c.resources, key)
                 yield bundle.dumps(b, pretty=True)
             else:
-                yield from bundle.iter_compact(b)
+                entry = bundle.transaction_entry if bundle_type == "transaction" else bundle.collection_entry
+                yield from bundle.iter_compact_entries(bundle.bundle_head(bundle_type, key), (entry(e) for e in c.resources))
             yield "\n"
 
 

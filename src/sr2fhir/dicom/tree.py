@@ -158,13 +158,12 @@ class TreeBuilder:
 
     def build(self, ds: DataSet) -> ContentItem:
         root = self.item(ds, "1", is_root=True)
-        stack: list[tuple[ContentItem, DataSet, int]] = [(root, ds, 1)]
+        # The stack holds each item's children, not the item's own data set: that goes as soon as
+        # its ContentItem is made (with `release`), not when its turn comes (a lower peak).
+        stack: list[tuple[ContentItem, list[DataSet], int]] = [(root, self.children_of(ds), 1)]
         max_depth, max_items = self.limits.max_depth, self.limits.max_items
         while stack:
-            parent, pds, depth = stack.pop()
-            seq = sequence(pds, CONTENT_SEQUENCE)
-            if self.release:  # let each item go once our tree has it: a lower peak
-                pds.pop(CONTENT_SEQUENCE, None)
+            parent, seq, depth = stack.pop()
             if not seq:
                 continue
             if depth >= max_depth:
@@ -179,9 +178,16 @@ class TreeBuilder:
             for i, cds in enumerate(seq, 1):
                 child = self.item(cds, prefix + str(i))
                 children.append(child)
-                stack.append((child, cds, depth + 1))
+                stack.append((child, self.children_of(cds), depth + 1))
         clear_caches()  # the tree holds what it needs; the caches would only hold the bytes
         return root
+
+    def children_of(self, ds: DataSet) -> list[DataSet]:
+        """The items of a content item's Content Sequence; with `release`, taken out of it."""
+        seq = sequence(ds, CONTENT_SEQUENCE)
+        if self.release:
+            ds.pop(CONTENT_SEQUENCE, None)
+        return seq
 
     def item(self, ds: DataSet, path: str, is_root: bool = False) -> ContentItem:
         vt = text(ds, VALUE_TYPE)

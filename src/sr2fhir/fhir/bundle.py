@@ -63,19 +63,28 @@ def reference(resource: dict[str, Any]) -> dict[str, str]:
 
 def transaction(entries: Iterable[Entry], bundle_key: str) -> dict[str, Any]:
     """A transaction Bundle: POST with ifNoneExist where the resource has an identity."""
-    out = []
-    for e in entries:
-        r = e.resource
-        req: dict[str, Any] = {"method": "POST", "url": r["resourceType"]}
-        if e.condition:
-            req["ifNoneExist"] = e.condition
-        out.append({"fullUrl": full_url(r["id"]), "resource": r, "request": req})
-    return {"resourceType": "Bundle", "id": resource_id("bundle", "transaction", bundle_key), "type": "transaction", "entry": out}
+    return {**bundle_head("transaction", bundle_key), "entry": [transaction_entry(e) for e in entries]}
 
 
 def collection(entries: Iterable[Entry], bundle_key: str) -> dict[str, Any]:
-    out = [{"fullUrl": full_url(e.resource["id"]), "resource": e.resource} for e in entries]
-    return {"resourceType": "Bundle", "id": resource_id("bundle", "collection", bundle_key), "type": "collection", "entry": out}
+    return {**bundle_head("collection", bundle_key), "entry": [collection_entry(e) for e in entries]}
+
+
+def bundle_head(bundle_type: str, bundle_key: str) -> dict[str, Any]:
+    """A Bundle of `bundle_type` ('transaction', 'collection') without its entries."""
+    return {"resourceType": "Bundle", "id": resource_id("bundle", bundle_type, bundle_key), "type": bundle_type}
+
+
+def transaction_entry(e: Entry) -> dict[str, Any]:
+    r = e.resource
+    req: dict[str, Any] = {"method": "POST", "url": r["resourceType"]}
+    if e.condition:
+        req["ifNoneExist"] = e.condition
+    return {"fullUrl": full_url(r["id"]), "resource": r, "request": req}
+
+
+def collection_entry(e: Entry) -> dict[str, Any]:
+    return {"fullUrl": full_url(e.resource["id"]), "resource": e.resource}
 
 
 def _relative(node: Any, types: dict[str, str]) -> Any:
@@ -119,13 +128,18 @@ def iter_ndjson(resources: list[dict[str, Any]]) -> Iterator[str]:
 
 
 def iter_compact(bundle: dict[str, Any]) -> Iterator[str]:
-    """The compact JSON of a Bundle, entry by entry: the same text as dumps(bundle), without
-    ever holding all of it (peak memory: the resources plus one entry's text). An entry whose
-    resource has a long list (an ImagingSelection of hundreds of instances) goes list item by
-    list item: the encoder's pieces of a whole entry would weigh several times its text."""
-    head = {k: v for k, v in bundle.items() if k != "entry"}
+    """The compact JSON of a Bundle, entry by entry: the same text as dumps(bundle)."""
+    return iter_compact_entries({k: v for k, v in bundle.items() if k != "entry"}, bundle.get("entry", []))
+
+
+def iter_compact_entries(head: dict[str, Any], entries: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The compact JSON of the Bundle `head` with `entries`, made and written one at a time: the
+    same text as dumps({**head, "entry": [...]}), without ever holding all of it (peak memory: the
+    resources plus one entry and its text). An entry whose resource has a long list (an
+    ImagingSelection of hundreds of instances) goes list item by list item: the encoder's pieces
+    of a whole entry would weigh several times its text."""
     yield dumps(head)[:-1] + ',"entry":['
-    for i, e in enumerate(bundle.get("entry", [])):
+    for i, e in enumerate(entries):
         if i:
             yield ","
         resource = e.get("resource")
