@@ -92,3 +92,27 @@ def test_mutations_read_as_pydicom_reads_them(seed: Path, rng_seed: int, rounds:
         assert want_error is not None and want_error.startswith("pydicom:"), want_error
     else:
         assert error in ("truncated", "not-dicom", "too-deep", "too-large", "not-sr", "too-many"), error
+
+
+@pytest.mark.parametrize("vr", ["FD", "DS", "OF"])
+def test_a_value_written_in_another_vr(vr: str) -> None:
+    """Graphic Data (FL in PS3.6) written as FD, DS or OF is read by the VR the file gives, as pydicom reads it."""
+    import io
+
+    import pydicom
+
+    ds = pydicom.dcmread(FIXTURES / "tid1410_planar_regions.dcm")
+    changed = 0
+    for elem in ds.iterall():
+        if elem.keyword == "GraphicData":
+            values = [float(x) for x in elem.value]
+            elem.VR = vr
+            elem.value = values if vr != "OF" else __import__("array").array("f", values).tobytes()
+            changed += 1
+    assert changed
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    docs, _, error = lean_read(out.getvalue(), "vr.dcm")
+    original, _, _ = lean_read((FIXTURES / "tid1410_planar_regions.dcm").read_bytes(), "vr.dcm")
+    assert error is None and docs == original  # the same coordinates, whatever the VR
+    same(out.getvalue(), "vr.dcm")

@@ -144,14 +144,15 @@ def multi_text(ds: DataSet, tag: int) -> list[str]:
 
 
 def numbers(ds: DataSet, tag: int, fmt: str) -> list[float] | list[int]:
-    """Numbers of a binary element by its VR (FL, FD, US, UL ...; `fmt` where the VR does not say),
-    of IS / DS text, or of decoded values; floats for `fmt` 'f' or 'd', else ints."""
+    """Numbers of a binary element by its VR (FL, FD, US, UL ...; `fmt` for UN, OB, OW), of a text
+    one (IS, DS, or a writer's other string VR), or of decoded values; floats for `fmt` 'f' or 'd',
+    else ints."""
     e = ds.get(tag)
     if e is None:
         return []
     vr, v = e
     real = fmt in "fd"
-    if type(v) is bytes and vr not in ("IS", "DS"):
+    if type(v) is bytes and (vr in BINARY_FORMATS or vr in ("UN", "OB", "OW")):
         a = array(BINARY_FORMATS.get(vr, fmt))
         a.frombytes(v[: len(v) - len(v) % a.itemsize])
         if not ds.little:
