@@ -20,8 +20,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from .dataset import DataSet
-from .ps3_6 import DICTIONARY
+from .dataset import DataSet, dictionary_vr
 
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -56,13 +55,10 @@ def _where(tag: int) -> str:
 
 @dataclass(slots=True)
 class Parsed:
-    """A parsed Part 10 file: its data set, transfer syntax, and the tags of its top level."""
+    """A parsed Part 10 file: its data set, and the tags of its top level."""
 
     dataset: DataSet
-    transfer_syntax: str
     top_tags: list[int] = field(default_factory=list)
-    boundaries: list[int] | None = None
-    """If asked for: the byte offset of every element (truncation tests cut there)."""
 
 
 @dataclass(slots=True)
@@ -137,11 +133,9 @@ class _Reader:
         length = _U32[self.little].unpack_from(self.data, pos + 8)[0]
         explicit = True
         if vr == "UN":  # PS3.5 6.2.2: a sequence of unknown VR is Implicit VR Little Endian inside
-            known = DICTIONARY.get(tag)
-            if known is not None and known[0] == "SQ":
-                vr = "SQ"
-            elif known is not None and length != UNDEFINED:
-                vr = known[0][:2]
+            known = dictionary_vr(tag)
+            if known == "SQ" or (known is not None and length != UNDEFINED):
+                vr = known
             explicit = False
         return self.value(ds, tag, vr, pos + 12, end, length, depth, explicit)
 
@@ -160,8 +154,7 @@ class _Reader:
                 boundaries.append(pos)
             if top is not None:
                 top.append(tag)
-            known = DICTIONARY.get(tag)
-            pos = self.value(ds, tag, known[0][:2] if known is not None else "UN", pos + 8, end, length, depth, False)
+            pos = self.value(ds, tag, dictionary_vr(tag) or "UN", pos + 8, end, length, depth, False)
         if until_item_end:
             raise Incomplete("the file ends inside an item of undefined length (no Item Delimitation Item)")
         return pos
@@ -294,4 +287,4 @@ def parse(data: bytes, *, boundaries: list[int] | None = None) -> Parsed:
         ds.little = False
     top: list[int] = []
     r.elements(ds, start, len(r.data), 0, explicit, until_item_end=False, top=top)
-    return Parsed(ds, ts or (EXPLICIT_LE if explicit else IMPLICIT_LE), top, boundaries)
+    return Parsed(ds, top)
