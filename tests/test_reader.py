@@ -121,3 +121,18 @@ def test_hostile_dicom_json(tmp_path: Path) -> None:
     bom.write_bytes(b"\xef\xbb\xbf" + IG_EXAMPLE.read_bytes())
     (doc,) = read(bom)
     assert doc.root.concept is not None and doc.root.concept.value == "126000"
+
+
+def test_an_element_that_is_not_what_it_must_be_names_the_content_item(tmp_path: Path) -> None:
+    """A content item's Concept Name Code Sequence written as OB: a plain error naming the item and
+    the element, never a traceback or the value."""
+    data = (FIXTURES / "tid1501_containers.dcm").read_bytes()
+    sq = b"\x40\x00\x43\xa0SQ\x00\x00"  # (0040,A043) SQ, explicit VR little endian
+    second = data.index(sq, data.index(sq) + 1)
+    f = tmp_path / "ob.dcm"
+    f.write_bytes(data[:second] + b"\x40\x00\x43\xa0OB\x00\x00" + data[second + len(sq):])
+    with pytest.raises(ConversionError) as e:
+        read(f)
+    assert (e.value.code, e.value.exit_code) == ("truncated", 12)
+    assert re.search(r"corrupt DICOM data at content item 1(\.[0-9]+)+: element \(0040,A043\) is not a sequence$", str(e.value)), str(e.value)
+    assert str(f) in str(e.value)

@@ -22,6 +22,11 @@ class DataSet(dict[int, tuple[str, Any]]):
     little: bool = True
 
 
+class CorruptElement(ValueError):
+    """An element that cannot be what the standard says it is (a sequence that is not one); the
+    message names the tag, never the value."""
+
+
 def keyword(tag: int) -> str:
     """The PS3.6 keyword of a tag, or '' (private and unknown tags)."""
     entry = DICTIONARY.get(tag)

@@ -10,7 +10,7 @@ from array import array
 from typing import Any, Callable
 
 from .dictionary import uid_ok
-from .dataset import DataSet
+from .dataset import CorruptElement, DataSet
 from .content import ContentItem, MeasuredValue, SopReference, SpatialCoordinates, TemporalCoordinates
 from ..diagnostics import Diagnostics
 from ..errors import ConversionError
@@ -146,6 +146,12 @@ VALUE_READERS: dict[str, Callable[[DataSet], Any]] = {
 }
 
 
+def _what(exc: ValueError) -> str:
+    """What is wrong, without quoting the value (patient data can be in it): our own messages
+    name only the element; others give their type."""
+    return str(exc) if isinstance(exc, CorruptElement) else f"a value that cannot be read ({type(exc).__name__})"
+
+
 class TreeBuilder:
     """Builds the content tree iteratively (no recursion; bounded depth and item count)."""
 
@@ -176,9 +182,14 @@ class TreeBuilder:
             prefix = parent.path + "."
             children = parent.children
             for i, cds in enumerate(seq, 1):
-                child = self.item(cds, prefix + str(i))
+                path = prefix + str(i)
+                try:
+                    child = self.item(cds, path)
+                    grandchildren = self.children_of(cds)
+                except ValueError as exc:  # a value that cannot be what its element says
+                    raise ConversionError(f"{self.name}: corrupt DICOM data at content item {path}: {_what(exc)}", code="truncated") from None
                 children.append(child)
-                stack.append((child, self.children_of(cds), depth + 1))
+                stack.append((child, grandchildren, depth + 1))
         clear_caches()  # the tree holds what it needs; the caches would only hold the bytes
         return root
 

@@ -13,7 +13,7 @@ from array import array
 from typing import Any
 
 from .content import Code
-from .dataset import DataSet, tag_of as _tag
+from .dataset import CorruptElement, DataSet, tag_of as _tag
 
 # Tags read on the hot path (PS3.6).
 CODE_VALUE = _tag("CodeValue")
@@ -169,7 +169,7 @@ def sequence(ds: DataSet, tag: int) -> list[DataSet]:
         return []
     vr, v = e
     if vr != "SQ":
-        raise ValueError(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) is not a sequence")
+        raise CorruptElement(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) is not a sequence")
     return v
 
 
