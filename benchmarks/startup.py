@@ -3,7 +3,9 @@
 
 Medians of 5 of user + system CPU time (os.wait4), sr2fhir run from its compiled bytecode
 (process.py): `sr2fhir --version`, `sr2fhir --help`, `sr2fhir convert` of a generated 20-item
-report, and, for scale, `python -c pass` and `python -c 'import pydicom'`.
+report, and, for scale, `python -c pass`, `python -c 'import pydicom'` and the import of the
+conversion alone (`sr2fhir.batch`: reader, mapping, writer; no command line), the floor of any
+Python process that converts.
 
 Run: .venv/bin/python benchmarks/startup.py
 """
@@ -28,6 +30,7 @@ def main() -> None:
         cases = (
             ("python -c pass", [PYTHON, "-c", "pass"]),
             ("python -c 'import pydicom'", [PYTHON, "-c", "import pydicom"]),
+            ("import sr2fhir.batch", [PYTHON, "-c", "import sr2fhir.batch"]),
             ("sr2fhir --version", [SR2FHIR, "--version"]),
             ("sr2fhir --help", [SR2FHIR, "--help"]),
             ("convert (20 items)", [SR2FHIR, "convert", str(small), "-o", os.devnull]),

@@ -123,16 +123,19 @@ def test_hostile_dicom_json(tmp_path: Path) -> None:
     assert doc.root.concept is not None and doc.root.concept.value == "126000"
 
 
-def test_an_element_that_is_not_what_it_must_be_names_the_content_item(tmp_path: Path) -> None:
-    """A content item's Concept Name Code Sequence written as OB: a plain error naming the item and
-    the element, never a traceback or the value."""
+@pytest.mark.parametrize("occurrence, path", [(0, r"1"), (1, r"1(\.[0-9]+)+")])
+def test_an_element_that_is_not_what_it_must_be_names_the_content_item(tmp_path: Path, occurrence: int, path: str) -> None:
+    """A content item's Concept Name Code Sequence written as OB (the root's, the first in the file,
+    and another's): a plain error naming the item and the element, never a traceback or the value."""
     data = (FIXTURES / "tid1501_containers.dcm").read_bytes()
     sq = b"\x40\x00\x43\xa0SQ\x00\x00"  # (0040,A043) SQ, explicit VR little endian
-    second = data.index(sq, data.index(sq) + 1)
+    at = data.index(sq)
+    for _ in range(occurrence):
+        at = data.index(sq, at + 1)
     f = tmp_path / "ob.dcm"
-    f.write_bytes(data[:second] + b"\x40\x00\x43\xa0OB\x00\x00" + data[second + len(sq):])
+    f.write_bytes(data[:at] + b"\x40\x00\x43\xa0OB\x00\x00" + data[at + len(sq):])
     with pytest.raises(ConversionError) as e:
         read(f)
     assert (e.value.code, e.value.exit_code) == ("truncated", 12)
-    assert re.search(r"corrupt DICOM data at content item 1(\.[0-9]+)+: element \(0040,A043\) is not a sequence$", str(e.value)), str(e.value)
+    assert re.search(rf"corrupt DICOM data at content item {path}: element \(0040,A043\) is not a sequence$", str(e.value)), str(e.value)
     assert str(f) in str(e.value)

@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Annotated, Any, Iterable, Iterator, Optional
 
 import typer
-from rich.console import Console
 
 from . import __version__
 from .diagnostics import Severity, printable
@@ -29,6 +28,7 @@ from .errors import ConversionError, Exit
 from .fhir.bundle import dumps
 
 if TYPE_CHECKING:  # the heavy modules (pydicom) are imported by the commands that use them
+    from rich.console import Console
     from .batch import Checks, FileResult, Processed
     from .mapping.context import Options
     from .dicom.reader import InputFile
@@ -45,12 +45,19 @@ app = typer.Typer(
     help="Convert DICOM SR TID 1500 Measurement Reports into FHIR R5 resources, as the HL7 "
     "'DICOM SR to FHIR Resource Mapping' IG (hl7.fhir.uv.dicom-sr 1.0.0) specifies.",
 )
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@functools.cache
+def _err() -> Console:
+    """The console on stderr, made on the first message (rich's import is a tenth of a start)."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _say(text: str, style: str | None = None, markup: bool = False) -> None:
     """A message on stderr, with control characters escaped (never markup, never raw escapes)."""
-    err.print(printable(text), style=style, markup=False)
+    _err().print(printable(text), style=style, markup=False)
 
 FailOnIgDefects = Annotated[bool, typer.Option(
     "--fail-on-ig-defects",
@@ -322,12 +329,12 @@ class BatchProgress:
         self.task: Any = None
 
     def __enter__(self) -> "BatchProgress":
-        if self.enabled and err.is_terminal:
+        if self.enabled and _err().is_terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.live = Progress(
                 TextColumn(f"{self.verb}"), BarColumn(), MofNCompleteColumn(), TextColumn("files, {task.fields[failed]} failed, {task.fields[rate]}"),
-                TimeRemainingColumn(), console=err, transient=True,
+                TimeRemainingColumn(), console=_err(), transient=True,
             )
             self.live.__enter__()
             self.task = self.live.add_task(self.verb, total=self.total, failed=0, rate="")
@@ -345,7 +352,7 @@ class BatchProgress:
         elif now - self.last >= self.every and self.done < self.total:
             self.last = now
             left = (self.total - self.done) / rate if rate else 0
-            err.print(f"progress: {self.done}/{self.total} file(s) {self.verb}, {self.failed} failed, {rate:.1f} file(s)/s, about {left:.0f} s left", markup=False, highlight=False)
+            _err().print(f"progress: {self.done}/{self.total} file(s) {self.verb}, {self.failed} failed, {rate:.1f} file(s)/s, about {left:.0f} s left", markup=False, highlight=False)
 
     def __exit__(self, *exc: object) -> None:
         if self.live is not None:

@@ -9,7 +9,13 @@ from decimal import Decimal
 from collections import Counter
 from pathlib import Path
 
-from sr2fhir.fhir.bundle import collection, dumps, iter_compact, transaction
+import json
+import math
+import struct
+
+import pytest
+
+from sr2fhir.fhir.bundle import collection, dumps, iter_compact, stdlib_dumps, transaction
 from sr2fhir.fhir.ids import NAMESPACE, resource_id
 from tests.helpers import converted, validate_r5
 
@@ -53,3 +59,41 @@ def test_compact_pieces_are_the_bundle_text(tid1500_file: Path) -> None:
     assert "".join(iter_compact(b)) == dumps(b)
     many = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "ImagingSelection", "instance": [{"uid": f"1.{i}", "v": Decimal("1.50")} for i in range(200)], "x": {}, "y": []}}]}
     assert "".join(iter_compact(many)) == dumps(many) and len(list(iter_compact(many))) > 400
+    narrative = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Observation", "text": {"status": "generated", "div": '<div>"é\u0001\\</div>' * 1000}}}]}
+    assert "".join(iter_compact(narrative)) == dumps(narrative) == stdlib_dumps(narrative) and len(list(iter_compact(narrative))) > 5
+
+
+@pytest.mark.parametrize("pretty", [False, True])
+def test_dumps_is_the_json_modules_text(tid1500_file: Path, pretty: bool) -> None:
+    """orjson writes what the json module writes (the oracle), pretty and compact (issue 16)."""
+    b = transaction(converted(tid1500_file).conversion.resources, "key")
+    assert dumps(b, pretty=pretty) == stdlib_dumps(b, pretty=pretty)
+
+
+def test_dumps_matches_the_json_module_on_arbitrary_values() -> None:
+    """Text with every control character and non-ASCII, decimals with their digits, integers and
+    floats: the same text as the json module, except floats between 1e-10 and 1e-4, which both
+    write as the same number (D-41)."""
+    rng = random.Random(41)
+    alphabet = [chr(i) for i in range(0x20)] + list('"\\/ aZ09é€直\u2028\U0001F600')
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12)))
+        number = Decimal(rng.choice(["1.50", "-0.000", "12345678901234567890.123", "1E+3", "7"]))
+        floats = [x for x in struct.unpack("<4d", rng.randbytes(32)) if math.isfinite(x)]
+        value = {"t": text, text: [number, rng.randrange(-2**63, 2**63), True, {}, [], floats]}
+        for pretty in (False, True):
+            ours, reference = dumps(value, pretty=pretty), stdlib_dumps(value, pretty=pretty)
+            if any(1e-10 <= abs(x) < 1e-4 for x in floats):
+                assert json.loads(ours) == json.loads(reference)
+            else:
+                assert ours == reference
+
+
+def test_dumps_refuses_what_json_cannot_hold() -> None:
+    """NaN and Infinity never become null; integers beyond 64 bits and lone surrogates are the
+    json module's to write, or to refuse, as before."""
+    for bad in (math.nan, math.inf, Decimal("NaN"), Decimal("-Infinity")):
+        with pytest.raises((ValueError, TypeError)):
+            dumps({"value": [bad]})
+    assert dumps({"n": 2**70}) == '{"n":1180591620717411303424}'
+    assert dumps({"s": "\ud800"}) == stdlib_dumps({"s": "\ud800"})

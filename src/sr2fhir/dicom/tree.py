@@ -163,10 +163,10 @@ class TreeBuilder:
         self.count = 0
 
     def build(self, ds: DataSet) -> ContentItem:
-        root = self.item(ds, "1", is_root=True)
+        root, children_of_root = self.read_item(ds, "1", is_root=True)
         # The stack holds each item's children, not the item's own data set: that goes as soon as
         # its ContentItem is made (with `release`), not when its turn comes (a lower peak).
-        stack: list[tuple[ContentItem, list[DataSet], int]] = [(root, self.children_of(ds), 1)]
+        stack: list[tuple[ContentItem, list[DataSet], int]] = [(root, children_of_root, 1)]
         max_depth, max_items = self.limits.max_depth, self.limits.max_items
         while stack:
             parent, seq, depth = stack.pop()
@@ -182,16 +182,19 @@ class TreeBuilder:
             prefix = parent.path + "."
             children = parent.children
             for i, cds in enumerate(seq, 1):
-                path = prefix + str(i)
-                try:
-                    child = self.item(cds, path)
-                    grandchildren = self.children_of(cds)
-                except ValueError as exc:  # a value that cannot be what its element says
-                    raise ConversionError(f"{self.name}: corrupt DICOM data at content item {path}: {_what(exc)}", code="truncated") from None
+                child, grandchildren = self.read_item(cds, prefix + str(i))
                 children.append(child)
                 stack.append((child, grandchildren, depth + 1))
         clear_caches()  # the tree holds what it needs; the caches would only hold the bytes
         return root
+
+    def read_item(self, ds: DataSet, path: str, is_root: bool = False) -> tuple[ContentItem, list[DataSet]]:
+        """The content item at `path` and the data sets of its children; a value that cannot be
+        what its element says fails naming the item and the element."""
+        try:
+            return self.item(ds, path, is_root), self.children_of(ds)
+        except ValueError as exc:
+            raise ConversionError(f"{self.name}: corrupt DICOM data at content item {path}: {_what(exc)}", code="truncated") from None
 
     def children_of(self, ds: DataSet) -> list[DataSet]:
         """The items of a content item's Content Sequence; with `release`, taken out of it."""

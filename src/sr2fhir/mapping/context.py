@@ -6,6 +6,7 @@ Patient / ImagingStudy / ServiceRequest references, status from the Preliminary 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -26,6 +27,7 @@ def profile_url(profile_id: str) -> str:
     return PROFILES[profile_id][0]
 
 
+@functools.cache
 def profile_label(profile_id: str) -> str:
     """A profile's short name for narratives: its IG title without the resource type, "DICOM (SR)"
     and "Mapping (to X)" ("Observation - DICOM SR Imaging Measurement Mapping to Observation" ->
