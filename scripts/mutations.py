@@ -8,6 +8,7 @@ reorder, junk values, deep nesting).
 from __future__ import annotations
 
 import io
+import json
 import random
 import warnings
 from contextlib import contextmanager
@@ -176,6 +177,8 @@ def check_result(result: Any) -> None:
     """What every conversion must satisfy, whatever the input."""
     from fhir.resources import get_fhir_model_class
 
+    from sr2fhir.fhir.bundle import dumps, stdlib_dumps
+
     if result.error is not None:
         assert result.error.code != "exception", f"internal error: {result.error}"
         assert str(result.error)
@@ -183,6 +186,8 @@ def check_result(result: Any) -> None:
     for conv in result.conversions:
         for r in conv.resources.resources():
             get_fhir_model_class(r["resourceType"]).model_validate(r)
+            # orjson's text reads back as the json module's (its oracle, D-41), and is UTF-8
+            assert json.loads(dumps(r).encode("utf-8")) == json.loads(stdlib_dumps(r)), r["id"]
     for d in result.diagnostics.items:
         if d.path is not None:
             assert d.path == "1" or d.path.startswith("1."), d.path
