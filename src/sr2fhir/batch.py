@@ -11,7 +11,6 @@ import functools
 import gc
 import os
 import sys
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Ty
 
 from .diagnostics import Diagnostics, Severity
 from .errors import ConversionError
+from .files import replace_file, usual_mode
 from .fhir import bundle, r4
 from .mapping.context import Options
 from .mapping.report import Conversion, convert
@@ -306,20 +306,4 @@ def write_atomic(path: str | os.PathLike[str], text: str | Iterable[str]) -> Non
             stream.writelines(pieces)
         return
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for piece in pieces:
-                fh.write(piece)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    replace_file(p, pieces, text=True, mode=usual_mode())

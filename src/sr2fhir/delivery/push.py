@@ -15,8 +15,6 @@ set to `entered-in-error`.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +27,7 @@ from ..fhir.references import PRE_EXISTING, dicts, identifier_token
 from ..fhir.r4 import status_of, with_status
 from ..mapping.context import Options
 from ..dicom.reader import Limits
+from ..files import replace_file
 from .client import DeliveryError, FhirClient
 from .seed import seed_bundle
 
@@ -247,7 +246,6 @@ def keep(path: str, spool: Path | None, notes: list[str]) -> bool:
     if spool is None or path == "-" or not Path(path).is_file():
         return spool is None
     src = Path(path)
-    tmp: Path | None = None
     try:
         spool.mkdir(parents=True, exist_ok=True)
         data = src.read_bytes()
@@ -257,19 +255,9 @@ def keep(path: str, spool: Path | None, notes: list[str]) -> bool:
         while dest.exists() and dest.read_bytes() != data:
             dest = spool / f"{src.stem}.{n}{src.suffix}"
             n += 1
-        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=spool)
-        tmp = Path(name)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-        tmp = None
+        replace_file(dest, [data])
     except OSError as exc:
         notes.append(f"NOT KEPT: the spool {spool} cannot take it ({exc.strerror or type(exc).__name__})")
         return False
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
     notes.append(f"kept for retry as {dest}")
     return True

@@ -22,6 +22,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..files import replace_file, usual_mode
 from .tables import SCHEMAS, TABLES
 from .work import Piece
 
@@ -138,7 +139,6 @@ def finish(outdir: Path, staging: Path, started: str, request: str, counts: dict
             "urn:sr2fhir:duplicate-reports": duplicates,
         },
     }
-    tmp = outdir / ".manifest.json.part"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, outdir / "manifest.json")
+    # Durably, and last: the manifest is what says the export is complete.
+    replace_file(outdir / "manifest.json", [json.dumps(manifest, indent=2) + "\n"], text=True, mode=usual_mode(), sync_folder=True)
     return manifest

@@ -10,14 +10,14 @@ creates nothing twice (conditional creates, D-21). Safe to open from several pro
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from ..files import replace_file
 
 State = Literal["received", "converted", "delivered", "dead"]
 STATES: tuple[State, ...] = ("received", "converted", "delivered", "dead")
@@ -69,14 +69,6 @@ class Report:
 Added = Literal["new", "duplicate", "replaced"]
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Queue:
     """The state folder: `queue.sqlite` and `objects/`."""
 
@@ -103,17 +95,7 @@ class Queue:
 
     def _write_object(self, sop_uid: str, data: bytes) -> None:
         """Durably: a temporary file, fsync'd, renamed, and the folder fsync'd."""
-        fd, name = tempfile.mkstemp(prefix=f".{sop_uid}.", suffix=".part", dir=self.objects)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(name, self.path(sop_uid))
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
-        fsync_dir(self.objects)
+        replace_file(self.path(sop_uid), [data], sync_folder=True)
 
     def add(self, sop_uid: str, sha256: str, data: bytes, *, sop_class: str, study_uid: str | None, series_uid: str | None, source: str) -> Added:
         """Store one object and queue it; when this returns, it survives a crash (the caller may
