@@ -134,7 +134,8 @@ def stdlib_dumps(obj: Any, *, pretty: bool = False) -> str:
 def dumps(obj: Any, *, pretty: bool = False) -> str:
     """Deterministic JSON text; Decimals are written as JSON numbers with their digits kept.
 
-    orjson writes it (issue 16: 5-7x faster than the json module); the text is the json module's
+    orjson writes it (issue 16: the 1,561-feature report's 4.4 MB in 0.018 s rather than the json
+    module's 0.045 s, rendering included); the text is the json module's
     (`stdlib_dumps`) except for floats of magnitude 1e-10 to 1e-4, where both write the same number
     differently ('1e-7' for '1e-07', D-41). orjson writes NaN and Infinity as null; a resource never
     holds null, so a text with null in it is made again by the json module, which refuses them."""
