@@ -13,6 +13,7 @@ from sr2fhir import Options, convert, read
 from sr2fhir.dicom.content import Code, ContentItem, SRDocument
 from sr2fhir.dicom.header import SRHeader
 from sr2fhir.diagnostics import Diagnostics
+from sr2fhir.fhir.bundle import iter_compact_entries
 from sr2fhir.mapping.report import Conversion
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,6 +91,11 @@ def validate_r5(resource: dict[str, Any]) -> None:
 
 def codings(cc: dict[str, Any] | None) -> list[tuple[str, str]]:
     return [(c.get("system", ""), c.get("code", "")) for c in (cc or {}).get("coding", [])]
+
+
+def compact_pieces(bundle: dict[str, Any]) -> list[str]:
+    """A whole Bundle written as the CLI writes it, entry by entry (iter_compact_entries)."""
+    return list(iter_compact_entries({k: v for k, v in bundle.items() if k != "entry"}, bundle.get("entry", [])))
 
 
 def walk_json(node: Any) -> Iterator[Any]:

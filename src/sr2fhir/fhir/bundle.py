@@ -155,11 +155,6 @@ def iter_ndjson(resources: list[dict[str, Any]]) -> Iterator[str]:
         yield dumps(_relative(r, types)) + "\n"
 
 
-def iter_compact(bundle: dict[str, Any]) -> Iterator[str]:
-    """The compact JSON of a Bundle, entry by entry: the same text as dumps(bundle)."""
-    return iter_compact_entries({k: v for k, v in bundle.items() if k != "entry"}, bundle.get("entry", []))
-
-
 def iter_compact_entries(head: dict[str, Any], entries: Iterable[dict[str, Any]]) -> Iterator[str]:
     """The compact JSON of the Bundle `head` with `entries`, made and written one at a time: the
     same text as dumps({**head, "entry": [...]}), without ever holding all of it (peak memory: the
