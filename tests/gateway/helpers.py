@@ -303,3 +303,26 @@ class OrthancServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
 
+
+
+HOSTILE_UIDS = ["../../../victim", "../victim", "/tmp/sr2fhir-hostile-absolute", "1.2.3/../../../victim", "..", "1.2.840\n.5", "1.2.\x1b[31m3"]
+"""SOP Instance UIDs a hostile peer may send: paths out of the state folder, control characters."""
+
+
+def hostile(template: Path, dest: Path, uid: str) -> Path:
+    """`template` with `uid` as its SOP Instance UID (data set and file meta), written as a sender would."""
+    import warnings
+
+    ds = pydicom.dcmread(template)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns of the invalid UI value, and writes it
+        ds.SOPInstanceUID = uid
+        ds.file_meta.MediaStorageSOPInstanceUID = uid
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(dest, enforce_file_format=True)
+    return dest
+
+
+def tree(root: Path, skip: Path) -> dict[str, bytes]:
+    """Every file below `root` but those below `skip`, with its bytes: what a hostile input must not change."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file() and skip not in p.parents}

@@ -3,6 +3,7 @@ storescu as senders."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,7 +17,7 @@ from sr2fhir.gateway.dimse import StorageSCP
 from sr2fhir.gateway.intake import Intake
 from sr2fhir.gateway.metrics import Metrics
 from sr2fhir.gateway.queue import Queue
-from tests.gateway.helpers import c_store
+from tests.gateway.helpers import HOSTILE_UIDS, c_store, hostile, tree
 from tests.helpers import FIXTURES, SHARED, free_port, shared_files, sop_uid
 
 CT = SHARED / "data" / "referenced" / "highdicom__ct_image.dcm"
@@ -93,11 +94,14 @@ def test_the_wrong_called_ae_title_is_refused(scp: Scp) -> None:
     assert set(c_store(scp.port, [FIXTURES / "tid1410_planar_regions.dcm"], called="SOMEONEELSE").values()) == {-1}
 
 
-def test_past_the_watermark_c_store_is_out_of_resources(tmp_path: Path) -> None:
+def test_past_the_watermark_c_store_is_out_of_resources(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     s = Scp(tmp_path / "state", min_free=1 << 62)
     try:
-        assert list(c_store(s.port, [FIXTURES / "tid1410_planar_regions.dcm"]).values()) == [0xA700]
+        with caplog.at_level(logging.WARNING, "sr2fhir.gateway"):
+            assert list(c_store(s.port, [FIXTURES / "tid1410_planar_regions.dcm"]).values()) == [0xA700]
         assert s.queue.counts()["received"] == 0 and not list(s.queue.objects.iterdir())
+        # The refusal names the report by its (validated) SOP Instance UID, not by a hash.
+        assert [getattr(r, "sop_uid", None) for r in caplog.records if r.getMessage() == "refused"] == [sop_uid(FIXTURES / "tid1410_planar_regions.dcm")]
     finally:
         s.close()
 
@@ -115,3 +119,29 @@ def test_storescu_in_each_standard_transfer_syntax(scp: Scp, syntax: str) -> Non
     expected_ts = {"-xi": "1.2.840.10008.1.2", "-xe": "1.2.840.10008.1.2.1", "-xb": "1.2.840.10008.1.2.2", "-xd": "1.2.840.10008.1.2.1.99"}[syntax]
     assert pydicom.dcmread(stored).file_meta.TransferSyntaxUID == expected_ts
     same_fhir(stored, f)
+
+
+def test_a_hostile_sop_instance_uid_writes_nothing_outside_the_state_folder(tmp_path: Path) -> None:
+    """Issue 24, defect 1: the data set's SOP Instance UID fails validation, so intake once keyed the
+    object by the command's Affected SOP Instance UID, which nobody validated: `../../../victim`
+    overwrote a file three folders up, and `queue purge` deleted it."""
+    root = tmp_path / "a" / "b" / "c"
+    state = root / "state"
+    root.mkdir(parents=True)
+    for rel in ("victim.dcm", "../victim.dcm", "../../victim.dcm", "../../../victim.dcm", "state-sibling.dcm"):
+        (root / rel).write_bytes(b"precious")
+    s = Scp(state)
+    try:
+        before = tree(tmp_path, state)
+        sent = [hostile(FIXTURES / "tid1410_planar_regions.dcm", tmp_path / "send" / f"{i}.dcm", uid) for i, uid in enumerate(HOSTILE_UIDS)]
+        statuses = c_store(s.port, sent)
+        assert set(statuses.values()) == {0xC000}, statuses  # Cannot understand: no valid SOP Instance UID
+        assert tree(tmp_path, state) == before | {str(p.relative_to(tmp_path)): p.read_bytes() for p in sent}
+        dead = s.queue.reports("dead")
+        assert len(dead) == len(HOSTILE_UIDS) and all(r.sop_uid.startswith("unidentified-") for r in dead)
+        assert {p.name for p in s.queue.objects.iterdir()} == {f"{r.sop_uid}.dcm" for r in dead}
+        assert s.queue.purge("dead") == len(HOSTILE_UIDS)
+        assert tree(tmp_path, state) == before | {str(p.relative_to(tmp_path)): p.read_bytes() for p in sent}
+        assert not list(s.queue.objects.iterdir())
+    finally:
+        s.close()

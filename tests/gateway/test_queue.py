@@ -103,3 +103,18 @@ def test_two_processes_share_the_queue(tmp_path: Path) -> None:
     assert b.get("1.1") is not None
     b.dead("1.1", "operator")
     assert a.get("1.1").state == "dead"  # type: ignore[union-attr]
+
+
+def test_a_key_that_is_not_a_uid_never_names_a_file(tmp_path: Path) -> None:
+    """A row written by an older gateway under a hostile key: its object, and its purge, stay in `objects/`."""
+    state = tmp_path / "x" / "y" / "state"
+    q = Queue(state)
+    (tmp_path / "victim.dcm").write_bytes(b"precious")
+    for key in ("../../../victim", "/tmp/sr2fhir-abs", "1.2\n.3", "unidentified-../../../victim"):
+        assert add(q, key, key.encode()) == "new"
+        assert q.path(key).parent == q.objects and q.path(key).read_bytes() == key.encode()
+        q.dead(key, "test")
+    assert q.orphans() == []  # each file is found again from its row
+    assert q.purge("dead") == 4
+    assert (tmp_path / "victim.dcm").read_bytes() == b"precious" and not list(q.objects.iterdir())
+    assert q.path("1.2.3").name == "1.2.3.dcm" and q.path("unidentified-" + "0" * 40).name == "unidentified-" + "0" * 40 + ".dcm"

@@ -14,6 +14,7 @@ from sr2fhir.gateway.intake import Intake
 from sr2fhir.gateway.metrics import Metrics
 from sr2fhir.gateway.queue import Queue
 from sr2fhir.gateway.web import app
+from tests.gateway.helpers import HOSTILE_UIDS, hostile, tree
 from tests.helpers import FIXTURES, SHARED
 
 SR = FIXTURES / "tid1410_planar_regions.dcm"
@@ -111,3 +112,24 @@ def test_metrics_count_what_happened(gw: Setup) -> None:
     assert 'sr2fhir_duplicates_total{source="stow"} 1.0' in text
     assert 'sr2fhir_refused_total{reason="sop-class-not-supported",source="stow"} 1.0' in text
     assert 'sr2fhir_queue_depth{state="received"} 1.0' in text
+
+
+def test_a_hostile_sop_instance_uid_writes_nothing_outside_the_state_folder(tmp_path: Path) -> None:
+    """Issue 24, defect 1, by STOW-RS: the UID in the header names no file; the object is kept
+    in the dead letter under its hash, and purging it deletes that copy alone."""
+    root = tmp_path / "a" / "b" / "c"
+    root.mkdir(parents=True)
+    for rel in ("victim.dcm", "../victim.dcm", "../../victim.dcm", "../../../victim.dcm"):
+        (root / rel).write_bytes(b"precious")
+    s = Setup(root / "state")
+    try:
+        payloads = [hostile(SR, tmp_path / "send" / f"{i}.dcm", uid).read_bytes() for i, uid in enumerate(HOSTILE_UIDS)]
+        before = tree(tmp_path, root / "state")
+        status, body = s.stow(*payloads)
+        assert status == 409 and failure_reasons(body) == [0xC000] * len(HOSTILE_UIDS)
+        assert tree(tmp_path, root / "state") == before
+        assert sorted(p.read_bytes() for p in s.queue.objects.iterdir()) == sorted(payloads)
+        assert s.queue.purge("dead") == len(HOSTILE_UIDS)
+        assert tree(tmp_path, root / "state") == before and not list(s.queue.objects.iterdir())
+    finally:
+        s.queue.close()

@@ -29,12 +29,12 @@ def uid_name(uid: str) -> str | None:
     return entry[0] if entry else None
 
 
-_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 
 def uid_ok(uid: Any) -> bool:
     """A valid UID (PS3.5 9.1: digits and dots, at most 64), which can go into a FHIR `id` or `urn:oid:`."""
-    return isinstance(uid, str) and 0 < len(uid) <= 64 and _UID.match(uid) is not None
+    return isinstance(uid, str) and 0 < len(uid) <= 64 and _UID.fullmatch(uid) is not None
 
 
 _SR_KEYWORDS = ("BasicTextSRStorage", "EnhancedSRStorage", "ComprehensiveSRStorage", "Comprehensive3DSRStorage", "ExtensibleSRStorage")

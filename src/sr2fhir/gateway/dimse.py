@@ -10,7 +10,7 @@ from typing import Any
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
-from ..dicom.dictionary import SR_STORAGE
+from ..dicom.dictionary import SR_STORAGE, uid_ok
 from ..dicom.identify import Identity
 from .intake import STATUS, Intake
 
@@ -58,5 +58,7 @@ class StorageSCP:
             data = event.encoded_dataset(include_meta=True)
         except Exception:  # pynetdicom could not encode the file meta from the command
             return STATUS["cannot-understand"]
-        outcome = self.intake.accept(data, f"C-STORE {claimed.sop_instance_uid} from {calling}", source, claimed)
+        # The command's UIDs are not validated by anyone before us: only a valid one is named.
+        uid = claimed.sop_instance_uid if uid_ok(claimed.sop_instance_uid) else "(invalid Affected SOP Instance UID)"
+        outcome = self.intake.accept(data, f"C-STORE {uid} from {calling}", source, claimed)
         return 0x0000 if outcome.refused is None else STATUS[outcome.refused]

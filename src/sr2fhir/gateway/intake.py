@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..dicom.dictionary import uid_ok
 from ..dicom.identify import Identity, identify
 from ..errors import ConversionError
 from .metrics import Metrics
-from .queue import Queue
+from .queue import Queue, unidentified
 
 log = logging.getLogger("sr2fhir.gateway")
 
@@ -70,20 +71,24 @@ class Intake:
 
     def accept(self, data: bytes, name: str, source: str, claimed: Identity | None = None) -> Outcome:
         """Store and queue one object. `claimed`: what the transport said it is (the C-STORE
-        command's Affected SOP Class/Instance UIDs), used when the header cannot be read."""
+        command's Affected SOP Class/Instance UIDs), used when the header cannot be read and
+        only if both are valid UIDs: nothing from the network names a file unvalidated."""
         sha = hashlib.sha256(data).hexdigest()
-        if not self.room(len(data)):
-            return self._refuse(sha, None, source, "out-of-resources", f"the state folder's disk is past its watermark ({self.min_free // 2**20} MiB must stay free)")
+        if claimed is not None and not (uid_ok(claimed.sop_class_uid) and uid_ok(claimed.sop_instance_uid)):
+            claimed = None
         broken = None
         try:
             ident: Identity | None = identify(data, name)
         except ConversionError as exc:
             ident, broken = claimed, str(exc)
+        if not self.room(len(data)):
+            # Identified first, so that the refusal names the validated SOP Instance UID.
+            return self._refuse(sha, ident, source, "out-of-resources", f"the state folder's disk is past its watermark ({self.min_free // 2**20} MiB must stay free)")
         if ident is not None and not ident.is_sr:
             return self._refuse(sha, ident, source, "sop-class-not-supported", f"{name}: SOP Class {ident.sop_class_uid} is not an SR Storage SOP Class")
         if broken is not None and ident is None and data[128:132] != b"DICM":
             return self._refuse(sha, None, source, "cannot-understand", broken)
-        key = ident.sop_instance_uid if ident is not None else f"unidentified-{sha[:40]}"
+        key = ident.sop_instance_uid if ident is not None else unidentified(sha)
         try:
             added = self.queue.add(
                 key, sha, data, sop_class=ident.sop_class_uid if ident else "", study_uid=ident.study_instance_uid if ident else None,
@@ -111,6 +116,6 @@ class Intake:
 
     def _refuse(self, sha: str, ident: Identity | None, source: str, refusal: Refusal, reason: str) -> Outcome:
         self.metrics.refused.labels(source.split(":", 1)[0], refusal).inc()
-        key = ident.sop_instance_uid if ident is not None else f"unidentified-{sha[:40]}"
+        key = ident.sop_instance_uid if ident is not None else unidentified(sha)
         log.warning("refused", extra={"sop_uid": key, "source": source, "outcome": refusal, "reason": reason})
         return Outcome(key, ident, refusal, reason)

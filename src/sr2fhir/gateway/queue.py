@@ -1,7 +1,7 @@
 """The gateway's durable queue: every report it accepted, and where it is on its way to FHIR.
 
 One SQLite database (WAL, synchronous=FULL) in the state folder, beside the objects themselves
-(`objects/<SOP Instance UID>.dcm`). A report is `received` (stored, acknowledged), `converted`,
+(`objects/<SOP Instance UID>.dcm`; a key that is not a valid UID never names a file, see `file_name`). A report is `received` (stored, acknowledged), `converted`,
 `delivered`, or `dead` (will not succeed without a person: the reason says why). At-least-once:
 whatever is not delivered or dead is picked up again after a crash, and delivering it twice
 creates nothing twice (conditional creates, D-21). Safe to open from several processes (the
@@ -10,6 +10,8 @@ creates nothing twice (conditional creates, D-21). Safe to open from several pro
 
 from __future__ import annotations
 
+import hashlib
+import re
 import sqlite3
 import threading
 import time
@@ -17,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ..dicom.dictionary import uid_ok
 from ..files import replace_file
 
 State = Literal["received", "converted", "delivered", "dead"]
@@ -68,6 +71,22 @@ class Report:
 
 Added = Literal["new", "duplicate", "replaced"]
 
+_UNIDENTIFIED = re.compile(r"unidentified-[0-9a-f]{40}")
+
+
+def unidentified(sha256: str) -> str:
+    """The key of an object whose header gives no valid SOP Instance UID: its bytes' hash."""
+    return f"unidentified-{sha256[:40]}"
+
+
+def file_name(key: str) -> str:
+    """The object's file name for a queue key. Only a valid UID (PS3.5 9.1) or an `unidentified-`
+    hash names a file as it is; anything else (a key from an older state folder, a hostile one)
+    is hashed, so no key can reach outside `objects/`."""
+    if uid_ok(key) or _UNIDENTIFIED.fullmatch(key):
+        return f"{key}.dcm"
+    return f"key-{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()}.dcm"
+
 
 class Queue:
     """The state folder: `queue.sqlite` and `objects/`."""
@@ -91,7 +110,7 @@ class Queue:
             self._db.close()
 
     def path(self, sop_uid: str) -> Path:
-        return self.objects / f"{sop_uid}.dcm"
+        return self.objects / file_name(sop_uid)
 
     def _write_object(self, sop_uid: str, data: bytes) -> None:
         """Durably: a temporary file, fsync'd, renamed, and the folder fsync'd."""
@@ -225,5 +244,5 @@ class Queue:
         for part in self.objects.glob(".*.part"):
             part.unlink(missing_ok=True)
         with self._lock:
-            known = {r[0] for r in self._db.execute("SELECT sop_uid FROM reports")}
-        return [p for p in self.objects.glob("*.dcm") if p.stem not in known]
+            known = {file_name(r[0]) for r in self._db.execute("SELECT sop_uid FROM reports")}
+        return [p for p in self.objects.glob("*.dcm") if p.name not in known]

@@ -84,7 +84,7 @@ class Gateway:
         sender heard no Success and may send them again: a duplicate, delivered once)."""
         for path in self.queue.orphans():
             outcome = self.intake.accept(path.read_bytes(), f"recovered {path.name}", "recovered")
-            if outcome.key != path.stem:
+            if self.queue.path(outcome.key) != path:
                 path.unlink(missing_ok=True)
 
     def _thread(self, name: str, target: Callable[[], None]) -> None:
