@@ -297,3 +297,22 @@ def transcoded(data: bytes, transfer_syntax: str) -> bytes:
         big, implicit = transfer_syntax == "1.2.840.10008.1.2.2", transfer_syntax == "1.2.840.10008.1.2"
         dcmwrite(out, ds, implicit_vr=implicit, little_endian=not big, force_encoding=big, enforce_file_format=not big)
     return out.getvalue()
+
+
+def remapped(path: Path, dest: Path, suffix: str) -> Path:
+    """A copy whose every instance UID (not the DICOM-defined class UIDs) has `suffix` appended,
+    the same way in every file: a fresh original/correction pair the server has never seen."""
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    stack = [ds]
+    while stack:
+        d = stack.pop()
+        for el in d:
+            if el.VR == "SQ":
+                stack.extend(el.value)
+            elif el.VR == "UI" and el.value and not str(el.value).startswith("1.2.840.10008"):
+                el.value = f"{el.value}{suffix}"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as(dest)
+    return dest

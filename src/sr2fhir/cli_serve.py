@@ -119,7 +119,7 @@ def serve(
     from .delivery.connection import Connection
     from .gateway.deliver import Backoff, Conversion
     from .gateway.logs import configure
-    from .gateway.service import Settings, serve as run
+    from .gateway.service import GatewayFailed, Settings, serve as run
 
     _check_url(fhir_url)
     for url, opt in ((follow_orthanc, "--follow-orthanc"), (follow_dicomweb, "--follow-dicomweb")):
@@ -151,6 +151,9 @@ def serve(
     except (DeliveryError, OSError) as exc:
         _say(f"error: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}", style="bold red")
         raise typer.Exit(Exit.USAGE) from None
+    except GatewayFailed as exc:
+        _say(f"error: {exc}", style="bold red")
+        raise typer.Exit(Exit.MIXED) from None
 
 
 queue_app = typer.Typer(help="See and replay the gateway's queue (the state folder of `sr2fhir serve`).", no_args_is_help=True)

@@ -26,7 +26,7 @@ from sr2fhir.cli import app
 from sr2fhir.codes import urn_oid
 from sr2fhir.delivery.client import DeliveryError, FhirClient, RetryPolicy
 from sr2fhir.delivery.push import push_path
-from tests.helpers import FIXTURES, IG_EXAMPLE, shared_files, sop_uid, transaction_bundles, walk_json
+from tests.helpers import FIXTURES, IG_EXAMPLE, remapped, shared_files, sop_uid, transaction_bundles, walk_json
 
 TYPES = ("Observation", "ImagingSelection", "Device", "BodyStructure", "Practitioner")
 SEEDED = ("Patient", "ImagingStudy", "ServiceRequest")
@@ -261,25 +261,6 @@ def test_missing_patient_fails_clearly_and_keeps_the_report(fhir_url: str, fhir:
     assert result.exit_code == 0 and "logical reference used" in result.output, result.output
     stored = fhir.search("Observation", _source=urn_oid(ds.SOPInstanceUID))
     assert stored and all(o["subject"] == {"type": "Patient", "identifier": {"value": "NOT-SEEDED-0001"}} for o in stored)
-
-
-def remapped(path: Path, dest: Path, suffix: str) -> Path:
-    """A copy whose every instance UID (not the DICOM-defined class UIDs) has `suffix` appended,
-    the same way in every file: a fresh original/correction pair the server has never seen."""
-    import pydicom
-
-    ds = pydicom.dcmread(path)
-    stack = [ds]
-    while stack:
-        d = stack.pop()
-        for el in d:
-            if el.VR == "SQ":
-                stack.extend(el.value)
-            elif el.VR == "UI" and el.value and not str(el.value).startswith("1.2.840.10008"):
-                el.value = f"{el.value}{suffix}"
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.save_as(dest)
-    return dest
 
 
 def test_a_correction_whose_answer_is_lost_is_retried_idempotently(fhir_url: str, fhir: FhirClient, tmp_path: Path, manifest: dict[str, Any]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -16,6 +18,7 @@ from sr2fhir.gateway.deliver import Backoff, Conversion, Deliverer
 from sr2fhir.gateway.intake import Intake
 from sr2fhir.gateway.metrics import Metrics
 from sr2fhir.gateway.queue import Queue, Report
+from tests.gateway.helpers import wait_for
 from tests.helpers import FIXTURES, SHARED, LocalServer, free_port
 
 REPORT = FIXTURES / "tid1410_planar_regions.dcm"
@@ -150,3 +153,68 @@ def test_a_server_of_another_fhir_version_pauses_delivery_and_sends_nothing(stat
     # Every report would be refused and dead-lettered: the gateway waits for the operator instead.
     assert r.state == "converted" and r.attempts == 0 and not posts
     assert s.deliverer.paused and "FHIR 4.0.1" in (s.deliverer.pause_reason or "") and "--fhir-version R4" in (s.deliverer.pause_reason or "")
+
+
+class FullDisk:
+    """The queue's SQLite connection, whose every write fails as SQLite fails on a full disk while `full` is set."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.full = False
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if self.full and sql.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE", "BEGIN", "COMMIT"):
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+def test_a_full_state_disk_pauses_delivery_and_it_resumes_when_space_returns(state: Path) -> None:
+    """Issue 24, defect 3: the report is pushed, but marking it delivered fails (disk full). The
+    delivery thread once died of it, and the service with it (exit 0). Now delivery pauses, says
+    why, probes the queue, and delivers once space is back: the report is pushed again (a
+    conditional create: nothing twice on a real server) and marked delivered."""
+    posts: list[bytes] = []
+    with LocalServer(fhir_server((200, {"Content-Type": "application/fhir+json"}, DONE), posts=posts)) as server:
+        s = Setup(state, server.url, Backoff(retry_delay=0.1))
+        q = s.queue
+        s.queued()
+        q.converted("1.2.3")  # so that the first write of its delivery is marking it delivered
+        q._db = disk = FullDisk(q._db)  # type: ignore[assignment]
+        disk.full = True
+        stop = threading.Event()
+        thread = threading.Thread(target=s.deliverer.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            wait_for("delivery to pause", lambda: s.deliverer.paused, 60, every=0.05)
+            assert "queue cannot be written" in (s.deliverer.pause_reason or "") and "disk is full" in (s.deliverer.pause_reason or "")
+            time.sleep(1.5)  # several probes fail while the disk stays full
+            assert thread.is_alive() and s.deliverer.paused and q.get("1.2.3").state == "converted"  # type: ignore[union-attr]
+            pushed_while_full = len(posts)
+            assert pushed_while_full >= 1
+            disk.full = False
+            wait_for("the report to be delivered", lambda: q.get("1.2.3").state == "delivered", 60, every=0.05)  # type: ignore[union-attr]
+            assert not s.deliverer.paused and s.metrics.paused._value.get() == 0
+            assert len(posts) == pushed_while_full + 1  # once more after the pause, not in a loop while full
+        finally:
+            stop.set()
+            thread.join(30)
+        assert not thread.is_alive()
+
+
+def test_a_part_that_stops_ends_the_service_with_a_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 24, defect 3: a part of the gateway that dies ends the process with a failure, never
+    with exit 0, so that a supervisor restarts it."""
+    from sr2fhir.delivery.connection import Connection
+    from sr2fhir.gateway import service
+
+    def broken(self: Deliverer, stop: threading.Event) -> None:
+        raise MemoryError("simulated")
+
+    monkeypatch.setattr(Deliverer, "run", broken)
+    conn = Connection(f"http://127.0.0.1:{free_port()}/fhir", retries=0, timeout=5.0, connect_timeout=5.0)
+    settings = service.Settings(connection=conn, state=tmp_path / "state", dicom_port=free_port(), http_port=free_port())
+    with pytest.raises(service.GatewayFailed, match="deliver"):
+        service.serve(settings)

@@ -118,3 +118,48 @@ def test_a_key_that_is_not_a_uid_never_names_a_file(tmp_path: Path) -> None:
     assert q.purge("dead") == 4
     assert (tmp_path / "victim.dcm").read_bytes() == b"precious" and not list(q.objects.iterdir())
     assert q.path("1.2.3").name == "1.2.3.dcm" and q.path("unidentified-" + "0" * 40).name == "unidentified-" + "0" * 40 + ".dcm"
+
+
+def test_a_correction_waits_for_its_pending_original(tmp_path: Path) -> None:
+    """Issue 24, defect 2: the original is in backoff (a 5xx); its correction, due now, waits until
+    the original is delivered or dead (D-42)."""
+    q = Queue(tmp_path)
+    add(q, "1.1")
+    q.later("1.1", 3600, "HTTP 503")
+    q.add("1.2", "x", b"c", sop_class="", study_uid=None, series_uid=None, source="test", predecessors=("1.1",))
+    add(q, "1.3")  # unrelated: goes on
+    r = q.next_due()
+    assert r is not None and r.sop_uid == "1.3"
+    q.delivered("1.3")
+    assert q.next_due() is None
+    assert (w := q.next_wait()) is not None and w > 3000  # the correction is not due while it waits
+    assert q.next_due(now=time.time() + 7200).sop_uid == "1.1"  # type: ignore[union-attr]
+    q.delivered("1.1")
+    assert q.next_due().sop_uid == "1.2"  # type: ignore[union-attr]
+    # An original that ends dead lets its correction go too.
+    add(q, "2.1")
+    q.add("2.2", "y", b"d", sop_class="", study_uid=None, series_uid=None, source="test", predecessors=("2.1", "9.9"))  # 9.9: never received
+    q.later("2.1", 3600, "HTTP 503")
+    assert q.next_due().sop_uid == "1.2"  # type: ignore[union-attr]
+    q.delivered("1.2")
+    assert q.next_due() is None
+    q.dead("2.1", "HTTP 422")
+    assert q.next_due().sop_uid == "2.2"  # type: ignore[union-attr]
+
+
+def test_an_original_delivered_after_its_correction_queues_the_correction_again(tmp_path: Path) -> None:
+    q = Queue(tmp_path)
+    q.add("1.2", "x", b"c", sop_class="", study_uid=None, series_uid=None, source="test", predecessors=("1.1",))
+    assert q.delivered("1.2") == []  # the original was never received: the correction goes alone
+    add(q, "1.1")  # it arrives late (or is retried from the dead letter)
+    assert q.next_due().sop_uid == "1.1"  # type: ignore[union-attr]
+    assert q.delivered("1.1") == ["1.2"]
+    again = q.next_due()
+    assert again is not None and again.sop_uid == "1.2" and again.state == "received" and "predecessor 1.1" in (again.reason or "")
+
+
+def test_reports_that_name_each_other_do_not_wait_forever(tmp_path: Path) -> None:
+    q = Queue(tmp_path)
+    q.add("1.1", "x", b"a", sop_class="", study_uid=None, series_uid=None, source="test", predecessors=("1.2", "1.1"))
+    q.add("1.2", "y", b"b", sop_class="", study_uid=None, series_uid=None, source="test", predecessors=("1.1",))
+    assert q.next_due() is not None

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
 import httpx
 import pytest
 
+from sr2fhir.codes import urn_oid
 from sr2fhir.delivery.client import FhirClient
 from sr2fhir.gateway.queue import Queue
 from tests.gateway.helpers import GatewayProcess, HapiServer, delivered, OrthancServer, c_store, on_server_once, stow, variants, wait_for
-from tests.helpers import FIXTURES, SHARED, shared_files, sop_uid
+from tests.helpers import FIXTURES, SHARED, LocalServer, remapped, shared_files, sop_uid
 
 TEMPLATE = FIXTURES / "tid1410_planar_regions.dcm"
 CT = SHARED / "data" / "referenced" / "highdicom__ct_image.dcm"
@@ -228,3 +230,75 @@ def test_past_the_disk_watermark_intake_is_refused_and_nothing_accepted_is_lost(
     assert "could not be stored" not in log and "No space left" not in log  # refused before the disk was full
     for f in acked:
         on_server_once(fhir, f)
+
+
+def fill(folder: Path) -> Path:
+    """Write a file into `folder` until its disk is full; returns it (delete it to give the space back)."""
+    filler = folder / "filler"
+    with open(filler, "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * (64 << 10))
+                fh.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_disk_that_fills_while_delivery_runs_pauses_it_and_nothing_is_lost(tmp_path: Path, fhir_url: str, fhir: FhirClient) -> None:
+    """Issue 24, defect 3: the state folder is an 8 MiB tmpfs (a private mount namespace, reached
+    from here through /proc/PID/root); it is filled up while the queue is being delivered. The
+    gateway stays up, says why on /readyz, and when the space returns delivers every report, once."""
+    assert shutil.which("unshare"), "util-linux unshare is needed for the full-disk test"
+    state = tmp_path / "state"
+    state.mkdir()
+    reports = variants(TEMPLATE, tmp_path / "in", 20, "fills")
+    wrap = ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=8m tmpfs "{state}" &&']
+    with GatewayProcess(state, fhir_url, "--min-free-mb", "1", wrap=wrap) as gw:
+        assert gw.proc is not None
+        inside = Path(f"/proc/{gw.proc.pid}/root") / state.relative_to("/")
+        assert set(c_store(gw.dicom_port, reports).values()) == {0}
+        filler = fill(inside)
+        ready = wait_for("/readyz to say the queue cannot be written", lambda: (r := httpx.get(f"http://127.0.0.1:{gw.http_port}/readyz", timeout=30))
+                         .status_code == 503 and "queue cannot be written" in r.json()["delivery"] and r, DRAIN)
+        assert "watermark" in ready.json()["disk"]
+        time.sleep(3)
+        assert gw.alive() and depth(gw)["delivered"] < len(reports)
+        filler.unlink()
+        wait_for("the queue to drain", lambda: drained(gw, len(reports)), DRAIN)
+        assert depth(gw) == {"received": 0, "converted": 0, "delivered": len(reports), "dead": 0}
+        assert httpx.get(f"http://127.0.0.1:{gw.http_port}/readyz", timeout=30).status_code == 200
+        events = [line["event"] for line in gw.log_lines()]
+    assert gw.proc.returncode == 0 and "delivery paused" in events and "delivery resumed" in events
+    for f in reports:
+        on_server_once(fhir, f)
+
+
+def test_a_correction_never_overtakes_its_original(tmp_path: Path, fhir_url: str, fhir: FhirClient) -> None:
+    """Issue 24, defect 2: a proxy in front of HAPI fails the original's first transaction (503),
+    so the original waits its backoff while its correction, received just after it, is due. The
+    correction waits; in the end nothing the original said is current on the server."""
+    original = remapped(FIXTURES / "tid1410_planar_regions.dcm", tmp_path / "original.dcm", ".24")
+    corrected = remapped(FIXTURES / "tid1410_planar_regions_corrected.dcm", tmp_path / "corrected.dcm", ".24")
+    old, new = sop_uid(original).encode(), sop_uid(corrected).encode()
+    transactions: list[str] = []
+
+    def proxy(method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        is_transaction = method == "POST" and path.rstrip("/") == "/fhir" and (old in body or new in body)
+        if is_transaction and old in body and new not in body and "original" not in transactions:
+            transactions.append("original")
+            return 503, {"Retry-After": "2"}, b""
+        r = httpx.request(method, fhir_url + path[len("/fhir"):], content=body or None,
+                          headers={"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}, timeout=300)
+        if is_transaction and r.status_code == 200:
+            transactions.append("corrected" if new in body else "original")
+        return r.status_code, {"Content-Type": r.headers.get("content-type", "application/fhir+json")}, r.content
+
+    with LocalServer(proxy) as server, GatewayProcess(tmp_path / "state", server.url, "--retries", "0") as gw:
+        assert c_store(gw.dicom_port, [original, corrected]) == {original: 0, corrected: 0}
+        wait_for("both to be delivered", lambda: drained(gw, 2), DRAIN)
+        assert depth(gw)["delivered"] == 2
+    assert transactions == ["original", "original", "corrected"]  # failed, then delivered, then its correction
+    for rtype in ("Observation", "ImagingSelection"):
+        assert {r["status"] for r in fhir.search(rtype, _source=urn_oid(sop_uid(original)))} == {"entered-in-error"}, rtype
+    assert {r["status"] for r in fhir.search("Observation", _source=urn_oid(sop_uid(corrected)))} == {"final"}

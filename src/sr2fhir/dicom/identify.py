@@ -20,13 +20,16 @@ class Identity:
     sop_instance_uid: str
     study_instance_uid: str | None
     series_instance_uid: str | None
+    predecessors: tuple[str, ...] = ()
+    """The valid SOP Instance UIDs of the Predecessor Documents Sequence (0040,A360, PS3.3
+    C.17.2.3): the SRs this one corrects or amends, which must reach FHIR before it."""
 
     @property
     def is_sr(self) -> bool:
         return self.sop_class_uid in SR_STORAGE
 
 
-_WANTED = ["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"]
+_WANTED = ["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PredecessorDocumentsSequence"]
 
 
 def identify(data: bytes, name: str) -> Identity:
@@ -39,6 +42,13 @@ def identify(data: bytes, name: str) -> Identity:
             values["SOPClassUID"] = ds.file_meta.get("MediaStorageSOPClassUID")
         if not values["SOPInstanceUID"]:
             values["SOPInstanceUID"] = ds.file_meta.get("MediaStorageSOPInstanceUID")
+        predecessors = tuple(
+            str(sop.ReferencedSOPInstanceUID)
+            for study in values["PredecessorDocumentsSequence"] or ()
+            for series in study.get("ReferencedSeriesSequence") or ()
+            for sop in series.get("ReferencedSOPSequence") or ()
+            if uid_ok(str(sop.get("ReferencedSOPInstanceUID", "")))
+        )
     except InvalidDicomError:
         raise ConversionError(f"{name}: not a DICOM Part 10 object (no DICM prefix)", code="not-dicom") from None
     except Exception as exc:  # pydicom raises many types on corrupt input
@@ -47,4 +57,4 @@ def identify(data: bytes, name: str) -> Identity:
     if not uid_ok(cls) or not uid_ok(inst):
         raise ConversionError(f"{name}: no valid SOP Class UID and SOP Instance UID (0008,0016/0018)", code="not-dicom")
     study, series = (str(values[k]) if values[k] and uid_ok(str(values[k])) else None for k in ("StudyInstanceUID", "SeriesInstanceUID"))
-    return Identity(cls, inst, study, series)
+    return Identity(cls, inst, study, series, tuple(dict.fromkeys(p for p in predecessors if p != inst)))

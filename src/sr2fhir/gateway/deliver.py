@@ -8,13 +8,17 @@ What a failure does (docs/gateway.md):
   ServiceRequest not there yet, an answer lost or unreadable): tried again later, with exponential
   backoff (at least the server's Retry-After), up to the most attempts, then the dead letter;
 - the server cannot be reached, or refuses our credentials: delivery pauses (no attempt counted)
-  and probes the server until it answers.
+  and probes the server until it answers;
+- the queue cannot be written (the state folder's disk is full): delivery pauses and probes the
+  queue with a write until one succeeds; a report pushed but not marked is pushed again (safe).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import random
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -69,6 +73,8 @@ class Deliverer:
         self._pause = 0.0
         self.pause_reason: str | None = None
         self._server_version: str | None = None
+        self.state_problem = False
+        """The pause is for the queue (the state disk), not for the FHIR server."""
 
     @property
     def paused(self) -> bool:
@@ -93,9 +99,23 @@ class Deliverer:
                 continue
             try:
                 self.deliver(report)
-            except Exception as exc:  # a bug in sr2fhir: keep the report, keep going
-                log.exception("internal error", extra={"sop_uid": report.sop_uid})
-                self.queue.later(report.sop_uid, self.backoff.delay(report.attempts + 1), f"internal error ({type(exc).__name__})")
+            except Exception as exc:
+                if not self._state_failure(exc):  # a bug in sr2fhir: keep the report, keep going
+                    log.exception("internal error", extra={"sop_uid": report.sop_uid})
+                    try:
+                        self.queue.later(report.sop_uid, self.backoff.delay(report.attempts + 1), f"internal error ({type(exc).__name__})")
+                    except Exception as again:
+                        if not self._state_failure(again):
+                            raise
+
+    def _state_failure(self, exc: BaseException) -> bool:
+        """Whether `exc` says the queue cannot be written (SQLite's "database or disk is full", an
+        I/O error, ENOSPC); if so, delivery pauses until a write to the queue succeeds."""
+        if isinstance(exc, sqlite3.Error) or (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)):
+            self.state_problem = True
+            self._pause_delivery(f"the queue cannot be written ({exc}): is the state folder's disk full?")
+            return True
+        return False
 
     def deliver(self, report: Report) -> None:
         path = str(self.queue.path(report.sop_uid))
@@ -116,11 +136,13 @@ class Deliverer:
             return
         r = push_path(self.client, path, options=c.options, missing=c.missing, multiple=c.multiple, seed=c.seed, conversion=conv)
         if r.ok:
-            self.queue.delivered(report.sop_uid, "; ".join(r.notes) or None)
+            again = self.queue.delivered(report.sop_uid, "; ".join(r.notes) or None)
             latency = time.time() - report.received_at
             self.metrics.delivered.inc()
             self.metrics.latency.observe(latency)
             log.info("delivered", extra={"sop_uid": report.sop_uid, "entries": r.entries, "new": r.created, "latency_s": round(latency, 3)})
+            for uid in again:
+                log.info("queued again", extra={"sop_uid": uid, "reason": f"it corrects {report.sop_uid}, which reached the server after it"})
             return
         reason = r.error or "not delivered"
         if r.stop:
@@ -158,8 +180,14 @@ class Deliverer:
         self.metrics.paused.set(1)
 
     def _resume(self) -> bool:
-        """Probe the server once the pause is over; resume when it answers."""
-        if not self.client.answers():
+        """Probe what the pause is for once it is over (the queue with a write, else the server);
+        resume when it answers."""
+        if self.state_problem:
+            if not self.queue.writable():
+                self._pause_delivery(self.pause_reason or "the queue cannot be written")
+                return False
+            self.state_problem = False
+        elif not self.client.answers():
             self._pause_delivery(self.pause_reason or "the FHIR server cannot be reached")
             return False
         log.info("delivery resumed", extra={"reason": self.pause_reason})

@@ -92,7 +92,7 @@ class Intake:
         try:
             added = self.queue.add(
                 key, sha, data, sop_class=ident.sop_class_uid if ident else "", study_uid=ident.study_instance_uid if ident else None,
-                series_uid=ident.series_instance_uid if ident else None, source=source,
+                series_uid=ident.series_instance_uid if ident else None, source=source, predecessors=ident.predecessors if ident else (),
             )
             if broken is not None and added != "duplicate":
                 self.queue.dead(key, broken)

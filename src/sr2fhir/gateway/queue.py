@@ -45,7 +45,17 @@ CREATE TABLE IF NOT EXISTS reports (
 );
 CREATE INDEX IF NOT EXISTS reports_due ON reports (state, next_at);
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS predecessors (sop_uid TEXT NOT NULL, predecessor TEXT NOT NULL, PRIMARY KEY (sop_uid, predecessor));
+CREATE INDEX IF NOT EXISTS predecessors_of ON predecessors (predecessor);
 """
+
+_TURN = """state IN ('received', 'converted') AND NOT EXISTS (
+    SELECT 1 FROM predecessors p JOIN reports o ON o.sop_uid = p.predecessor
+    WHERE p.sop_uid = reports.sop_uid AND o.state IN ('received', 'converted')
+      AND NOT EXISTS (SELECT 1 FROM predecessors back WHERE back.sop_uid = o.sop_uid AND back.predecessor = reports.sop_uid))"""
+"""A pending report may be delivered unless a predecessor it names (a report it corrects) is
+pending too: a correction never overtakes its original (D-42). Two reports that name each other
+do not wait for each other."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +126,12 @@ class Queue:
         """Durably: a temporary file, fsync'd, renamed, and the folder fsync'd."""
         replace_file(self.path(sop_uid), [data], sync_folder=True)
 
-    def add(self, sop_uid: str, sha256: str, data: bytes, *, sop_class: str, study_uid: str | None, series_uid: str | None, source: str) -> Added:
+    def add(self, sop_uid: str, sha256: str, data: bytes, *, sop_class: str, study_uid: str | None, series_uid: str | None, source: str,
+            predecessors: tuple[str, ...] = ()) -> Added:
         """Store one object and queue it; when this returns, it survives a crash (the caller may
         acknowledge it). The same SOP Instance again is a duplicate (queued once), unless the
-        one kept is dead: then the new copy replaces it and is tried again (D-36)."""
+        one kept is dead: then the new copy replaces it and is tried again (D-36).
+        `predecessors`: the reports it corrects, which are delivered first (D-42)."""
         with self._lock:
             row = self._db.execute("SELECT sha256, state FROM reports WHERE sop_uid = ?", (sop_uid,)).fetchone()
             now = time.time()
@@ -138,6 +150,9 @@ class Queue:
                      delivered_at = NULL, reason = NULL, times_received = times_received + 1""",
                 (sop_uid, sha256, sop_class, study_uid, series_uid, source, now, now, now),
             )
+            self._db.execute("DELETE FROM predecessors WHERE sop_uid = ?", (sop_uid,))
+            self._db.executemany("INSERT OR IGNORE INTO predecessors (sop_uid, predecessor) VALUES (?, ?)",
+                                 [(sop_uid, p) for p in predecessors if p != sop_uid])
             return "new" if row is None else "replaced"
 
     def known(self, sop_uid: str) -> bool:
@@ -148,7 +163,7 @@ class Queue:
         """The pending report whose turn has come, oldest first."""
         with self._lock:
             row = self._db.execute(
-                "SELECT * FROM reports WHERE state IN ('received', 'converted') AND next_at <= ? ORDER BY next_at, received_at LIMIT 1",
+                f"SELECT * FROM reports WHERE {_TURN} AND next_at <= ? ORDER BY next_at, received_at LIMIT 1",
                 (time.time() if now is None else now,),
             ).fetchone()
         return Report(**row) if row is not None else None
@@ -156,7 +171,7 @@ class Queue:
     def next_wait(self) -> float | None:
         """Seconds until the next pending report is due (0 when one is), None when none is pending."""
         with self._lock:
-            row = self._db.execute("SELECT MIN(next_at) FROM reports WHERE state IN ('received', 'converted')").fetchone()
+            row = self._db.execute(f"SELECT MIN(next_at) FROM reports WHERE {_TURN}").fetchone()
         return None if row[0] is None else max(0.0, row[0] - time.time())
 
     def _set(self, sop_uid: str, **values: Any) -> None:
@@ -168,8 +183,28 @@ class Queue:
     def converted(self, sop_uid: str) -> None:
         self._set(sop_uid, state="converted")
 
-    def delivered(self, sop_uid: str, reason: str | None = None) -> None:
-        self._set(sop_uid, state="delivered", delivered_at=time.time(), reason=reason)
+    def delivered(self, sop_uid: str, reason: str | None = None) -> list[str]:
+        """Mark it delivered. A correction of it that was delivered before it (it arrived late,
+        or was retried from the dead letter) is queued again, so that it supersedes what this one
+        just created (D-42); returns those corrections' UIDs."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("UPDATE reports SET state = 'delivered', delivered_at = ?, updated_at = ?, reason = ? WHERE sop_uid = ?",
+                                 (now, now, reason, sop_uid))
+                again = [r[0] for r in self._db.execute(
+                    "SELECT sop_uid FROM reports WHERE state = 'delivered' AND sop_uid != ? AND sop_uid IN "
+                    "(SELECT sop_uid FROM predecessors WHERE predecessor = ?)", (sop_uid, sop_uid))]
+                for uid in again:
+                    self._db.execute("UPDATE reports SET state = 'received', attempts = 0, next_at = ?, updated_at = ?, reason = ? WHERE sop_uid = ?",
+                                     (now, now, f"delivered again: its predecessor {sop_uid} reached the server after it", uid))
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:  # SQLite may have rolled back already (a full disk)
+                    self._db.execute("ROLLBACK")
+                raise
+        return again
 
     def dead(self, sop_uid: str, reason: str) -> None:
         self._set(sop_uid, state="dead", reason=reason)
@@ -204,6 +239,7 @@ class Queue:
             for uid in uids:
                 self.path(uid).unlink(missing_ok=True)
                 self._db.execute("DELETE FROM reports WHERE sop_uid = ?", (uid,))
+                self._db.execute("DELETE FROM predecessors WHERE sop_uid = ?", (uid,))
         return len(uids)
 
     def get(self, sop_uid: str) -> Report | None:
@@ -228,6 +264,14 @@ class Queue:
         with self._lock:
             row = self._db.execute("SELECT MIN(received_at) FROM reports WHERE state IN ('received', 'converted')").fetchone()
         return 0.0 if row[0] is None else max(0.0, time.time() - row[0])
+
+    def writable(self) -> bool:
+        """Whether a write to the queue succeeds now (after the state disk was full)."""
+        try:
+            self.set_cursor("writable-probe", repr(time.time()))
+        except (sqlite3.Error, OSError):
+            return False
+        return True
 
     def cursor(self, name: str) -> str | None:
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,12 +72,13 @@ class Gateway:
         except Exception as exc:  # the database cannot be read
             return {"ready": False, "reason": f"queue: {type(exc).__name__}"}
         room = self.intake.room(READY_ROOM)
-        deliverer = getattr(self, "deliverer", None)
+        deliverer: Deliverer | None = getattr(self, "deliverer", None)
+        queue_ok = deliverer is None or not deliverer.state_problem
         return {
-            "ready": room and not self.stop_event.is_set(),
+            "ready": room and queue_ok and not self.stop_event.is_set(),
             "disk": "ok" if room else "past the watermark: intake refused",
             "queue": counts,
-            "delivery": "paused: " + deliverer.pause_reason if deliverer is not None and deliverer.paused else "running",
+            "delivery": f"paused: {deliverer.pause_reason}" if deliverer is not None and deliverer.paused else "running",
         }
 
     def _recover(self) -> None:
@@ -133,7 +135,11 @@ class Gateway:
         """Delivered reports are forgotten (row and object) after `keep_delivered_days`, hourly."""
         days = self.settings.keep_delivered_days
         while True:
-            n = self.queue.purge("delivered", days * 86400)
+            try:
+                n = self.queue.purge("delivered", days * 86400)
+            except (sqlite3.Error, OSError) as exc:  # the state disk is full: next hour
+                log.warning("not purged", extra={"reason": str(exc)})
+                n = 0
             if n:
                 log.info("purged", extra={"outcome": f"{n} delivered report(s) older than {days:g} days"})
             if self.stop_event.wait(3600):
@@ -154,8 +160,13 @@ class Gateway:
         log.info("stopped", extra={"outcome": "queue closed"})
 
 
+class GatewayFailed(RuntimeError):
+    """A part of the gateway stopped on its own: the process must end with a failure, so that a
+    supervisor (systemd's Restart=on-failure) starts it again."""
+
+
 def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT."""
+    """Run until SIGTERM or SIGINT; raises GatewayFailed when a part of it stops by itself."""
     gateway = Gateway(settings)
     done = threading.Event()
 
@@ -164,6 +175,7 @@ def serve(settings: Settings) -> None:
         done.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    dead: list[str] = []
     try:
         gateway.start()
         while not done.wait(1.0):
@@ -171,6 +183,8 @@ def serve(settings: Settings) -> None:
             if dead:
                 log.error("a part of the gateway stopped", extra={"reason": ", ".join(dead)})
                 break
+        if dead:
+            raise GatewayFailed(f"a part of the gateway stopped ({', '.join(dead)}); see the log")
     finally:
         gateway.stop()
         for sig, handler in previous.items():
