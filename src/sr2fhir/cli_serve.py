@@ -72,6 +72,8 @@ def serve(
     http_port: Annotated[int, typer.Option("--http-port", metavar="PORT", help="HTTP port: STOW-RS (POST /studies), /healthz, /readyz, /metrics.")] = 8080,
     stow_token_env: Annotated[Optional[str], typer.Option("--stow-token-env", metavar="VAR", help="Environment variable holding the bearer token STOW-RS senders must give.")] = None,
     stow_token_file: Annotated[Optional[str], typer.Option("--stow-token-file", metavar="FILE", help="File holding the bearer token STOW-RS senders must give.")] = None,
+    max_stow_mb: Annotated[int, typer.Option("--max-stow-mb", metavar="MB", help="The largest STOW-RS request body; larger ones are refused (413) before they are read.")] = 512,
+    stow_timeout: Annotated[float, typer.Option("--stow-timeout", metavar="SECONDS", help="A STOW-RS body that sends nothing for this long is refused (408); twenty times this is the most one body may take.")] = 30.0,
     min_free_mb: Annotated[int, typer.Option("--min-free-mb", metavar="MB", help="Refuse intake (C-STORE 0xA700, STOW-RS 503) when less than this is free on the state folder's disk.")] = 1024,
     follow_orthanc: Annotated[Optional[str], typer.Option("--follow-orthanc", metavar="URL", help="Follow an Orthanc server's change log (its REST base URL); swept via its /dicom-web.")] = None,
     follow_dicomweb: Annotated[Optional[str], typer.Option("--follow-dicomweb", metavar="URL", help="Poll a DICOMweb archive (QIDO-RS, WADO-RS) for SR instances.")] = None,
@@ -120,11 +122,14 @@ def serve(
     from .gateway.deliver import Backoff, Conversion
     from .gateway.logs import configure
     from .gateway.service import GatewayFailed, Settings, serve as run
+    from .gateway.web import BodyLimits
 
     _check_url(fhir_url)
     for url, opt in ((follow_orthanc, "--follow-orthanc"), (follow_dicomweb, "--follow-dicomweb")):
         if url and not url.startswith(("http://", "https://")):
             raise typer.BadParameter(f"{opt} {url!r}: expected an http(s) base URL")
+    if max_stow_mb < 1 or stow_timeout <= 0:
+        raise typer.BadParameter("--max-stow-mb must be at least 1 and --stow-timeout more than 0")
     if max_attempts < 1 or retries < 0 or retry_delay <= 0 or max_delay < retry_delay or min_free_mb < 0 or follow_interval <= 0 or keep_delivered_days < 0:
         raise typer.BadParameter("--max-attempts must be at least 1, --retries 0 or more, --retry-delay more than 0 and at most --max-delay, --min-free-mb and --keep-delivered-days 0 or more, --follow-interval more than 0")
     if not 1 <= len(ae_title) <= 16 or any(len(a) > 16 or not a for a in allowed_ae):
@@ -140,6 +145,7 @@ def serve(
         backoff=Backoff(max_attempts=max_attempts, retry_delay=retry_delay, max_delay=max_delay),
         state=Path(state), bind=bind, dicom_port=dicom_port, ae_title=ae_title, allowed_ae=tuple(allowed_ae), http_port=http_port,
         stow_token=_stow_token(stow_token_env, stow_token_file), min_free=min_free_mb << 20,
+        stow_limits=BodyLimits(max_bytes=max_stow_mb << 20, idle=stow_timeout, total=20 * stow_timeout),
         follow_orthanc=follow_orthanc, follow_dicomweb=follow_dicomweb, follow_interval=follow_interval,
         sweep_interval=sweep_interval, sweep_days=sweep_days, keep_delivered_days=keep_delivered_days,
     )

@@ -3,19 +3,24 @@ client): what is stored, what is refused and how the answer says so."""
 
 from __future__ import annotations
 
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
+import httpx
+import pydicom
 import pytest
 from starlette.testclient import TestClient
 
 from sr2fhir.gateway import multipart
-from sr2fhir.gateway.intake import Intake
+from sr2fhir.gateway.intake import Intake, free_bytes
 from sr2fhir.gateway.metrics import Metrics
 from sr2fhir.gateway.queue import Queue
-from sr2fhir.gateway.web import app
-from tests.gateway.helpers import HOSTILE_UIDS, hostile, tree
-from tests.helpers import FIXTURES, SHARED
+from sr2fhir.gateway.web import BodyLimits, app
+from tests.gateway.helpers import HOSTILE_UIDS, GatewayProcess, hostile, tree
+from tests.helpers import FIXTURES, SHARED, free_port
 
 SR = FIXTURES / "tid1410_planar_regions.dcm"
 SR2 = FIXTURES / "tid1411_volumetric.dcm"
@@ -133,3 +138,100 @@ def test_a_hostile_sop_instance_uid_writes_nothing_outside_the_state_folder(tmp_
         assert tree(tmp_path, root / "state") == before and not list(s.queue.objects.iterdir())
     finally:
         s.queue.close()
+
+
+def limited(state: Path, max_bytes: int) -> Setup:
+    s = Setup(state)
+    s.client = TestClient(app(s.intake, token=TOKEN, ready=lambda: {"ready": True}, limits=BodyLimits(max_bytes=max_bytes)))
+    return s
+
+
+def test_a_body_over_the_limit_is_413_declared_or_chunked(tmp_path: Path) -> None:
+    """Issue 24, defect 4: `--max-stow-mb`. A declared Content-Length over it is refused before
+    a byte is read; a chunked body (no Content-Length) is cut off when it passes it."""
+    s = limited(tmp_path / "state", 1 << 20)
+    body = multipart.build([multipart.Part("application/dicom", SR.read_bytes()), multipart.Part("application/dicom", b"\0" * (2 << 20))], BOUNDARY)
+    headers = {"Content-Type": CTYPE, "Authorization": f"Bearer {TOKEN}"}
+    r = s.client.post("/studies", content=body, headers=headers)
+    assert r.status_code == 413 and "--max-stow-mb" in r.json()["error"]
+
+    def chunked() -> Iterator[bytes]:
+        for i in range(0, len(body), 64 << 10):
+            yield body[i : i + (64 << 10)]
+
+    r = s.client.post("/studies", content=chunked(), headers=headers)
+    assert r.status_code == 413
+    assert s.queue.counts()["received"] == 0 and not list(s.queue.incoming.iterdir()) and not list(s.queue.objects.iterdir())
+    assert s.intake.metrics.refused.labels("stow", "too-large")._value.get() == 2
+    # Under the limit, the same path stores it.
+    small = multipart.build([multipart.Part("application/dicom", SR.read_bytes())], BOUNDARY)
+    assert s.client.post("/studies", content=small, headers=headers).status_code == 200
+    s.queue.close()
+
+
+def test_a_chunked_body_is_checked_against_the_watermark_as_it_arrives(tmp_path: Path) -> None:
+    """A chunked upload once passed the disk check as 0 bytes."""
+    s = Setup(tmp_path / "state")
+    s.intake.min_free = free_bytes(s.queue.state) - (4 << 20)  # 4 MiB may still be taken (less the queue's slack)
+    body = multipart.build([multipart.Part("application/dicom", b"\0" * (8 << 20))], BOUNDARY)
+    r = s.client.post("/studies", content=iter([body[i : i + (256 << 10)] for i in range(0, len(body), 256 << 10)]),
+                      headers={"Content-Type": CTYPE, "Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 503 and r.headers["retry-after"] == "60"
+    assert not list(s.queue.incoming.iterdir())
+    s.queue.close()
+
+
+def padded(path: Path, dest: Path, size: int) -> Path:
+    """The SR at `path` grown to about `size` bytes by one private OB element (read past, not parsed)."""
+    ds = pydicom.dcmread(path)
+    ds.add_new(0x00091010, "LO", "SR2FHIR TEST")  # private creator
+    ds.add_new(0x00091001 | 0x1000, "OB", b"\0" * size)
+    ds.save_as(dest, enforce_file_format=True)
+    return dest
+
+
+def peak_rss(pid: int) -> int:
+    """The process's resident set high-water mark (VmHWM), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) << 10
+    raise AssertionError("no VmHWM")
+
+
+def test_three_large_uploads_at_once_are_not_held_in_memory(tmp_path: Path) -> None:
+    """Issue 24, defect 4, for real: three 48 MiB STOW-RS bodies (48 parts of 1 MiB) sent at once
+    to a running gateway. The old reading held each body about 4.3 times (over 600 MiB here);
+    spooled to disk and read a window and a part at a time, the peak RSS grows by far less."""
+    big = padded(SR, tmp_path / "big.dcm", 1 << 20).read_bytes()
+    body = multipart.build([multipart.Part("application/dicom", big)] * 48, BOUNDARY)
+    headers = {"Content-Type": CTYPE}
+    with GatewayProcess(tmp_path / "state", f"http://127.0.0.1:{free_port()}/fhir", "--max-stow-mb", "64") as gw:
+        assert gw.proc is not None
+        before = peak_rss(gw.proc.pid)
+
+        def send(_: int) -> int:
+            def chunks() -> Iterator[bytes]:
+                for i in range(0, len(body), 1 << 20):
+                    yield body[i : i + (1 << 20)]
+            return httpx.post(f"http://127.0.0.1:{gw.http_port}/studies", content=chunks(), headers=headers, timeout=600).status_code
+
+        with ThreadPoolExecutor(3) as pool:
+            assert list(pool.map(send, range(3))) == [200, 200, 200]
+        grown = peak_rss(gw.proc.pid) - before
+        counts = gw.counts()
+        assert counts["received"] + counts["converted"] + counts["dead"] == 1  # one SOP Instance, 143 duplicates
+        assert not list((gw.state / "incoming").iterdir())
+    assert grown < 100 << 20, f"peak RSS grew by {grown >> 20} MiB for 3 x {len(body) >> 20} MiB"
+
+
+def test_a_body_shorter_than_its_content_length_times_out(tmp_path: Path) -> None:
+    """A sender that declares more than it sends once held a connection for ever: 408 after `--stow-timeout`."""
+    with GatewayProcess(tmp_path / "state", f"http://127.0.0.1:{free_port()}/fhir", "--stow-timeout", "2") as gw:
+        with socket.create_connection(("127.0.0.1", gw.http_port), timeout=60) as sock:
+            sock.sendall(b"POST /studies HTTP/1.1\r\nHost: x\r\nContent-Type: " + CTYPE.encode() + b"\r\nContent-Length: 100000\r\n\r\n--" + BOUNDARY.encode())
+            started = time.monotonic()
+            answer = sock.recv(4096)
+            waited = time.monotonic() - started
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert 1.5 < waited < 45
+        assert not list((gw.state / "incoming").iterdir())

@@ -105,6 +105,9 @@ class Queue:
         self.state = state
         self.objects = state / "objects"
         self.objects.mkdir(parents=True, exist_ok=True)
+        self.incoming = state / "incoming"
+        """STOW-RS bodies while they arrive (gateway/web.py), on the same disk as the objects."""
+        self.incoming.mkdir(exist_ok=True)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(state / "queue.sqlite", timeout=30.0, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
@@ -285,7 +288,7 @@ class Queue:
     def orphans(self) -> list[Path]:
         """Objects on disk that no row names: stored, then the process died before the row was
         written (their sender got no Success). Leftover temporary files are removed."""
-        for part in self.objects.glob(".*.part"):
+        for part in [*self.objects.glob(".*.part"), *self.incoming.glob(".*.part")]:
             part.unlink(missing_ok=True)
         with self._lock:
             known = {file_name(r[0]) for r in self._db.execute("SELECT sop_uid FROM reports")}

@@ -16,8 +16,13 @@ from .deliver import Backoff, Conversion, Deliverer
 from .intake import READY_ROOM, Intake
 from .metrics import Metrics
 from .queue import Queue
+from .web import BodyLimits
 
 log = logging.getLogger("sr2fhir.gateway")
+
+HTTP_CONCURRENCY = 64
+"""Requests served at once (uvicorn answers 503 beyond): with the body limit, a bound on what
+STOW-RS senders can make the process hold."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class Settings:
     allowed_ae: tuple[str, ...] = ()
     http_port: int = 8080
     stow_token: str | None = None
+    stow_limits: BodyLimits = field(default_factory=BodyLimits)
     min_free: int = 1 << 30
     follow_orthanc: str | None = None
     follow_dicomweb: str | None = None
@@ -116,8 +122,8 @@ class Gateway:
 
         from .web import app
 
-        config = uvicorn.Config(app(self.intake, token=s.stow_token, ready=self.ready), host=s.bind, port=s.http_port,
-                                log_level="warning", access_log=False, lifespan="off")
+        config = uvicorn.Config(app(self.intake, token=s.stow_token, ready=self.ready, limits=s.stow_limits), host=s.bind, port=s.http_port,
+                                log_level="warning", access_log=False, lifespan="off", limit_concurrency=HTTP_CONCURRENCY)
         self._http = uvicorn.Server(config)
         self._thread("http", self._http.run)
 

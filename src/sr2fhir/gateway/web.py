@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -45,7 +51,53 @@ def stow_response(outcomes: list[Outcome]) -> tuple[int, dict[str, Any]]:
     return (200 if not failed else 202 if stored else 409), body
 
 
-def app(intake: Intake, *, token: str | None, ready: Callable[[], dict[str, Any]]) -> Starlette:
+class BodyRefused(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True, slots=True)
+class BodyLimits:
+    """What one STOW-RS body may be (`--max-stow-mb`, `--stow-timeout`): its size, the longest
+    silence between two reads, and the longest it may take in all."""
+
+    max_bytes: int = 512 << 20
+    idle: float = 30.0
+    total: float = 600.0
+
+
+async def spool(request: Request, dest: Path, limits: BodyLimits, room: Callable[[int], bool]) -> int:
+    """Stream the body to `dest`, never holding it in memory; raises BodyRefused when it is too
+    large (413), too slow (408), or the disk would pass its watermark (503). Returns its size."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limits.max_bytes):
+        raise BodyRefused(413, f"the body may have at most {limits.max_bytes >> 20} MiB (--max-stow-mb)")
+    if declared is not None and not room(int(declared)):
+        raise BodyRefused(503, "the gateway's disk is past its watermark; try again later", {"Retry-After": "60"})
+    size, deadline = 0, time.monotonic() + limits.total
+    chunks = request.stream().__aiter__()
+    with open(dest, "wb") as fh:
+        while True:
+            wait = min(limits.idle, deadline - time.monotonic())
+            try:
+                chunk = await asyncio.wait_for(chunks.__anext__(), timeout=max(wait, 0.0))
+            except StopAsyncIteration:
+                return size
+            except asyncio.TimeoutError:
+                raise BodyRefused(408, "the body did not arrive in time (--stow-timeout)") from None
+            except ClientDisconnect:
+                raise BodyRefused(400, "the client went away before the body ended") from None
+            size += len(chunk)
+            if size > limits.max_bytes:
+                raise BodyRefused(413, f"the body may have at most {limits.max_bytes >> 20} MiB (--max-stow-mb)")
+            if not room(size):  # a chunked body declares no size: checked as it comes
+                raise BodyRefused(503, "the gateway's disk is past its watermark; try again later", {"Retry-After": "60"})
+            fh.write(chunk)
+
+
+def app(intake: Intake, *, token: str | None, ready: Callable[[], dict[str, Any]], limits: BodyLimits = BodyLimits()) -> Starlette:
     """`token`: the bearer token STOW-RS requires (none: open, for loopback use)."""
 
     def authorised(request: Request) -> bool:
@@ -62,22 +114,36 @@ def app(intake: Intake, *, token: str | None, ready: Callable[[], dict[str, Any]
         mtype, params = multipart.media_type(ctype)
         if mtype != "multipart/related" or params.get("type", "application/dicom").lower() != "application/dicom":
             return JSONResponse({"error": 'expected multipart/related; type="application/dicom"'}, 415)
-        length = int(request.headers.get("content-length") or 0)
-        if not intake.room(length):
-            intake.metrics.refused.labels("stow", "out-of-resources").inc()
-            return JSONResponse({"error": "the gateway's disk is past its watermark; try again later"}, 503, headers={"Retry-After": "60"})
-        body = await request.body()
+        folder = intake.queue.incoming
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".stow-", suffix=".part")
+        os.close(fd)
+        body = Path(name)
         try:
-            parts = multipart.parse(body, ctype)
-        except multipart.MultipartError as exc:
-            return JSONResponse({"error": f"the body is not multipart/related: {exc}"}, 400)
-        outcomes = []
-        for i, part in enumerate(parts, 1):
-            name = f"STOW-RS part {i}"
-            if part.content_type != "application/dicom":
-                outcomes.append(Outcome(f"part-{i}", None, "sop-class-not-supported", f"{name}: {part.content_type} is not application/dicom"))
-                continue
-            outcomes.append(await run_in_threadpool(intake.accept, part.data, name, "stow"))
+            try:
+                await spool(request, body, limits, intake.room)
+            except BodyRefused as exc:
+                reason = {413: "too-large", 408: "too-slow", 503: "out-of-resources"}.get(exc.status, "broken-body")
+                intake.metrics.refused.labels("stow", reason).inc()
+                return JSONResponse({"error": str(exc)}, exc.status, headers=exc.headers)
+            return await run_in_threadpool(_store, body, ctype)
+        finally:
+            body.unlink(missing_ok=True)
+
+    def _store(body: Path, ctype: str) -> Response:
+        """Take in the parts of a spooled body, one part in memory at a time."""
+        with open(body, "rb") as fh:
+            data = multipart.FileBuffer(fh)
+            try:
+                parts = multipart.spans(data, ctype)
+            except multipart.MultipartError as exc:
+                return JSONResponse({"error": f"the body is not multipart/related: {exc}"}, 400)
+            outcomes = []
+            for i, part in enumerate(parts, 1):
+                name = f"STOW-RS part {i}"
+                if part.content_type != "application/dicom":
+                    outcomes.append(Outcome(f"part-{i}", None, "sop-class-not-supported", f"{name}: {part.content_type} is not application/dicom"))
+                    continue
+                outcomes.append(intake.accept(data[part.start : part.end], name, "stow"))
         status, response = stow_response(outcomes)
         return JSONResponse(response, status, media_type=DICOM_JSON)
 
