@@ -68,7 +68,10 @@ def serve(
     bind: Annotated[str, typer.Option("--bind", metavar="ADDRESS", help="The address to listen on (DICOM and HTTP).")] = "127.0.0.1",
     dicom_port: Annotated[int, typer.Option("--dicom-port", metavar="PORT", help="DICOM (C-STORE, C-ECHO) port.")] = 11112,
     ae_title: Annotated[str, typer.Option("--ae-title", metavar="AE", help="The gateway's AE title (called AE).")] = "SR2FHIR",
-    allowed_ae: Annotated[list[str], typer.Option("--allowed-ae", metavar="AE", help="A calling AE title that may associate (repeatable); none given: any.")] = [],
+    allowed_ae: Annotated[list[str], typer.Option("--allowed-ae", metavar="AE[@HOST]", help="A calling AE title that may associate, optionally only from HOST (an address or a name resolved at start); repeatable; none given: any.")] = [],
+    max_associations: Annotated[int, typer.Option("--max-associations", metavar="N", help="DICOM associations at once, from all peers.")] = 32,
+    max_associations_per_peer: Annotated[int, typer.Option("--max-associations-per-peer", metavar="N", help="DICOM associations at once from one network address; more are rejected (transient, local limit exceeded).")] = 8,
+    idle_timeout: Annotated[float, typer.Option("--idle-timeout", metavar="SECONDS", help="Abort a DICOM association that stores nothing for this long (C-ECHO does not count).")] = 60.0,
     http_port: Annotated[int, typer.Option("--http-port", metavar="PORT", help="HTTP port: STOW-RS (POST /studies), /healthz, /readyz, /metrics.")] = 8080,
     stow_token_env: Annotated[Optional[str], typer.Option("--stow-token-env", metavar="VAR", help="Environment variable holding the bearer token STOW-RS senders must give.")] = None,
     stow_token_file: Annotated[Optional[str], typer.Option("--stow-token-file", metavar="FILE", help="File holding the bearer token STOW-RS senders must give.")] = None,
@@ -122,6 +125,7 @@ def serve(
     from .gateway.deliver import Backoff, Conversion
     from .gateway.logs import configure
     from .gateway.service import GatewayFailed, Settings, serve as run
+    from .gateway.peers import Peers
     from .gateway.web import BodyLimits
 
     _check_url(fhir_url)
@@ -132,8 +136,10 @@ def serve(
         raise typer.BadParameter("--max-stow-mb must be at least 1 and --stow-timeout more than 0")
     if max_attempts < 1 or retries < 0 or retry_delay <= 0 or max_delay < retry_delay or min_free_mb < 0 or follow_interval <= 0 or keep_delivered_days < 0:
         raise typer.BadParameter("--max-attempts must be at least 1, --retries 0 or more, --retry-delay more than 0 and at most --max-delay, --min-free-mb and --keep-delivered-days 0 or more, --follow-interval more than 0")
-    if not 1 <= len(ae_title) <= 16 or any(len(a) > 16 or not a for a in allowed_ae):
+    if not 1 <= len(ae_title) <= 16 or any(not 1 <= len(a.rpartition("@")[0] if "@" in a else a) <= 16 for a in allowed_ae):
         raise typer.BadParameter("AE titles have 1 to 16 characters")
+    if max_associations < 1 or max_associations_per_peer < 1 or idle_timeout <= 0:
+        raise typer.BadParameter("--max-associations and --max-associations-per-peer must be at least 1, --idle-timeout more than 0")
     cs = conversion_options(
         timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, fhir_version=fhir_version, strict=strict, max_depth=max_depth,
         max_items=max_items, verbose=False, quiet=True, jobs=1, validate=validate, ig=ig, debug=debug, fail_on_ig_defects=fail_on_ig_defects,
@@ -143,7 +149,8 @@ def serve(
         connection=conn,
         conversion=Conversion(cs.options, cs.limits, cs.checks, missing.value, multiple.value, seed),
         backoff=Backoff(max_attempts=max_attempts, retry_delay=retry_delay, max_delay=max_delay),
-        state=Path(state), bind=bind, dicom_port=dicom_port, ae_title=ae_title, allowed_ae=tuple(allowed_ae), http_port=http_port,
+        state=Path(state), bind=bind, dicom_port=dicom_port, ae_title=ae_title, http_port=http_port,
+        peers=Peers(tuple(allowed_ae), per_peer=max_associations_per_peer, maximum=max_associations, idle=idle_timeout),
         stow_token=_stow_token(stow_token_env, stow_token_file), min_free=min_free_mb << 20,
         stow_limits=BodyLimits(max_bytes=max_stow_mb << 20, idle=stow_timeout, total=20 * stow_timeout),
         follow_orthanc=follow_orthanc, follow_dicomweb=follow_dicomweb, follow_interval=follow_interval,

@@ -6,16 +6,19 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pydicom
 import pytest
 
 from sr2fhir.batch import convert_path
+from sr2fhir.dicom.dictionary import SR_STORAGE
 from sr2fhir.gateway.dimse import StorageSCP
 from sr2fhir.gateway.intake import Intake
 from sr2fhir.gateway.metrics import Metrics
+from sr2fhir.gateway.peers import Peers
 from sr2fhir.gateway.queue import Queue
 from tests.gateway.helpers import HOSTILE_UIDS, c_store, hostile, tree
 from tests.helpers import FIXTURES, SHARED, free_port, shared_files, sop_uid
@@ -24,10 +27,10 @@ CT = SHARED / "data" / "referenced" / "highdicom__ct_image.dcm"
 
 
 class Scp:
-    def __init__(self, state: Path, allowed: list[str] | None = None, min_free: int = 0) -> None:
+    def __init__(self, state: Path, allowed: list[str] | None = None, min_free: int = 0, peers: Peers | None = None) -> None:
         self.queue = Queue(state)
         self.intake = Intake(self.queue, Metrics(self.queue), min_free)
-        self.scp = StorageSCP(self.intake, "SR2FHIR", allowed or [])
+        self.scp = StorageSCP(self.intake, "SR2FHIR", peers or Peers(tuple(allowed or ())))
         self.port = free_port()
         self.scp.start("127.0.0.1", self.port)
 
@@ -143,5 +146,71 @@ def test_a_hostile_sop_instance_uid_writes_nothing_outside_the_state_folder(tmp_
         assert s.queue.purge("dead") == len(HOSTILE_UIDS)
         assert tree(tmp_path, state) == before | {str(p.relative_to(tmp_path)): p.read_bytes() for p in sent}
         assert not list(s.queue.objects.iterdir())
+    finally:
+        s.close()
+
+
+def associate(port: int, source: str = "127.0.0.1", calling: str = "SENDER") -> Any:
+    """An association from `source` (any loopback address: another peer) proposing SR and Verification."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+    ae = AE(ae_title=calling)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
+    ae.add_requested_context(Verification)
+    for uid in SR_STORAGE:
+        ae.add_requested_context(uid)
+    return ae.associate("127.0.0.1", port, ae_title="SR2FHIR", bind_address=(source, 0))
+
+
+def test_one_peer_cannot_take_every_association_and_idle_ones_are_aborted(tmp_path: Path) -> None:
+    """Issue 24, defect 5: 16 idle associations, kept alive by C-ECHO, once locked out every sender
+    for 120 s. Now one address holds at most its share (the next is rejected, transient, local
+    limit exceeded), another address still gets in, and associations that store nothing are
+    aborted after the idle timeout even while they echo."""
+    s = Scp(tmp_path / "state", peers=Peers(per_peer=3, maximum=32, idle=3.0))
+    held: list[Any] = []
+    try:
+        held = [associate(s.port) for _ in range(3)]
+        assert all(a.is_established for a in held)
+        extra = associate(s.port)
+        assert extra.is_rejected and not extra.is_established
+        assert (extra.acceptor.primitive.result, extra.acceptor.primitive.result_source, extra.acceptor.primitive.diagnostic) == (2, 3, 2)
+        other = associate(s.port, source="127.0.0.2")  # another peer is not locked out
+        assert other.is_established
+        report = FIXTURES / "tid1410_planar_regions.dcm"
+        assert other.send_c_store(pydicom.dcmread(report)).Status == 0
+        other.release()
+        # Keep the three alive with C-ECHO: they store nothing, so they are aborted all the same.
+        deadline = time.monotonic() + 30
+        while any(a.is_established for a in held) and time.monotonic() < deadline:
+            for a in held:
+                if a.is_established:
+                    a.send_c_echo()
+            time.sleep(0.5)
+        assert not any(a.is_established for a in held) and all(a.is_aborted for a in held)
+        again = associate(s.port)  # the address has its share back
+        assert again.is_established
+        again.release()
+        assert s.queue.get(sop_uid(report)) is not None
+    finally:
+        for a in held:
+            if a.is_established:
+                a.abort()
+        s.close()
+
+
+def test_an_ae_title_bound_to_a_host_is_refused_from_another(tmp_path: Path) -> None:
+    """`--allowed-ae MODALITY1@127.0.0.2`: the title is accepted from that address only (calling AE title not recognised)."""
+    s = Scp(tmp_path / "state", peers=Peers(("MODALITY1@127.0.0.2", "ANYWHERE")))
+    try:
+        wrong = associate(s.port, source="127.0.0.1", calling="MODALITY1")
+        assert wrong.is_rejected and wrong.acceptor.primitive.diagnostic == 3
+        for source, calling in (("127.0.0.2", "MODALITY1"), ("127.0.0.1", "ANYWHERE"), ("127.0.0.3", "ANYWHERE")):
+            ok = associate(s.port, source=source, calling=calling)
+            assert ok.is_established, (source, calling)
+            ok.release()
+        assert associate(s.port, calling="INTRUDER").is_rejected
+        assert s.intake.metrics.refused.labels("dimse", "association-rejected")._value.get() == 2
     finally:
         s.close()

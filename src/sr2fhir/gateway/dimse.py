@@ -1,10 +1,18 @@
 """DICOM intake: a Storage SCP for the SR Storage SOP Classes, and Verification (C-ECHO), with
 pynetdicom (PS3.4 Annex B; PS3.7 9.1.1). The object is taken as the peer encoded it (never decoded
-and re-encoded), stored, and only then answered Success."""
+and re-encoded), stored, and only then answered Success.
+
+Who may associate, and for how long (docs/gateway.md, "Security"): the calling AE title, and
+where an `--allowed-ae` entry names one, the peer's address (AE@host); at most `per_peer`
+associations from one address and `maximum` in all (A-ASSOCIATE-RJ, transient, local limit
+exceeded, PS3.8 9.3.4); an association that stores nothing for `idle` seconds (C-ECHO does not
+count) is aborted."""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
@@ -13,6 +21,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from ..dicom.dictionary import SR_STORAGE, uid_ok
 from ..dicom.identify import Identity
 from .intake import STATUS, Intake
+from .peers import Peers
 
 log = logging.getLogger("sr2fhir.gateway")
 
@@ -20,36 +29,98 @@ TRANSFER_SYNTAXES = ALL_TRANSFER_SYNTAXES[:4]
 """Implicit and Explicit VR Little Endian, Deflated, Explicit VR Big Endian: an SR is never
 pixel data, so the compressed syntaxes have nothing to offer it."""
 
+REJECT_LIMIT = (0x02, 0x03, 0x02)
+"""A-ASSOCIATE-RJ: rejected transient, by the service provider (presentation), local limit exceeded."""
+REJECT_CALLING = (0x01, 0x01, 0x03)
+"""A-ASSOCIATE-RJ: rejected permanent, by the service user, calling AE title not recognised."""
+
 
 class StorageSCP:
-    def __init__(self, intake: Intake, ae_title: str, allowed: list[str]) -> None:
+    def __init__(self, intake: Intake, ae_title: str, peers: Peers = Peers()) -> None:
         self.intake = intake
+        self.peers = peers
+        self._hosts = peers.hosts()
         self.ae = AE(ae_title=ae_title)
-        self.ae.maximum_associations = 16
-        self.ae.network_timeout = 120
+        self.ae.maximum_associations = peers.maximum
+        self.ae.network_timeout = peers.idle
         self.ae.dimse_timeout = 120
         self.ae.require_called_aet = True
-        if allowed:
-            self.ae.require_calling_aet = allowed
+        if peers.allowed:
+            self.ae.require_calling_aet = peers.titles()
         for uid in SR_STORAGE:
             self.ae.add_supported_context(uid, TRANSFER_SYNTAXES)
         self.ae.add_supported_context(Verification, TRANSFER_SYNTAXES)
         self._server: Any = None
+        self._last_store: dict[int, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reaper: threading.Thread | None = None
 
     def start(self, host: str, port: int) -> None:
-        handlers: list[Any] = [(evt.EVT_C_STORE, self._store), (evt.EVT_C_ECHO, lambda event: 0x0000), (evt.EVT_REJECTED, self._rejected)]
+        handlers: list[Any] = [
+            (evt.EVT_C_STORE, self._store), (evt.EVT_C_ECHO, lambda event: 0x0000), (evt.EVT_REJECTED, self._rejected),
+            (evt.EVT_REQUESTED, self._requested), (evt.EVT_ESTABLISHED, self._established),
+        ]
         self._server = self.ae.start_server((host, port), block=False, evt_handlers=handlers)
+        self._stop.clear()
+        self._reaper = threading.Thread(target=self._reap, name="dimse-idle", daemon=True)
+        self._reaper.start()
 
     def stop(self) -> None:
+        self._stop.set()
         if self._server is not None:
             self._server.shutdown()
             self._server = None
+        if self._reaper is not None:
+            self._reaper.join(10)
+
+    def _requested(self, event: Any) -> None:
+        """An A-ASSOCIATE-RQ: refuse an AE title calling from a host it is not bound to, and a peer
+        past its share of associations, before anything is negotiated."""
+        assoc = event.assoc
+        address, calling = assoc.requestor.address, str(assoc.requestor.primitive.calling_ae_title).strip()
+        bound = self._hosts.get(calling)
+        if bound is not None and address not in bound:
+            self._reject(assoc, REJECT_CALLING, f"AE title {calling} is not allowed from this address")
+            return
+        same = [a for a in self.ae.active_associations if a.is_acceptor and a is not assoc and a.requestor.address == address]
+        if len(same) >= self.peers.per_peer:
+            self._reject(assoc, REJECT_LIMIT, f"more than {self.peers.per_peer} associations from one peer")
+
+    def _reject(self, assoc: Any, rsd: tuple[int, int, int], reason: str) -> None:
+        assoc.acse.send_reject(*rsd)
+        assoc.kill()  # as pynetdicom's own rejections do
+        self.intake.metrics.refused.labels("dimse", "association-rejected").inc()
+        log.warning("association rejected", extra={"source": "dimse", "peer": assoc.requestor.address, "reason": reason})
+
+    def _established(self, event: Any) -> None:
+        with self._lock:
+            self._last_store[id(event.assoc)] = time.monotonic()
+
+    def _reap(self) -> None:
+        """Abort associations that stored nothing for `idle` seconds (a peer keeping them alive with C-ECHO)."""
+        every = min(5.0, max(0.2, self.peers.idle / 4))
+        while not self._stop.wait(every):
+            now = time.monotonic()
+            for assoc in list(self.ae.active_associations):
+                with self._lock:
+                    last = self._last_store.get(id(assoc))
+                if assoc.is_acceptor and assoc.is_established and last is not None and now - last > self.peers.idle:
+                    log.info("association aborted", extra={"source": "dimse", "peer": assoc.requestor.address,
+                                                           "reason": f"nothing stored for {self.peers.idle:g} s"})
+                    assoc.abort(block=False)
+            with self._lock:
+                alive = {id(a) for a in self.ae.active_associations}
+                for key in [k for k in self._last_store if k not in alive]:
+                    del self._last_store[key]
 
     def _rejected(self, event: Any) -> None:
         self.intake.metrics.refused.labels("dimse", "association-rejected").inc()
-        log.warning("association rejected", extra={"source": f"dimse:{event.assoc.requestor.ae_title}"})
+        log.warning("association rejected", extra={"source": "dimse", "peer": event.assoc.requestor.address})
 
     def _store(self, event: Any) -> int:
+        with self._lock:
+            self._last_store[id(event.assoc)] = time.monotonic()
         req = event.request
         calling = event.assoc.requestor.ae_title
         source = f"dimse:{calling}"
@@ -60,5 +131,5 @@ class StorageSCP:
             return STATUS["cannot-understand"]
         # The command's UIDs are not validated by anyone before us: only a valid one is named.
         uid = claimed.sop_instance_uid if uid_ok(claimed.sop_instance_uid) else "(invalid Affected SOP Instance UID)"
-        outcome = self.intake.accept(data, f"C-STORE {uid} from {calling}", source, claimed)
+        outcome = self.intake.accept(data, f"C-STORE {uid} from {calling}", source, claimed, peer=event.assoc.requestor.address)
         return 0x0000 if outcome.refused is None else STATUS[outcome.refused]

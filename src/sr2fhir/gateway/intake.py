@@ -69,10 +69,11 @@ class Intake:
         room for the queue's own writes)."""
         return free_bytes(self.queue.state) - incoming - SLACK >= self.min_free
 
-    def accept(self, data: bytes, name: str, source: str, claimed: Identity | None = None) -> Outcome:
+    def accept(self, data: bytes, name: str, source: str, claimed: Identity | None = None, peer: str | None = None) -> Outcome:
         """Store and queue one object. `claimed`: what the transport said it is (the C-STORE
         command's Affected SOP Class/Instance UIDs), used when the header cannot be read and
-        only if both are valid UIDs: nothing from the network names a file unvalidated."""
+        only if both are valid UIDs: nothing from the network names a file unvalidated. `peer`:
+        the sender's network address, for the log."""
         sha = hashlib.sha256(data).hexdigest()
         if claimed is not None and not (uid_ok(claimed.sop_class_uid) and uid_ok(claimed.sop_instance_uid)):
             claimed = None
@@ -83,11 +84,11 @@ class Intake:
             ident, broken = claimed, str(exc)
         if not self.room(len(data)):
             # Identified first, so that the refusal names the validated SOP Instance UID.
-            return self._refuse(sha, ident, source, "out-of-resources", f"the state folder's disk is past its watermark ({self.min_free // 2**20} MiB must stay free)")
+            return self._refuse(peer, sha, ident, source, "out-of-resources", f"the state folder's disk is past its watermark ({self.min_free // 2**20} MiB must stay free)")
         if ident is not None and not ident.is_sr:
-            return self._refuse(sha, ident, source, "sop-class-not-supported", f"{name}: SOP Class {ident.sop_class_uid} is not an SR Storage SOP Class")
+            return self._refuse(peer, sha, ident, source, "sop-class-not-supported", f"{name}: SOP Class {ident.sop_class_uid} is not an SR Storage SOP Class")
         if broken is not None and ident is None and data[128:132] != b"DICM":
-            return self._refuse(sha, None, source, "cannot-understand", broken)
+            return self._refuse(peer, sha, None, source, "cannot-understand", broken)
         key = ident.sop_instance_uid if ident is not None else unidentified(sha)
         try:
             added = self.queue.add(
@@ -99,11 +100,11 @@ class Intake:
                 self.metrics.dead_lettered.inc()
         except OSError as exc:
             refusal: Refusal = "out-of-resources" if exc.errno in (28, 122) else "processing-failure"  # ENOSPC, EDQUOT
-            return self._refuse(sha, ident, source, refusal, f"{name}: could not be stored ({exc.strerror or type(exc).__name__})")
+            return self._refuse(peer, sha, ident, source, refusal, f"{name}: could not be stored ({exc.strerror or type(exc).__name__})")
         if broken is not None:
             # A DICOM object whose header cannot be read: refused (the sender hears why), and kept
             # in the dead letter with its reason for a person to look at.
-            outcome = self._refuse(sha, ident, source, "cannot-understand", broken)
+            outcome = self._refuse(peer, sha, ident, source, "cannot-understand", broken)
             return Outcome(key, ident, outcome.refused, broken, kept=True)
         kind = source.split(":", 1)[0]
         if added == "duplicate":
@@ -111,11 +112,11 @@ class Intake:
         else:
             self.metrics.received.labels(kind).inc()
             self.arrived.set()
-        log.info("received", extra={"sop_uid": key, "source": source, "outcome": added})
+        log.info("received", extra={"sop_uid": key, "source": source, "peer": peer, "outcome": added})
         return Outcome(key, ident, duplicate=added == "duplicate")
 
-    def _refuse(self, sha: str, ident: Identity | None, source: str, refusal: Refusal, reason: str) -> Outcome:
+    def _refuse(self, peer: str | None, sha: str, ident: Identity | None, source: str, refusal: Refusal, reason: str) -> Outcome:
         self.metrics.refused.labels(source.split(":", 1)[0], refusal).inc()
         key = ident.sop_instance_uid if ident is not None else unidentified(sha)
-        log.warning("refused", extra={"sop_uid": key, "source": source, "outcome": refusal, "reason": reason})
+        log.warning("refused", extra={"sop_uid": key, "source": source, "peer": peer, "outcome": refusal, "reason": reason})
         return Outcome(key, ident, refusal, reason)

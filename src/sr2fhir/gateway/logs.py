@@ -8,7 +8,7 @@ import logging
 import sys
 import time
 
-FIELDS = ("sop_uid", "source", "outcome", "reason", "entries", "new", "latency_s", "delay_s", "address")
+FIELDS = ("sop_uid", "source", "peer", "outcome", "reason", "entries", "new", "latency_s", "delay_s", "address")
 
 
 class JsonLines(logging.Formatter):

@@ -16,6 +16,7 @@ from .deliver import Backoff, Conversion, Deliverer
 from .intake import READY_ROOM, Intake
 from .metrics import Metrics
 from .queue import Queue
+from .peers import Peers
 from .web import BodyLimits
 
 log = logging.getLogger("sr2fhir.gateway")
@@ -34,7 +35,7 @@ class Settings:
     bind: str = "127.0.0.1"
     dicom_port: int = 11112
     ae_title: str = "SR2FHIR"
-    allowed_ae: tuple[str, ...] = ()
+    peers: Peers = field(default_factory=Peers)
     http_port: int = 8080
     stow_token: str | None = None
     stow_limits: BodyLimits = field(default_factory=BodyLimits)
@@ -103,7 +104,7 @@ class Gateway:
     def start(self) -> None:
         s = self.settings
         self._recover()
-        from .dimse import StorageSCP
+        from .dimse import StorageSCP  # pynetdicom: imported when the SCP starts
 
         auth = s.connection.auth()
         self._client_cm = s.connection.client(auth)
@@ -111,7 +112,7 @@ class Gateway:
         self.deliverer = Deliverer(self.queue, self.intake, self.metrics, client, s.conversion, s.backoff)
         self._thread("deliver", lambda: self.deliverer.run(self.stop_event))
 
-        self._scp = StorageSCP(self.intake, s.ae_title, list(s.allowed_ae))
+        self._scp = StorageSCP(self.intake, s.ae_title, s.peers)
         try:
             self._scp.start(s.bind, s.dicom_port)
         except OSError as exc:

@@ -125,11 +125,11 @@ def app(intake: Intake, *, token: str | None, ready: Callable[[], dict[str, Any]
                 reason = {413: "too-large", 408: "too-slow", 503: "out-of-resources"}.get(exc.status, "broken-body")
                 intake.metrics.refused.labels("stow", reason).inc()
                 return JSONResponse({"error": str(exc)}, exc.status, headers=exc.headers)
-            return await run_in_threadpool(_store, body, ctype)
+            return await run_in_threadpool(_store, body, ctype, request.client.host if request.client else None)
         finally:
             body.unlink(missing_ok=True)
 
-    def _store(body: Path, ctype: str) -> Response:
+    def _store(body: Path, ctype: str, peer: str | None) -> Response:
         """Take in the parts of a spooled body, one part in memory at a time."""
         with open(body, "rb") as fh:
             data = multipart.FileBuffer(fh)
@@ -143,7 +143,7 @@ def app(intake: Intake, *, token: str | None, ready: Callable[[], dict[str, Any]
                 if part.content_type != "application/dicom":
                     outcomes.append(Outcome(f"part-{i}", None, "sop-class-not-supported", f"{name}: {part.content_type} is not application/dicom"))
                     continue
-                outcomes.append(intake.accept(data[part.start : part.end], name, "stow"))
+                outcomes.append(intake.accept(data[part.start : part.end], name, "stow", peer=peer))
         status, response = stow_response(outcomes)
         return JSONResponse(response, status, media_type=DICOM_JSON)
 

@@ -1,0 +1,35 @@
+"""Who may send to the gateway by DICOM, and how much of it one sender may take (`--allowed-ae`,
+`--max-associations`, `--max-associations-per-peer`, `--idle-timeout`); enforced by gateway/dimse.py."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Peers:
+    """Who may associate: `allowed` holds `AE` or `AE@host` entries (none: any AE from anywhere)."""
+
+    allowed: tuple[str, ...] = ()
+    per_peer: int = 8
+    maximum: int = 32
+    idle: float = 60.0
+
+    def titles(self) -> list[str]:
+        return sorted({entry.rpartition("@")[0] or entry for entry in self.allowed})
+
+    def hosts(self) -> dict[str, set[str] | None]:
+        """AE title -> the addresses it may call from (None: any). Host names are resolved once, at start."""
+        out: dict[str, set[str] | None] = {}
+        for entry in self.allowed:
+            title, _, host = entry.rpartition("@") if "@" in entry else (entry, "", "")
+            if not host:
+                out[title] = None
+            elif title not in out or out[title] is not None:
+                try:
+                    addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+                except OSError as exc:
+                    raise ValueError(f"--allowed-ae {entry}: {host} cannot be resolved ({exc})") from None
+                out[title] = (out.get(title) or set()) | {str(a) for a in addresses}
+        return out
