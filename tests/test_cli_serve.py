@@ -98,3 +98,22 @@ def test_queue_commands(tmp_path: Path) -> None:
     assert q.get("1.2.2") is None and not q.path("1.2.2").exists()
     r = sr2fhir("queue", "purge", "--status", "received", "--state", str(tmp_path))
     assert r.returncode == 2 and "only delivered or dead" in r.stderr
+
+
+def test_queue_commands_refuse_what_would_mislead(tmp_path: Path) -> None:
+    """Issue 24, defect 6: a negative age once purged everything, an unknown UID was "queued again"
+    with exit 0, and a key holding control characters (an older state folder's) reached the terminal raw."""
+    q = Queue(tmp_path)
+    for uid in ("1.2.1", "1.2.\x1b[31m9"):
+        q.add(uid, hashlib.sha256(uid.encode()).hexdigest(), uid.encode(), sop_class="1.2.840.10008.5.1.4.1.1.88.33", study_uid=None, series_uid=None, source="stow")
+        q.dead(uid, "reason with a \x07 bell")
+    r = sr2fhir("queue", "purge", "--status", "dead", "--older-than-days", "-5", "--state", str(tmp_path))
+    assert r.returncode == 2 and "must be 0 or more" in r.stderr and q.counts()["dead"] == 2
+    r = sr2fhir("queue", "retry", "1.2.1", "9.9.9", "--state", str(tmp_path))
+    assert r.returncode == 2 and "9.9.9" in r.stderr and q.get("1.2.1").state == "dead"  # type: ignore[union-attr]
+    listing = sr2fhir("queue", "list", "--state", str(tmp_path))
+    assert listing.returncode == 0 and "\x1b" not in listing.stdout and "\x07" not in listing.stdout
+    assert "1.2.\\x1b[31m9" in listing.stdout and "\\x07 bell" in listing.stdout
+    shown = sr2fhir("queue", "show", "1.2.\x1b[31m9", "--state", str(tmp_path))
+    assert shown.returncode == 0 and "\x1b" not in shown.stdout
+    assert sr2fhir("queue", "retry", "1.2.1", "--state", str(tmp_path)).returncode == 0 and q.get("1.2.1").state == "received"  # type: ignore[union-attr]

@@ -193,6 +193,13 @@ def _open(state: str) -> Any:
     return Queue(Path(state))
 
 
+def _shown(value: object) -> str:
+    """A queue value as the terminal may show it: control characters (which only an older state
+    folder's keys, or a peer's words in a reason, can hold) escaped, never sent raw."""
+    text = str(value)
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _when(t: float | None) -> str:
     return "" if t is None else dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -201,7 +208,7 @@ def _when(t: float | None) -> str:
 def queue_list(
     state: StateDir = "sr2fhir-state",
     status: Annotated[Optional[Status], typer.Option("--status", help="Only reports in this state.")] = None,
-    limit: Annotated[int, typer.Option("--limit", metavar="N")] = 1000,
+    limit: Annotated[int, typer.Option("--limit", metavar="N", help="List at most N reports.")] = 1000,
     as_json: Json = False,
 ) -> None:
     """The reports in the queue, oldest first, with the counts by state."""
@@ -211,8 +218,8 @@ def queue_list(
         sys.stdout.write(json.dumps({"counts": q.counts(), "reports": [r.as_json() for r in reports]}, indent=1) + "\n")
         return
     for r in reports:
-        reason = f"  {r.reason}" if r.reason and r.state != "delivered" else ""
-        sys.stdout.write(f"{r.state:<9}  {_when(r.received_at)}  {r.attempts:>2}  {r.source:<16}  {r.sop_uid}{reason}\n")
+        reason = f"  {_shown(r.reason)}" if r.reason and r.state != "delivered" else ""
+        sys.stdout.write(f"{r.state:<9}  {_when(r.received_at)}  {r.attempts:>2}  {_shown(r.source):<16}  {_shown(r.sop_uid)}{reason}\n")
     sys.stdout.write("counts: " + ", ".join(f"{k} {v}" for k, v in q.counts().items()) + "\n")
 
 
@@ -226,14 +233,14 @@ def queue_show(
     q = _open(state)
     r = q.get(uid)
     if r is None:
-        _say(f"error: {uid} is not in the queue", style="bold red")
+        _say(f"error: {_shown(uid)} is not in the queue", style="bold red")
         raise typer.Exit(Exit.USAGE)
     data = {**r.as_json(), "object": str(q.path(uid))}
     if as_json:
         sys.stdout.write(json.dumps(data, indent=1) + "\n")
         return
     for k, v in data.items():
-        sys.stdout.write(f"{k}: {_when(v) if k.endswith('_at') and v is not None else v}\n")
+        sys.stdout.write(f"{k}: {_when(v) if k.endswith('_at') and v is not None else _shown(v)}\n")
 
 
 @queue_app.command("retry")
@@ -242,17 +249,24 @@ def queue_retry(
     state: StateDir = "sr2fhir-state",
 ) -> None:
     """Queue reports again (dead-lettered ones, after the cause is fixed); a running gateway picks them up."""
-    n = _open(state).retry(uids or None, "dead")
+    q = _open(state)
+    unknown = [u for u in uids or [] if not q.known(u)]
+    if unknown:
+        _say(f"error: not in the queue: {', '.join(_shown(u) for u in unknown)}; nothing was queued again", style="bold red")
+        raise typer.Exit(Exit.USAGE)
+    n = q.retry(uids or None, "dead")
     _say(f"{n} report(s) queued again")
 
 
 @queue_app.command("purge")
 def queue_purge(
     status: Annotated[Status, typer.Option("--status", help="delivered or dead.")],
-    older_than_days: Annotated[float, typer.Option("--older-than-days", metavar="DAYS")] = 0.0,
+    older_than_days: Annotated[float, typer.Option("--older-than-days", metavar="DAYS", help="Only reports last changed at least DAYS days ago (0 or more).")] = 0.0,
     state: StateDir = "sr2fhir-state",
 ) -> None:
     """Forget delivered (or dead) reports and delete their stored objects."""
+    if not older_than_days >= 0:  # also refuses NaN
+        raise typer.BadParameter(f"--older-than-days {older_than_days:g}: must be 0 or more")
     try:
         n = _open(state).purge(status.value, older_than_days * 86400)
     except ValueError as exc:

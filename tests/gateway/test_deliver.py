@@ -218,3 +218,42 @@ def test_a_part_that_stops_ends_the_service_with_a_failure(tmp_path: Path, monke
     settings = service.Settings(connection=conn, state=tmp_path / "state", dicom_port=free_port(), http_port=free_port())
     with pytest.raises(service.GatewayFailed, match="deliver"):
         service.serve(settings)
+
+
+def test_a_report_without_a_patient_id_is_dead_at_once_with_the_reason(state: Path, tmp_path: Path) -> None:
+    """Issue 24, defect 6: it was retried for 30 minutes as "ImagingStudy not on the server"."""
+    import pydicom
+
+    ds = pydicom.dcmread(REPORT)
+    del ds.PatientID
+    ds.save_as(tmp_path / "no-patient-id.dcm")
+    with LocalServer(fhir_server((200, {"Content-Type": "application/fhir+json"}, DONE), found=EMPTY)) as server:
+        s = Setup(state, server.url)
+        r = s.after(s.queued(tmp_path / "no-patient-id.dcm"))
+        assert r.state == "dead" and r.attempts == 0 and "no Patient ID (0010,0020)" in (r.reason or "")
+        assert server.requests == []
+        logical = Setup(tmp_path / "logical", server.url, conversion=Conversion(missing="logical"))
+        assert logical.after(logical.queued(tmp_path / "no-patient-id.dcm")).state == "delivered"  # the operator chose so
+
+
+def test_latency_quantiles_read_from_the_buckets_are_close(state: Path) -> None:
+    """Issue 24, defect 6: with buckets 60 -> 300 -> 900 s, the median of a 100 s backlog read
+    139 s. Prometheus' histogram_quantile interpolates linearly within the bucket; here it may be
+    off by at most the bucket's width relative to its bound."""
+    s = Setup(state, "http://127.0.0.1:9/fhir")
+    values = [i * 2.0 for i in range(1, 101)]  # 2 .. 200 s, median 101
+    for v in values:
+        s.metrics.latency.observe(v)
+    buckets = [(float(m.labels["le"]), m.value) for m in next(iter(s.metrics.latency.collect())).samples if m.name.endswith("_bucket")]
+
+    def quantile(q: float) -> float:
+        rank, lower, below = q * len(values), 0.0, 0.0
+        for bound, count in buckets:
+            if count >= rank:
+                return lower + (bound - lower) * (rank - below) / (count - below)
+            lower, below = bound, count
+        raise AssertionError("past the last bucket")
+
+    for q in (0.5, 0.9):
+        true = sorted(values)[int(q * len(values)) - 1]
+        assert abs(quantile(q) - true) / true < 0.2, (q, quantile(q), true)

@@ -302,3 +302,37 @@ def test_a_correction_never_overtakes_its_original(tmp_path: Path, fhir_url: str
     for rtype in ("Observation", "ImagingSelection"):
         assert {r["status"] for r in fhir.search(rtype, _source=urn_oid(sop_uid(original)))} == {"entered-in-error"}, rtype
     assert {r["status"] for r in fhir.search("Observation", _source=urn_oid(sop_uid(corrected)))} == {"final"}
+
+
+def test_sigterm_with_a_hung_fhir_server_stops_within_the_grace_period(tmp_path: Path) -> None:
+    """Issue 24, defect 6: a FHIR server that never answers the transaction once made SIGTERM wait
+    62 s (longer than the usual 10 s before a supervisor kills). Now the gateway exits 0 within
+    it, and the report in hand, still queued, is delivered after the restart."""
+    capability = b'{"resourceType": "CapabilityStatement", "fhirVersion": "5.0.0"}'
+    found = b'{"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {"resourceType": "Patient", "id": "p1"}}]}'
+    done = b'{"resourceType": "Bundle", "type": "transaction-response", "entry": [{"response": {"status": "201 Created"}}]}'
+    hang = threading.Event()
+    hang.set()
+    posted = threading.Event()
+
+    def server_side(method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes] | None:
+        if method == "POST" and b'"transaction"' in body and b"ImagingSelection" in body:
+            posted.set()
+            if hang.is_set():
+                return None  # hold the connection without an answer
+            return 200, {"Content-Type": "application/fhir+json"}, done
+        return 200, {"Content-Type": "application/fhir+json"}, capability if "metadata" in path else found
+
+    with LocalServer(server_side) as server:
+        with GatewayProcess(tmp_path / "state", server.url, "--timeout", "300") as gw:
+            assert c_store(gw.dicom_port, [TEMPLATE]) == {TEMPLATE: 0}
+            assert posted.wait(120), "the transaction never reached the server"
+            started = time.monotonic()
+            code = gw.terminate(timeout=120)
+            took = time.monotonic() - started
+        assert code == 0 and took < 10, f"exit {code} after {took:.1f} s"
+        assert Queue(gw.state).get(sop_uid(TEMPLATE)).state in ("received", "converted")  # type: ignore[union-attr]
+        hang.clear()
+        server.release.set()
+        with GatewayProcess(tmp_path / "state", server.url) as again:
+            wait_for("the report to be delivered after the restart", lambda: delivered(again.state, [TEMPLATE]), DRAIN)

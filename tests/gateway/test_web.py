@@ -235,3 +235,13 @@ def test_a_body_shorter_than_its_content_length_times_out(tmp_path: Path) -> Non
         assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
         assert 1.5 < waited < 45
         assert not list((gw.state / "incoming").iterdir())
+
+
+def test_the_bearer_scheme_is_case_insensitive(gw: Setup) -> None:
+    """RFC 9110 11.1: `bearer` and `BEARER` are the same scheme; the token itself is exact."""
+    for scheme in ("bearer", "BEARER", "Bearer"):
+        r = gw.client.post("/studies", content=multipart.build([multipart.Part("application/dicom", SR.read_bytes())], BOUNDARY),
+                           headers={"Content-Type": CTYPE, "Authorization": f"{scheme} {TOKEN}"})
+        assert r.status_code == 200, scheme
+    r = gw.client.post("/studies", content=b"", headers={"Content-Type": CTYPE, "Authorization": f"Bearer {TOKEN.upper()}"})
+    assert r.status_code == 401

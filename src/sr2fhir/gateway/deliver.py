@@ -124,6 +124,11 @@ class Deliverer:
         if conv.error is not None:
             self._dead(report, str(conv.error))
             return
+        if c.missing == "fail" and any(not x.document.header.patient_id for x in conv.conversions):
+            # No Patient can ever be found for it: waiting (as for a Patient not there yet) is futile.
+            self._dead(report, "the SR has no Patient ID (0010,0020), so no Patient on the server can be its subject; "
+                               "correct the SR and send it again, or run with --missing logical")
+            return
         if report.state == "received":
             self.queue.converted(report.sop_uid)
             self.metrics.converted.inc()

@@ -7,6 +7,7 @@ import logging
 import signal
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -21,6 +22,8 @@ from .web import BodyLimits
 
 log = logging.getLogger("sr2fhir.gateway")
 
+STOP_GRACE = 7.0
+"""Seconds SIGTERM waits for the report in hand: under the usual 10 s before a supervisor kills."""
 HTTP_CONCURRENCY = 64
 """Requests served at once (uvicorn answers 503 beyond): with the body limit, a bound on what
 STOW-RS senders can make the process hold."""
@@ -124,7 +127,8 @@ class Gateway:
         from .web import app
 
         config = uvicorn.Config(app(self.intake, token=s.stow_token, ready=self.ready, limits=s.stow_limits), host=s.bind, port=s.http_port,
-                                log_level="warning", access_log=False, lifespan="off", limit_concurrency=HTTP_CONCURRENCY)
+                                log_level="warning", access_log=False, lifespan="off", limit_concurrency=HTTP_CONCURRENCY,
+                                log_config=None)  # uvicorn's records go through the gateway's JSON lines (logs.py)
         self._http = uvicorn.Server(config)
         self._thread("http", self._http.run)
 
@@ -152,15 +156,21 @@ class Gateway:
             if self.stop_event.wait(3600):
                 return
 
-    def stop(self, timeout: float = 60.0) -> None:
-        """Stop intake first, then let the report in hand finish (or be abandoned: it stays queued)."""
+    def stop(self, timeout: float = STOP_GRACE) -> None:
+        """Stop intake first, then let the report in hand finish within `timeout` seconds in all,
+        or abandon it: it stays queued and is pushed again at the next start (idempotent)."""
+        deadline = time.monotonic() + timeout
         self.stop_event.set()
         if self._scp is not None:
             self._scp.stop()
         if self._http is not None:
             self._http.should_exit = True
         for t in self.threads:
-            t.join(timeout)
+            t.join(max(0.0, deadline - time.monotonic()))
+        unfinished = [t.name for t in self.threads if t.is_alive()]
+        if unfinished:
+            log.warning("stopping without waiting", extra={"reason": f"still busy after {timeout:g} s: {', '.join(unfinished)}; "
+                                                                     "a report in hand stays queued"})
         if hasattr(self, "_client_cm"):
             self._client_cm.__exit__(None, None, None)
         self.queue.close()

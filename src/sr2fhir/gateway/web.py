@@ -103,8 +103,9 @@ def app(intake: Intake, *, token: str | None, ready: Callable[[], dict[str, Any]
     def authorised(request: Request) -> bool:
         if token is None:
             return True
-        given = request.headers.get("authorization", "")
-        return given.startswith("Bearer ") and hmac.compare_digest(given[7:].strip().encode(), token.encode())
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        # The scheme is case-insensitive (RFC 9110 11.1); the token is compared in constant time.
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
     async def stow(request: Request) -> Response:
         if not authorised(request):
