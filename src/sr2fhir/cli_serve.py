@@ -60,6 +60,30 @@ def _stow_token(env: str | None, file: str | None) -> str | None:
         raise typer.BadParameter(f"the STOW-RS token: {file} cannot be read ({exc.strerror})") from None
 
 
+class VerifyClient(str, Enum):
+    none = "none"
+    optional = "optional"
+    required = "required"
+
+
+def _archive_access(token_env: str | None, token_file: str | None, basic_user: str | None, ca_bundle: str | None, timeout: float, max_bytes: int) -> Any:
+    """The archive's credentials, read as push reads the FHIR server's (never from the command line)."""
+    from .delivery.client import BasicAuthFromEnv, DeliveryError, bearer_from
+    from .gateway.follow import Access
+
+    if sum(map(bool, (token_env or token_file, basic_user))) > 1 or (token_env and token_file):
+        raise typer.BadParameter("give the archive one credential: --archive-token-env, --archive-token-file or --archive-basic-user")
+    if ca_bundle and not Path(ca_bundle).is_file():
+        raise typer.BadParameter(f"--archive-ca-bundle {ca_bundle}: no such file")
+    try:
+        auth = bearer_from(token_env, token_file) if token_env or token_file else BasicAuthFromEnv(basic_user, "SR2FHIR_ARCHIVE_PASSWORD") if basic_user else None
+    except DeliveryError as exc:
+        raise typer.BadParameter(f"the archive's credentials: {exc}") from None
+    except OSError as exc:
+        raise typer.BadParameter(f"the archive's token: {token_file} cannot be read ({exc.strerror})") from None
+    return Access(auth=auth, verify=ca_bundle or True, timeout=timeout, max_bytes=max_bytes)
+
+
 @app.command()
 def serve(
     fhir_url: FhirUrl,
@@ -75,11 +99,20 @@ def serve(
     http_port: Annotated[int, typer.Option("--http-port", metavar="PORT", help="HTTP port: STOW-RS (POST /studies), /healthz, /readyz, /metrics.")] = 8080,
     stow_token_env: Annotated[Optional[str], typer.Option("--stow-token-env", metavar="VAR", help="Environment variable holding the bearer token STOW-RS senders must give.")] = None,
     stow_token_file: Annotated[Optional[str], typer.Option("--stow-token-file", metavar="FILE", help="File holding the bearer token STOW-RS senders must give.")] = None,
+    tls_cert: Annotated[Optional[str], typer.Option("--tls-cert", metavar="FILE", help="PEM certificate (chain): DICOM TLS (PS3.15 Annex B) and HTTPS on both ports.")] = None,
+    tls_key: Annotated[Optional[str], typer.Option("--tls-key", metavar="FILE", help="PEM private key of --tls-cert.")] = None,
+    tls_ca: Annotated[Optional[str], typer.Option("--tls-ca", metavar="FILE", help="PEM CA bundle that signs the peers' client certificates.")] = None,
+    tls_verify_client: Annotated[VerifyClient, typer.Option("--tls-verify-client", help="Ask DICOM and HTTPS peers for a certificate signed by --tls-ca: none, optional or required.")] = VerifyClient.none,
+    protect_operations: Annotated[bool, typer.Option("--protect-operations", help="/metrics and /readyz need the STOW-RS bearer token too (/healthz stays open).")] = False,
     max_stow_mb: Annotated[int, typer.Option("--max-stow-mb", metavar="MB", help="The largest STOW-RS request body; larger ones are refused (413) before they are read.")] = 512,
     stow_timeout: Annotated[float, typer.Option("--stow-timeout", metavar="SECONDS", help="A STOW-RS body that sends nothing for this long is refused (408); twenty times this is the most one body may take.")] = 30.0,
     min_free_mb: Annotated[int, typer.Option("--min-free-mb", metavar="MB", help="Refuse intake (C-STORE 0xA700, STOW-RS 503) when less than this is free on the state folder's disk.")] = 1024,
     follow_orthanc: Annotated[Optional[str], typer.Option("--follow-orthanc", metavar="URL", help="Follow an Orthanc server's change log (its REST base URL); swept via its /dicom-web.")] = None,
     follow_dicomweb: Annotated[Optional[str], typer.Option("--follow-dicomweb", metavar="URL", help="Poll a DICOMweb archive (QIDO-RS, WADO-RS) for SR instances.")] = None,
+    archive_token_env: Annotated[Optional[str], typer.Option("--archive-token-env", metavar="VAR", help="Environment variable holding the bearer token for the archive followed.")] = None,
+    archive_token_file: Annotated[Optional[str], typer.Option("--archive-token-file", metavar="FILE", help="File holding the bearer token for the archive followed.")] = None,
+    archive_basic_user: Annotated[Optional[str], typer.Option("--archive-basic-user", metavar="USER", help="HTTP basic user for the archive followed; the password comes from SR2FHIR_ARCHIVE_PASSWORD.")] = None,
+    archive_ca_bundle: Annotated[Optional[str], typer.Option("--archive-ca-bundle", metavar="FILE", help="PEM CA bundle that signs the archive's HTTPS certificate.")] = None,
     follow_interval: Annotated[float, typer.Option("--follow-interval", metavar="SECONDS", help="How often to poll the change log (or the DICOMweb archive).")] = 5.0,
     sweep_interval: Annotated[float, typer.Option("--sweep-interval", metavar="SECONDS", help="How often to sweep (QIDO-RS) beside Orthanc's change log, for what it dropped.")] = 600.0,
     sweep_days: Annotated[int, typer.Option("--sweep-days", metavar="DAYS", help="Sweep and poll only studies of the last DAYS days (Study Date); 0: all.")] = 0,
@@ -126,12 +159,17 @@ def serve(
     from .gateway.logs import configure
     from .gateway.service import GatewayFailed, Settings, serve as run
     from .gateway.peers import Peers
+    from .gateway.tls import Tls
     from .gateway.web import BodyLimits
 
     _check_url(fhir_url)
     for url, opt in ((follow_orthanc, "--follow-orthanc"), (follow_dicomweb, "--follow-dicomweb")):
         if url and not url.startswith(("http://", "https://")):
             raise typer.BadParameter(f"{opt} {url!r}: expected an http(s) base URL")
+    if bool(tls_cert) != bool(tls_key) or ((tls_ca or tls_verify_client != VerifyClient.none) and not tls_cert):
+        raise typer.BadParameter("TLS needs --tls-cert and --tls-key together; --tls-ca and --tls-verify-client go with them")
+    if protect_operations and not (stow_token_env or stow_token_file):
+        raise typer.BadParameter("--protect-operations needs the STOW-RS token (--stow-token-env or --stow-token-file)")
     if max_stow_mb < 1 or stow_timeout <= 0:
         raise typer.BadParameter("--max-stow-mb must be at least 1 and --stow-timeout more than 0")
     if max_attempts < 1 or retries < 0 or retry_delay <= 0 or max_delay < retry_delay or min_free_mb < 0 or follow_interval <= 0 or keep_delivered_days < 0:
@@ -140,6 +178,7 @@ def serve(
         raise typer.BadParameter("AE titles have 1 to 16 characters")
     if max_associations < 1 or max_associations_per_peer < 1 or idle_timeout <= 0:
         raise typer.BadParameter("--max-associations and --max-associations-per-peer must be at least 1, --idle-timeout more than 0")
+    archive = _archive_access(archive_token_env, archive_token_file, archive_basic_user, archive_ca_bundle, timeout, max_stow_mb << 20)
     cs = conversion_options(
         timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, fhir_version=fhir_version, strict=strict, max_depth=max_depth,
         max_items=max_items, verbose=False, quiet=True, jobs=1, validate=validate, ig=ig, debug=debug, fail_on_ig_defects=fail_on_ig_defects,
@@ -153,7 +192,8 @@ def serve(
         peers=Peers(tuple(allowed_ae), per_peer=max_associations_per_peer, maximum=max_associations, idle=idle_timeout),
         stow_token=_stow_token(stow_token_env, stow_token_file), min_free=min_free_mb << 20,
         stow_limits=BodyLimits(max_bytes=max_stow_mb << 20, idle=stow_timeout, total=20 * stow_timeout),
-        follow_orthanc=follow_orthanc, follow_dicomweb=follow_dicomweb, follow_interval=follow_interval,
+        tls=Tls(tls_cert, tls_key, tls_ca, tls_verify_client.value) if tls_cert and tls_key else None, protect_operations=protect_operations,
+        follow_orthanc=follow_orthanc, follow_dicomweb=follow_dicomweb, archive=archive, follow_interval=follow_interval,
         sweep_interval=sweep_interval, sweep_days=sweep_days, keep_delivered_days=keep_delivered_days,
     )
     configure()

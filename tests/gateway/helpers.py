@@ -53,7 +53,7 @@ def variants(template: Path, dest: Path, n: int, tag: str) -> list[Path]:
 
 
 def c_store(port: int, files: list[Path], calling: str = "SENDER", called: str = "SR2FHIR",
-            on_status: Callable[[Path, int], None] | None = None) -> dict[Path, int]:
+            on_status: Callable[[Path, int], None] | None = None, tls: Any = None) -> dict[Path, int]:
     """Send the files in one association (pynetdicom); the C-STORE status of each (-1: not sent,
     the association was refused or broke; -2: its SOP Class was refused at negotiation)."""
     from pynetdicom import AE
@@ -68,7 +68,7 @@ def c_store(port: int, files: list[Path], calling: str = "SENDER", called: str =
     ae.add_requested_context(Verification)
     ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2")  # CT Image Storage: refused by the gateway
     statuses = {f: -1 for f in files}
-    assoc = ae.associate("127.0.0.1", port, ae_title=called)
+    assoc = ae.associate("127.0.0.1", port, ae_title=called, tls_args=(tls, "127.0.0.1") if tls is not None else None)
     if not assoc.is_established:
         return statuses
     try:
@@ -91,12 +91,24 @@ def c_store(port: int, files: list[Path], calling: str = "SENDER", called: str =
     return statuses
 
 
-def stow(http_port: int, files: list[Path], token: str | None = None, parts: list[multipart.Part] | None = None) -> httpx.Response:
+def stow(http_port: int, files: list[Path], token: str | None = None, parts: list[multipart.Part] | None = None, tls: Any = None) -> httpx.Response:
+    """POST /studies; `tls`: an SSL context (ssl_context()) for a gateway serving HTTPS."""
     body = multipart.build(parts if parts is not None else [multipart.Part("application/dicom", f.read_bytes()) for f in files], "sr2fhirTestBoundary")
     headers = {"Content-Type": 'multipart/related; type="application/dicom"; boundary=sr2fhirTestBoundary', "Accept": "application/dicom+json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    return httpx.post(f"http://127.0.0.1:{http_port}/studies", content=body, headers=headers, timeout=300)
+    scheme = "https" if tls is not None else "http"
+    return httpx.post(f"{scheme}://127.0.0.1:{http_port}/studies", content=body, headers=headers, timeout=300, verify=tls if tls is not None else True)
+
+
+def ssl_context(ca: Path, cert: Path | None = None, key: Path | None = None) -> Any:
+    """A client TLS context trusting `ca`, presenting `cert` when given."""
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(ca))
+    if cert is not None:
+        ctx.load_cert_chain(str(cert), str(key) if key else None)
+    return ctx
 
 
 def wait_for(what: str, predicate: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
@@ -124,6 +136,23 @@ class GatewayProcess:
         self.http_port = free_port()
         self.log = state.parent / f"{state.name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.client_tls: tuple[Path, Path, Path] | None = None
+        """(CA, client certificate, client key) when the gateway runs with TLS: its HTTP port is HTTPS."""
+        self.token: str | None = None
+        """The bearer token for /metrics and /readyz (`--protect-operations`)."""
+
+    @property
+    def http(self) -> str:
+        return f"{'https' if self.client_tls else 'http'}://127.0.0.1:{self.http_port}"
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        """A request to the gateway's HTTP port (HTTPS with the client certificate when TLS is on)."""
+        tls: dict[str, Any] = {}
+        if self.client_tls:
+            ca, cert, key = self.client_tls
+            tls = {"verify": ssl_context(ca, cert, key)}
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return httpx.get(self.http + path, timeout=30, headers=headers, **tls, **kw)
 
     def args(self) -> list[str]:
         return [sys.executable, "-m", "sr2fhir", "serve", "--fhir-url", self.fhir_url, "--state", str(self.state),
@@ -145,7 +174,7 @@ class GatewayProcess:
         if self.proc.poll() is not None:
             raise AssertionError(f"the gateway exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
         try:
-            return httpx.get(f"http://127.0.0.1:{self.http_port}/healthz", timeout=5).status_code == 200
+            return self.get("/healthz").status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -170,7 +199,7 @@ class GatewayProcess:
         return [json.loads(line) for line in self.log_text().splitlines() if line.startswith("{")]
 
     def metrics(self) -> dict[str, float]:
-        text = httpx.get(f"http://127.0.0.1:{self.http_port}/metrics", timeout=30).text
+        text = self.get("/metrics").text
         out: dict[str, float] = {}
         for line in text.splitlines():
             m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) ([0-9.e+-]+)$", line)
@@ -253,10 +282,13 @@ class OrthancServer:
 
     PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, users: dict[str, str] | None = None) -> None:
+        """`users`: HTTP basic users and passwords; given, Orthanc refuses every request without one."""
         self.folder = folder
         self.http_port = free_port()
         self.dicom_port = free_port()
+        self.users = users
+        self.auth = httpx.BasicAuth(*next(iter(users.items()))) if users else None
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -270,8 +302,10 @@ class OrthancServer:
         config = {
             "Name": "sr2fhir-test", "StorageDirectory": str(self.folder / "db"), "IndexDirectory": str(self.folder / "db"),
             "HttpPort": self.http_port, "DicomPort": self.dicom_port, "DicomAet": "ORTHANC", "RemoteAccessAllowed": False,
-            "AuthenticationEnabled": False, "Plugins": [str(self.PLUGIN)], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+            "AuthenticationEnabled": bool(self.users), "RegisteredUsers": self.users or {},
+            "Plugins": [str(self.PLUGIN)], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
         }
+        self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "orthanc.json").write_text(json.dumps(config))
         with open(self.folder / "orthanc.log", "ab") as log:
             self.proc = subprocess.Popen([binary, str(self.folder / "orthanc.json")], stdout=log, stderr=log)
@@ -283,17 +317,17 @@ class OrthancServer:
         if self.proc.poll() is not None:
             raise AssertionError(f"Orthanc exited: {(self.folder / 'orthanc.log').read_text()[-2000:]}")
         try:
-            return httpx.get(self.url + "/system", timeout=5).status_code == 200
+            return httpx.get(self.url + "/system", timeout=5, auth=self.auth).status_code == 200
         except httpx.HTTPError:
             return False
 
     def upload(self, path: Path) -> dict[str, Any]:
-        r = httpx.post(self.url + "/instances", content=path.read_bytes(), timeout=120)
+        r = httpx.post(self.url + "/instances", content=path.read_bytes(), timeout=120, auth=self.auth)
         r.raise_for_status()
         return dict(r.json())
 
     def last_change(self) -> int:
-        return int(httpx.get(self.url + "/changes?last", timeout=30).json()["Last"])
+        return int(httpx.get(self.url + "/changes?last", timeout=30, auth=self.auth).json()["Last"])
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -326,3 +360,39 @@ def hostile(template: Path, dest: Path, uid: str) -> Path:
 def tree(root: Path, skip: Path) -> dict[str, bytes]:
     """Every file below `root` but those below `skip`, with its bytes: what a hostile input must not change."""
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file() and skip not in p.parents}
+
+
+class Pki:
+    """A test CA (openssl), a certificate for 127.0.0.1/localhost signed by it, a client
+    certificate signed by it, and a rogue client certificate signed by another CA."""
+
+    def __init__(self, folder: Path) -> None:
+        assert shutil.which("openssl"), "the TLS tests need the openssl command (Debian's openssl)"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.ca, self.ca_key = self._ca("sr2fhir test CA")
+        rogue_ca, rogue_key = self._ca("someone else's CA")
+        self.server_cert, self.server_key = self._leaf("server", self.ca, self.ca_key, "subjectAltName=IP:127.0.0.1,DNS:localhost")
+        self.client_cert, self.client_key = self._leaf("client", self.ca, self.ca_key, "extendedKeyUsage=clientAuth")
+        self.rogue_cert, self.rogue_key = self._leaf("rogue", rogue_ca, rogue_key, "extendedKeyUsage=clientAuth")
+
+    def _run(self, *args: str) -> None:
+        r = subprocess.run(["openssl", *args], cwd=self.folder, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+
+    def _ca(self, name: str) -> tuple[Path, Path]:
+        stem = name.split()[0].replace("'", "")
+        self._run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
+                  "-keyout", f"{stem}-ca.key", "-out", f"{stem}-ca.pem", "-addext", "basicConstraints=critical,CA:TRUE",
+                  "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        return self.folder / f"{stem}-ca.pem", self.folder / f"{stem}-ca.key"
+
+    def _leaf(self, name: str, ca: Path, ca_key: Path, ext: str) -> tuple[Path, Path]:
+        self._run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}.key", "-out", f"{name}.csr")
+        (self.folder / f"{name}.ext").write_text(ext + "\n")
+        self._run("x509", "-req", "-in", f"{name}.csr", "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-days", "2",
+                  "-out", f"{name}.pem", "-extfile", f"{name}.ext")
+        return self.folder / f"{name}.pem", self.folder / f"{name}.key"
+
+    def server_args(self, verify_client: str = "required") -> list[str]:
+        return ["--tls-cert", str(self.server_cert), "--tls-key", str(self.server_key), "--tls-ca", str(self.ca), "--tls-verify-client", verify_client]

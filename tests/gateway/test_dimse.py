@@ -19,8 +19,9 @@ from sr2fhir.gateway.dimse import StorageSCP
 from sr2fhir.gateway.intake import Intake
 from sr2fhir.gateway.metrics import Metrics
 from sr2fhir.gateway.peers import Peers
+from sr2fhir.gateway.tls import Tls
 from sr2fhir.gateway.queue import Queue
-from tests.gateway.helpers import HOSTILE_UIDS, c_store, hostile, tree
+from tests.gateway.helpers import HOSTILE_UIDS, Pki, c_store, hostile, ssl_context, tree
 from tests.helpers import FIXTURES, SHARED, free_port, shared_files, sop_uid
 
 CT = SHARED / "data" / "referenced" / "highdicom__ct_image.dcm"
@@ -214,3 +215,36 @@ def test_an_ae_title_bound_to_a_host_is_refused_from_another(tmp_path: Path) -> 
         assert s.intake.metrics.refused.labels("dimse", "association-rejected")._value.get() == 2
     finally:
         s.close()
+
+
+def storescu(port: int, f: Path, *tls: str) -> subprocess.CompletedProcess[str]:
+    assert shutil.which("storescu"), "DCMTK's storescu is needed (scripts/setup-services.sh installs dcmtk)"
+    return subprocess.run(["storescu", *tls, "-R", "-aet", "SENDER", "-aec", "SR2FHIR", "127.0.0.1", str(port), str(f)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_dicom_tls_with_client_certificates(tmp_path: Path) -> None:
+    """PS3.15 Annex B: DCMTK's `storescu +tls` with a client certificate signed by the gateway's CA
+    stores; without TLS, or with a certificate from another CA, nothing is stored."""
+    pki = Pki(tmp_path / "pki")
+    tls = Tls(str(pki.server_cert), str(pki.server_key), str(pki.ca), "required")
+    queue = Queue(tmp_path / "state")
+    scp = StorageSCP(Intake(queue, Metrics(queue), 0), "SR2FHIR", tls=tls)
+    port = free_port()
+    scp.start("127.0.0.1", port)
+    try:
+        f = FIXTURES / "tid1410_planar_regions.dcm"
+        assert storescu(port, f).returncode != 0  # plain TCP to a TLS port
+        rogue = storescu(port, f, "+tls", str(pki.rogue_key), str(pki.rogue_cert), "+cf", str(pki.ca))
+        assert rogue.returncode != 0
+        assert queue.counts()["received"] == 0
+        ok = storescu(port, f, "+tls", str(pki.client_key), str(pki.client_cert), "+cf", str(pki.ca))
+        assert ok.returncode == 0, ok.stderr
+        same_fhir(queue.path(sop_uid(f)), f)
+        # pynetdicom as a TLS sender too.
+        other = FIXTURES / "tid1411_volumetric.dcm"
+        assert c_store(port, [other], tls=ssl_context(pki.ca, pki.client_cert, pki.client_key)) == {other: 0}
+        assert queue.counts()["received"] == 2
+    finally:
+        scp.stop()
+        queue.close()

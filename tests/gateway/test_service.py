@@ -5,6 +5,7 @@ SIGKILL, its FHIR server goes dark, its disk fills; every count is checked on th
 from __future__ import annotations
 
 import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from sr2fhir.codes import urn_oid
 from sr2fhir.delivery.client import FhirClient
 from sr2fhir.gateway.queue import Queue
-from tests.gateway.helpers import GatewayProcess, HapiServer, delivered, OrthancServer, c_store, on_server_once, stow, variants, wait_for
+from tests.gateway.helpers import GatewayProcess, HapiServer, OrthancServer, Pki, c_store, delivered, on_server_once, ssl_context, stow, variants, wait_for
 from tests.helpers import FIXTURES, SHARED, LocalServer, remapped, shared_files, sop_uid
 
 TEMPLATE = FIXTURES / "tid1410_planar_regions.dcm"
@@ -336,3 +337,44 @@ def test_sigterm_with_a_hung_fhir_server_stops_within_the_grace_period(tmp_path:
         server.release.set()
         with GatewayProcess(tmp_path / "state", server.url) as again:
             wait_for("the report to be delivered after the restart", lambda: delivered(again.state, [TEMPLATE]), DRAIN)
+
+
+def test_a_full_pass_over_tls_with_an_authenticated_archive(tmp_path: Path, fhir_url: str, fhir: FhirClient) -> None:
+    """Issue 24: what a hospital's security review asks for, end to end. DICOM TLS with client
+    certificates (DCMTK's `storescu +tls`), STOW-RS over HTTPS with a client certificate and the
+    bearer token, an Orthanc that requires HTTP basic auth followed with its credentials, and
+    /metrics and /readyz behind the token. Every report reaches HAPI exactly once."""
+    assert shutil.which("storescu"), "DCMTK's storescu is needed (scripts/setup-services.sh installs dcmtk)"
+    pki = Pki(tmp_path / "pki")
+    archive = OrthancServer(tmp_path / "orthanc", users={"sr2fhir": "archive-s3cret"}).start()
+    made = {path: variants(TEMPLATE, tmp_path / path, 3, f"tls-{path}") for path in ("dimse", "stow", "orthanc")}
+    try:
+        assert httpx.get(archive.url + "/changes", timeout=30).status_code == 401  # the archive is closed without credentials
+        env = {"SR2FHIR_TEST_STOW_TOKEN": "t0ken", "SR2FHIR_ARCHIVE_PASSWORD": "archive-s3cret"}
+        gw = GatewayProcess(tmp_path / "state", fhir_url, *pki.server_args("required"), "--follow-orthanc", archive.url, "--follow-interval", "1",
+                            "--archive-basic-user", "sr2fhir", "--stow-token-env", "SR2FHIR_TEST_STOW_TOKEN", "--protect-operations", env=env)
+        gw.client_tls = (pki.ca, pki.client_cert, pki.client_key)
+        gw.token = "t0ken"
+        with gw:
+            for f in made["dimse"]:
+                r = subprocess.run(["storescu", "+tls", str(pki.client_key), str(pki.client_cert), "+cf", str(pki.ca), "-R",
+                                    "-aet", "SENDER", "-aec", "SR2FHIR", "127.0.0.1", str(gw.dicom_port), str(f)], capture_output=True, text=True, timeout=120)
+                assert r.returncode == 0, r.stderr
+            tls = ssl_context(pki.ca, pki.client_cert, pki.client_key)
+            assert stow(gw.http_port, made["stow"], token="t0ken", tls=tls).status_code == 200
+            with pytest.raises(httpx.HTTPError):  # no client certificate: the TLS handshake fails
+                stow(gw.http_port, made["stow"], token="t0ken", tls=ssl_context(pki.ca))
+            for f in made["orthanc"]:
+                archive.upload(f)
+            total = sum(len(v) for v in made.values())
+            wait_for("the queue to drain", lambda: drained(gw, total), DRAIN)
+            assert depth(gw) == {"received": 0, "converted": 0, "delivered": total, "dead": 0}
+            for path in ("/metrics", "/readyz"):
+                bare = httpx.get(gw.http + path, timeout=30, verify=tls)
+                assert bare.status_code == 401, path
+            assert gw.get("/readyz").status_code == 200 and gw.get("/healthz").status_code == 200
+    finally:
+        archive.stop()
+    assert gw.proc is not None and gw.proc.returncode == 0
+    for f in [p for v in made.values() for p in v]:
+        on_server_once(fhir, f)

@@ -22,6 +22,7 @@ from ..dicom.dictionary import SR_STORAGE, uid_ok
 from ..dicom.identify import Identity
 from .intake import STATUS, Intake
 from .peers import Peers
+from .tls import Tls
 
 log = logging.getLogger("sr2fhir.gateway")
 
@@ -36,8 +37,9 @@ REJECT_CALLING = (0x01, 0x01, 0x03)
 
 
 class StorageSCP:
-    def __init__(self, intake: Intake, ae_title: str, peers: Peers = Peers()) -> None:
+    def __init__(self, intake: Intake, ae_title: str, peers: Peers = Peers(), tls: Tls | None = None) -> None:
         self.intake = intake
+        self.tls = tls
         self.peers = peers
         self._hosts = peers.hosts()
         self.ae = AE(ae_title=ae_title)
@@ -61,7 +63,8 @@ class StorageSCP:
             (evt.EVT_C_STORE, self._store), (evt.EVT_C_ECHO, lambda event: 0x0000), (evt.EVT_REJECTED, self._rejected),
             (evt.EVT_REQUESTED, self._requested), (evt.EVT_ESTABLISHED, self._established),
         ]
-        self._server = self.ae.start_server((host, port), block=False, evt_handlers=handlers)
+        context = self.tls.server_context() if self.tls is not None else None
+        self._server = self.ae.start_server((host, port), block=False, evt_handlers=handlers, ssl_context=context)
         self._stop.clear()
         self._reaper = threading.Thread(target=self._reap, name="dimse-idle", daemon=True)
         self._reaper.start()

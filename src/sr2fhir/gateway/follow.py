@@ -14,13 +14,16 @@ and catches what the log dropped (D-37).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import re
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from ..dicom.dictionary import SR_STORAGE
+from ..dicom.dictionary import SR_STORAGE, uid_ok
 from . import multipart
 from .intake import Intake
 
@@ -37,20 +40,58 @@ class ArchiveError(Exception):
     pass
 
 
-def _client(timeout: float) -> httpx.Client:
-    # No kept-alive connections: Orthanc closes idle ones, and a poll that reuses one fails.
-    return httpx.Client(timeout=timeout, headers={"User-Agent": "sr2fhir"}, limits=httpx.Limits(max_keepalive_connections=0))
+@dataclass(frozen=True)
+class Access:
+    """How to reach an archive (`--archive-token-env/-file`, `--archive-basic-user`,
+    `--archive-ca-bundle`): its credentials, the CA that signs its certificate, a timeout, and
+    the largest object it may send (`--max-stow-mb`, as for STOW-RS)."""
+
+    auth: httpx.Auth | None = None
+    verify: bool | str = True
+    timeout: float = 60.0
+    max_bytes: int = 512 << 20
+
+    def client(self) -> httpx.Client:
+        # No kept-alive connections: Orthanc closes idle ones, and a poll that reuses one fails.
+        return httpx.Client(timeout=self.timeout, headers={"User-Agent": "sr2fhir"}, auth=self.auth, verify=self.verify,
+                            limits=httpx.Limits(max_keepalive_connections=0))
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    content_type: str
+    body: bytes
+
+
+def fetch(http: httpx.Client, url: str, what: str, limit: int, *, params: dict[str, Any] | None = None,
+          headers: dict[str, str] | None = None) -> Answer:
+    """GET `url`, reading at most `limit` bytes of its body; ArchiveError beyond, on a network
+    error, or when the archive refuses our credentials (401/403)."""
+    try:
+        with http.stream("GET", url, params=params, headers=headers) as r:
+            if r.status_code in (401, 403):
+                raise ArchiveError(f"{what}: HTTP {r.status_code}: the archive refuses our credentials")
+            body = bytearray()
+            for chunk in r.iter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    raise ArchiveError(f"{what}: the answer is larger than {limit >> 20} MiB (--max-stow-mb)")
+            return Answer(r.status_code, r.headers.get("content-type", ""), bytes(body))
+    except httpx.HTTPError as exc:
+        raise ArchiveError(f"{what}: {type(exc).__name__}") from None
 
 
 class DicomWeb:
     """QIDO-RS and WADO-RS against one DICOMweb base URL (e.g. Orthanc's `/dicom-web`)."""
 
-    def __init__(self, base_url: str, intake: Intake, *, window_days: int = 0, page: int = 200, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, intake: Intake, *, window_days: int = 0, page: int = 200, access: Access = Access()) -> None:
         self.base = base_url.rstrip("/")
         self.intake = intake
         self.window_days = window_days
         self.page = page
-        self.http = _client(timeout)
+        self.access = access
+        self.http = access.client()
 
     def sweep(self) -> int:
         """List the SR instances (in the window) and take in those not yet queued; returns how many."""
@@ -65,8 +106,10 @@ class DicomWeb:
             found = self._get_json("/instances", {**params, "offset": offset})
             for attrs in found:
                 sop, study, series, cls = (_value(attrs, t) for t in ("00080018", "0020000D", "0020000E", "00080016"))
-                if not (sop and study and series) or self.intake.queue.known(sop) or (cls and cls not in SR_STORAGE):
+                # The UIDs name a URL: only valid ones (an archive's answer is network input too).
+                if not all(uid_ok(u) for u in (sop, study, series)) or self.intake.queue.known(str(sop)) or (cls and cls not in SR_STORAGE):
                     continue
+                assert sop and study and series
                 try:
                     data = self.retrieve(study, series, sop)
                 except ArchiveError as exc:  # this one (deleted since?): the others go on, the next sweep retries it
@@ -82,14 +125,11 @@ class DicomWeb:
 
     def retrieve(self, study: str, series: str, sop: str) -> bytes:
         url = f"{self.base}/studies/{study}/series/{series}/instances/{sop}"
+        r = fetch(self.http, url, f"WADO-RS {url}", self.access.max_bytes, headers={"Accept": WADO_ACCEPT})
+        if r.status != 200:
+            raise ArchiveError(f"WADO-RS {url}: HTTP {r.status}")
         try:
-            r = self.http.get(url, headers={"Accept": WADO_ACCEPT})
-        except httpx.HTTPError as exc:
-            raise ArchiveError(f"WADO-RS {url}: {type(exc).__name__}") from None
-        if r.status_code != 200:
-            raise ArchiveError(f"WADO-RS {url}: HTTP {r.status_code}")
-        try:
-            parts = multipart.parse(r.content, r.headers.get("content-type", ""))
+            parts = multipart.parse(r.body, r.content_type)
         except multipart.MultipartError as exc:
             raise ArchiveError(f"WADO-RS {url}: {exc}") from None
         if not parts:
@@ -97,26 +137,29 @@ class DicomWeb:
         return parts[0].data
 
     def _get_json(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        try:
-            r = self.http.get(self.base + path, params=params, headers={"Accept": "application/dicom+json"})
-        except httpx.HTTPError as exc:
-            raise ArchiveError(f"QIDO-RS {self.base}{path}: {type(exc).__name__}") from None
-        if r.status_code == 204:
+        what = f"QIDO-RS {self.base}{path}"
+        r = fetch(self.http, self.base + path, what, self.access.max_bytes, params=params, headers={"Accept": "application/dicom+json"})
+        if r.status == 204:
             return []
-        if r.status_code != 200:
-            raise ArchiveError(f"QIDO-RS {self.base}{path}: HTTP {r.status_code}")
-        body = r.json()
+        if r.status != 200:
+            raise ArchiveError(f"{what}: HTTP {r.status}")
+        body = json.loads(r.body)
         return body if isinstance(body, list) else []
+
+
+_ORTHANC_ID = re.compile(r"[0-9a-f]{8}(-[0-9a-f]{8}){4}")
+"""Orthanc's resource ids (SHA-1 in five groups): only such an id from the change log names a URL."""
 
 
 class Orthanc:
     """Orthanc's change log (REST API, `/changes`)."""
 
-    def __init__(self, base_url: str, intake: Intake, *, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, intake: Intake, *, access: Access = Access()) -> None:
         self.base = base_url.rstrip("/")
         self.intake = intake
         self.cursor_name = f"orthanc-changes:{self.base}"
-        self.http = _client(timeout)
+        self.access = access
+        self.http = access.client()
 
     def poll(self) -> int:
         """Take in the SR instances the log names since the cursor; returns how many were new."""
@@ -124,49 +167,44 @@ class Orthanc:
         queue = self.intake.queue
         while True:
             since = int(queue.cursor(self.cursor_name) or 0)
-            changes = self._get(f"/changes?since={since}&limit=100").json()
+            changes = json.loads(self._get(f"/changes?since={since}&limit=100"))
             for change in changes.get("Changes", []):
-                if change.get("ChangeType") == "NewInstance":
+                if change.get("ChangeType") == "NewInstance" and _ORTHANC_ID.fullmatch(str(change.get("ID", ""))):
                     result = self._take(str(change["ID"]))
                     if result is None:
                         return taken  # refused for lack of room: replay from here later
                     taken += result
-                queue.set_cursor(self.cursor_name, str(change["Seq"]))
+                queue.set_cursor(self.cursor_name, str(int(change["Seq"])))
             if changes.get("Done", True) or not changes.get("Changes"):
                 if not changes.get("Changes") and "Last" in changes and int(changes["Last"]) > since:
-                    queue.set_cursor(self.cursor_name, str(changes["Last"]))
+                    queue.set_cursor(self.cursor_name, str(int(changes["Last"])))
                 return taken
 
     def _take(self, orthanc_id: str) -> int | None:
-        r = self.http.get(f"{self.base}/instances/{orthanc_id}/metadata/SopClassUid")
-        if r.status_code == 404:
+        what = f"Orthanc {self.base}"
+        r = fetch(self.http, f"{self.base}/instances/{orthanc_id}/metadata/SopClassUid", what, 1024)
+        if r.status == 404:
             return 0  # deleted since
-        if r.status_code != 200:
-            raise ArchiveError(f"Orthanc {self.base}: HTTP {r.status_code} for an instance's SOP Class")
-        if r.text.strip() not in SR_STORAGE:
+        if r.status != 200:
+            raise ArchiveError(f"{what}: HTTP {r.status} for an instance's SOP Class")
+        if r.body.decode("ascii", "replace").strip() not in SR_STORAGE:
             return 0
-        try:
-            r = self.http.get(f"{self.base}/instances/{orthanc_id}/file")
-        except httpx.HTTPError as exc:
-            raise ArchiveError(f"Orthanc {self.base}: {type(exc).__name__}") from None
-        if r.status_code == 404:
+        r = fetch(self.http, f"{self.base}/instances/{orthanc_id}/file", what, self.access.max_bytes)
+        if r.status == 404:
             return 0  # deleted since
-        if r.status_code != 200:
-            raise ArchiveError(f"Orthanc {self.base}: HTTP {r.status_code} for an instance's file")
-        data = r.content
-        outcome = self.intake.accept(data, f"Orthanc instance {orthanc_id}", "orthanc")
+        if r.status != 200:
+            raise ArchiveError(f"{what}: HTTP {r.status} for an instance's file")
+        outcome = self.intake.accept(r.body, f"Orthanc instance {orthanc_id}", "orthanc")
         if outcome.refused == "out-of-resources":
             return None
         return int(outcome.stored and not outcome.duplicate)
 
-    def _get(self, path: str) -> httpx.Response:
-        try:
-            r = self.http.get(self.base + path)
-        except httpx.HTTPError as exc:
-            raise ArchiveError(f"Orthanc {self.base}: {type(exc).__name__}") from None
-        if r.status_code != 200:
-            raise ArchiveError(f"Orthanc {self.base}{path.split('?')[0]}: HTTP {r.status_code}")
-        return r
+    def _get(self, path: str) -> bytes:
+        what = f"Orthanc {self.base}{path.split('?')[0]}"
+        r = fetch(self.http, self.base + path, what, self.access.max_bytes)
+        if r.status != 200:
+            raise ArchiveError(f"{what}: HTTP {r.status}")
+        return r.body
 
 
 def follow(orthanc: Orthanc | None, dicomweb: DicomWeb | None, stop: threading.Event, interval: float, sweep_interval: float) -> None:

@@ -14,10 +14,12 @@ from typing import Any, Callable
 
 from ..delivery.connection import Connection
 from .deliver import Backoff, Conversion, Deliverer
+from .follow import Access
 from .intake import READY_ROOM, Intake
 from .metrics import Metrics
 from .queue import Queue
 from .peers import Peers
+from .tls import Tls
 from .web import BodyLimits
 
 log = logging.getLogger("sr2fhir.gateway")
@@ -42,8 +44,12 @@ class Settings:
     http_port: int = 8080
     stow_token: str | None = None
     stow_limits: BodyLimits = field(default_factory=BodyLimits)
+    tls: Tls | None = None
+    protect_operations: bool = False
+    """`/metrics` and `/readyz` need the STOW-RS bearer token too."""
     min_free: int = 1 << 30
     follow_orthanc: str | None = None
+    archive: Access = field(default_factory=Access)
     follow_dicomweb: str | None = None
     follow_interval: float = 5.0
     sweep_interval: float = 600.0
@@ -84,12 +90,16 @@ class Gateway:
         room = self.intake.room(READY_ROOM)
         deliverer: Deliverer | None = getattr(self, "deliverer", None)
         queue_ok = deliverer is None or not deliverer.state_problem
-        return {
+        paused = deliverer is not None and deliverer.paused
+        out: dict[str, Any] = {
             "ready": room and queue_ok and not self.stop_event.is_set(),
             "disk": "ok" if room else "past the watermark: intake refused",
             "queue": counts,
-            "delivery": f"paused: {deliverer.pause_reason}" if deliverer is not None and deliverer.paused else "running",
+            "delivery": "running" if not paused else "paused: the queue cannot be written" if not queue_ok else "paused: waiting for the FHIR server",
         }
+        if paused and deliverer is not None:
+            out["reason"] = deliverer.pause_reason  # may name the server's URL or a path: for an authorised caller (web.py)
+        return out
 
     def _recover(self) -> None:
         """Objects stored just before a crash, whose row was never written, are queued now (their
@@ -106,6 +116,8 @@ class Gateway:
 
     def start(self) -> None:
         s = self.settings
+        if s.tls is not None:
+            s.tls.check()
         self._recover()
         from .dimse import StorageSCP  # pynetdicom: imported when the SCP starts
 
@@ -115,7 +127,7 @@ class Gateway:
         self.deliverer = Deliverer(self.queue, self.intake, self.metrics, client, s.conversion, s.backoff)
         self._thread("deliver", lambda: self.deliverer.run(self.stop_event))
 
-        self._scp = StorageSCP(self.intake, s.ae_title, s.peers)
+        self._scp = StorageSCP(self.intake, s.ae_title, s.peers, s.tls)
         try:
             self._scp.start(s.bind, s.dicom_port)
         except OSError as exc:
@@ -126,21 +138,23 @@ class Gateway:
 
         from .web import app
 
-        config = uvicorn.Config(app(self.intake, token=s.stow_token, ready=self.ready, limits=s.stow_limits), host=s.bind, port=s.http_port,
-                                log_level="warning", access_log=False, lifespan="off", limit_concurrency=HTTP_CONCURRENCY,
-                                log_config=None)  # uvicorn's records go through the gateway's JSON lines (logs.py)
+        config = uvicorn.Config(app(self.intake, token=s.stow_token, ready=self.ready, limits=s.stow_limits, protect_operations=s.protect_operations),
+                                host=s.bind, port=s.http_port, log_level="warning", access_log=False, lifespan="off",
+                                limit_concurrency=HTTP_CONCURRENCY, log_config=None,  # uvicorn's records go through logs.py
+                                **(s.tls.uvicorn() if s.tls is not None else {}))
         self._http = uvicorn.Server(config)
         self._thread("http", self._http.run)
 
         if s.follow_orthanc or s.follow_dicomweb:
             from .follow import DicomWeb, Orthanc, follow
 
-            orthanc = Orthanc(s.follow_orthanc, self.intake) if s.follow_orthanc else None
+            orthanc = Orthanc(s.follow_orthanc, self.intake, access=s.archive) if s.follow_orthanc else None
             web_base = s.follow_dicomweb or (s.follow_orthanc.rstrip("/") + "/dicom-web" if s.follow_orthanc else None)
-            dicomweb = DicomWeb(web_base, self.intake, window_days=s.sweep_days) if web_base else None
+            dicomweb = DicomWeb(web_base, self.intake, window_days=s.sweep_days, access=s.archive) if web_base else None
             self._thread("follow", lambda: follow(orthanc, dicomweb, self.stop_event, s.follow_interval, s.sweep_interval))
         self._thread("housekeeping", self._housekeeping)
-        log.info("listening", extra={"address": f"dicom://{s.ae_title}@{s.bind}:{s.dicom_port} http://{s.bind}:{s.http_port}"})
+        tls = "+tls" if s.tls is not None else ""
+        log.info("listening", extra={"address": f"dicom{tls}://{s.ae_title}@{s.bind}:{s.dicom_port} http{'s' if tls else ''}://{s.bind}:{s.http_port}"})
 
     def _housekeeping(self) -> None:
         """Delivered reports are forgotten (row and object) after `keep_delivered_days`, hourly."""

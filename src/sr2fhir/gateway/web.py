@@ -97,12 +97,18 @@ async def spool(request: Request, dest: Path, limits: BodyLimits, room: Callable
             fh.write(chunk)
 
 
-def app(intake: Intake, *, token: str | None, ready: Callable[[], dict[str, Any]], limits: BodyLimits = BodyLimits()) -> Starlette:
-    """`token`: the bearer token STOW-RS requires (none: open, for loopback use)."""
+PUBLIC_READY = ("ready", "disk", "queue", "delivery")
+"""What `/readyz` tells a caller without the token: no reason text, which may name a URL or a path."""
 
-    def authorised(request: Request) -> bool:
+
+def app(intake: Intake, *, token: str | None, ready: Callable[[], dict[str, Any]], limits: BodyLimits = BodyLimits(),
+        protect_operations: bool = False) -> Starlette:
+    """`token`: the bearer token STOW-RS requires (none: open, for loopback use);
+    `protect_operations`: `/metrics` and `/readyz` require it too (`/healthz` stays open)."""
+
+    def authorised(request: Request, open_without_token: bool = True) -> bool:
         if token is None:
-            return True
+            return open_without_token
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         # The scheme is case-insensitive (RFC 9110 11.1); the token is compared in constant time.
         return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
@@ -151,11 +157,23 @@ def app(intake: Intake, *, token: str | None, ready: Callable[[], dict[str, Any]
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    def refused(request: Request) -> Response | None:
+        if protect_operations and not authorised(request):
+            intake.metrics.refused.labels("http", "unauthorised").inc()
+            return JSONResponse({"error": "a bearer token is required"}, 401, headers={"WWW-Authenticate": 'Bearer realm="sr2fhir"'})
+        return None
+
     async def readyz(request: Request) -> Response:
+        if (no := refused(request)) is not None:
+            return no
         state = await run_in_threadpool(ready)
+        if not authorised(request, open_without_token=False):
+            state = {k: v for k, v in state.items() if k in PUBLIC_READY}
         return JSONResponse(state, 200 if state.get("ready") else 503)
 
     async def metrics(request: Request) -> Response:
+        if (no := refused(request)) is not None:
+            return no
         return Response(await run_in_threadpool(intake.metrics.text), media_type=CONTENT_TYPE)
 
     return Starlette(routes=[
