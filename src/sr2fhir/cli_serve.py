@@ -104,6 +104,9 @@ def serve(
     tls_ca: Annotated[Optional[str], typer.Option("--tls-ca", metavar="FILE", help="PEM CA bundle that signs the peers' client certificates.")] = None,
     tls_verify_client: Annotated[VerifyClient, typer.Option("--tls-verify-client", help="Ask DICOM and HTTPS peers for a certificate signed by --tls-ca: none, optional or required.")] = VerifyClient.none,
     protect_operations: Annotated[bool, typer.Option("--protect-operations", help="/metrics and /readyz need the STOW-RS bearer token too (/healthz stays open).")] = False,
+    audit_syslog: Annotated[Optional[str], typer.Option("--audit-syslog", metavar="URL", help="Send DICOM audit messages (PS3.15 A.5, IHE ATNA) as RFC 5424 syslog to udp://, tcp:// or tls://HOST:PORT.")] = None,
+    audit_ca: Annotated[Optional[str], typer.Option("--audit-ca", metavar="FILE", help="PEM CA bundle that signs a tls:// audit repository's certificate (else the system's).")] = None,
+    audit_site: Annotated[Optional[str], typer.Option("--audit-site", metavar="ID", help="AuditEnterpriseSiteID in every audit message.")] = None,
     max_stow_mb: Annotated[int, typer.Option("--max-stow-mb", metavar="MB", help="The largest STOW-RS request body; larger ones are refused (413) before they are read.")] = 512,
     stow_timeout: Annotated[float, typer.Option("--stow-timeout", metavar="SECONDS", help="A STOW-RS body that sends nothing for this long is refused (408); twenty times this is the most one body may take.")] = 30.0,
     min_free_mb: Annotated[int, typer.Option("--min-free-mb", metavar="MB", help="Refuse intake (C-STORE 0xA700, STOW-RS 503) when less than this is free on the state folder's disk.")] = 1024,
@@ -178,6 +181,17 @@ def serve(
         raise typer.BadParameter("AE titles have 1 to 16 characters")
     if max_associations < 1 or max_associations_per_peer < 1 or idle_timeout <= 0:
         raise typer.BadParameter("--max-associations and --max-associations-per-peer must be at least 1, --idle-timeout more than 0")
+    target = None
+    if audit_syslog:
+        from .gateway.audit import Target
+
+        target = Target(audit_syslog, audit_ca, audit_site)
+        try:
+            target.parts
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        if audit_ca and not Path(audit_ca).is_file():
+            raise typer.BadParameter(f"--audit-ca {audit_ca}: no such file")
     archive = _archive_access(archive_token_env, archive_token_file, archive_basic_user, archive_ca_bundle, timeout, max_stow_mb << 20)
     cs = conversion_options(
         timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, fhir_version=fhir_version, strict=strict, max_depth=max_depth,
@@ -193,6 +207,7 @@ def serve(
         stow_token=_stow_token(stow_token_env, stow_token_file), min_free=min_free_mb << 20,
         stow_limits=BodyLimits(max_bytes=max_stow_mb << 20, idle=stow_timeout, total=20 * stow_timeout),
         tls=Tls(tls_cert, tls_key, tls_ca, tls_verify_client.value) if tls_cert and tls_key else None, protect_operations=protect_operations,
+        audit=target,
         follow_orthanc=follow_orthanc, follow_dicomweb=follow_dicomweb, archive=archive, follow_interval=follow_interval,
         sweep_interval=sweep_interval, sweep_days=sweep_days, keep_delivered_days=keep_delivered_days,
     )
@@ -294,8 +309,10 @@ def queue_retry(
     if unknown:
         _say(f"error: not in the queue: {', '.join(_shown(u) for u in unknown)}; nothing was queued again", style="bold red")
         raise typer.Exit(Exit.USAGE)
+    rows = [r for r in (q.get(u) for u in uids) if r is not None] if uids else q.reports("dead", limit=1 << 30)
     n = q.retry(uids or None, "dead")
     _say(f"{n} report(s) queued again")
+    _audit(state, False, rows)
 
 
 @queue_app.command("purge")
@@ -308,8 +325,24 @@ def queue_purge(
     if not older_than_days >= 0:  # also refuses NaN
         raise typer.BadParameter(f"--older-than-days {older_than_days:g}: must be 0 or more")
     try:
-        n = _open(state).purge(status.value, older_than_days * 86400)
+        gone = _open(state).purged(status.value, older_than_days * 86400)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    _say(f"{n} report(s) purged")
+    _say(f"{len(gone)} report(s) purged")
+    _audit(state, True, gone)
+
+
+def _audit(state: str, deleted: bool, rows: list[Any]) -> None:
+    """Tell the gateway's audit repository (the one `serve --audit-syslog` recorded in the state folder)."""
+    from .gateway import audit
+
+    target = audit.Target.load(Path(state))
+    if target is None or not rows:
+        return
+    studies = audit.studies_of([(r.study_uid, r.sop_class, r.sop_uid) for r in rows])
+    try:
+        audit.send_now(target, audit.queue_operation(audit.operator(), deleted, studies))
+    except (OSError, ValueError) as exc:
+        _say(f"error: done, but not audited: the audit repository {target.url} cannot be reached ({exc})", style="bold red")
+        raise typer.Exit(Exit.MIXED) from None
 

@@ -396,3 +396,67 @@ class Pki:
 
     def server_args(self, verify_client: str = "required") -> list[str]:
         return ["--tls-cert", str(self.server_cert), "--tls-key", str(self.server_key), "--tls-ca", str(self.ca), "--tls-verify-client", verify_client]
+
+
+class SyslogReceiver:
+    """Debian's rsyslogd as an audit repository on loopback: RFC 5424 over UDP, TCP and TLS
+    (its openssl driver, with `pki`'s server certificate), every message written raw to a file."""
+
+    def __init__(self, folder: Path, pki: "Pki") -> None:
+        binary = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+        assert Path(binary).exists(), "the audit tests need Debian's rsyslog and rsyslog-openssl (scripts/setup-services.sh installs them)"
+        self.binary = binary
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.udp, self.tcp, self.tls = free_port(), free_port(), free_port()
+        self.out = folder / "received.log"
+        self.pki = pki
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "SyslogReceiver":
+        conf = f"""
+global(workDirectory="{self.folder}" DefaultNetstreamDriverCAFile="{self.pki.ca}"
+       DefaultNetstreamDriverCertFile="{self.pki.server_cert}" DefaultNetstreamDriverKeyFile="{self.pki.server_key}")
+module(load="imudp")
+module(load="imtcp" MaxSessions="50")
+input(type="imudp" port="{self.udp}" address="127.0.0.1")
+input(type="imtcp" port="{self.tcp}" address="127.0.0.1")
+input(type="imtcp" port="{self.tls}" address="127.0.0.1" StreamDriver.Name="ossl" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")
+template(name="raw" type="string" string="%pri%|%protocol-version%|%app-name%|%msgid%|%inputname%|%msg%\\n")
+*.* action(type="omfile" file="{self.out}" template="raw")
+"""
+        (self.folder / "rsyslog.conf").write_text(conf)
+        with open(self.folder / "rsyslogd.log", "ab") as log:
+            self.proc = subprocess.Popen([self.binary, "-n", "-f", str(self.folder / "rsyslog.conf"), "-i", str(self.folder / "rsyslogd.pid")],
+                                         stdout=log, stderr=log)
+        wait_for("rsyslogd to listen", self._listening, 60, every=0.2)
+        return self
+
+    def _listening(self) -> bool:
+        import socket
+
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"rsyslogd exited: {(self.folder / 'rsyslogd.log').read_text()[-2000:]}")
+        try:
+            for port in (self.tcp, self.tls):
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            return True
+        except OSError:
+            return False
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Each message: its RFC 5424 fields as rsyslog parsed them, and the XML's root element."""
+        import xml.etree.ElementTree as ET
+
+        out = []
+        for line in (self.out.read_text(encoding="utf-8") if self.out.exists() else "").splitlines():
+            pri, version, app, msgid, transport, msg = line.split("|", 5)
+            out.append({"pri": pri, "version": version, "app": app, "msgid": msgid, "transport": transport, "bom": msg.startswith("\ufeff"),
+                        "xml": ET.fromstring(msg.lstrip("\ufeff"))})
+        return out
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(60)

@@ -5,7 +5,7 @@ before it is converted."""
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pydicom
 from pydicom.errors import InvalidDicomError
@@ -21,6 +21,8 @@ class Identity:
     study_instance_uid: str | None
     series_instance_uid: str | None
     predecessors: tuple[str, ...] = ()
+    patient_id: str | None = field(default=None, repr=False)
+    """Patient ID (0010,0020): for the audit repository alone (gateway/audit.py), never a log."""
     """The valid SOP Instance UIDs of the Predecessor Documents Sequence (0040,A360, PS3.3
     C.17.2.3): the SRs this one corrects or amends, which must reach FHIR before it."""
 
@@ -29,7 +31,7 @@ class Identity:
         return self.sop_class_uid in SR_STORAGE
 
 
-_WANTED = ["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PredecessorDocumentsSequence"]
+_WANTED = ["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PredecessorDocumentsSequence", "PatientID"]
 
 
 def identify(data: bytes, name: str) -> Identity:
@@ -57,4 +59,5 @@ def identify(data: bytes, name: str) -> Identity:
     if not uid_ok(cls) or not uid_ok(inst):
         raise ConversionError(f"{name}: no valid SOP Class UID and SOP Instance UID (0008,0016/0018)", code="not-dicom")
     study, series = (str(values[k]) if values[k] and uid_ok(str(values[k])) else None for k in ("StudyInstanceUID", "SeriesInstanceUID"))
-    return Identity(cls, inst, study, series, tuple(dict.fromkeys(p for p in predecessors if p != inst)))
+    patient = str(values["PatientID"]).strip() if values["PatientID"] else None
+    return Identity(cls, inst, study, series, tuple(dict.fromkeys(p for p in predecessors if p != inst)), patient or None)

@@ -22,8 +22,9 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
-from ..batch import Checks, checked
+from ..batch import Checks, FileResult, checked
 from ..delivery.client import FhirClient, version_mismatch
 from ..delivery.push import Missing, Multiple, push_path
 from ..dicom.limits import Limits
@@ -75,6 +76,9 @@ class Deliverer:
         self._server_version: str | None = None
         self.state_problem = False
         """The pause is for the queue (the state disk), not for the FHIR server."""
+        self.audit: Callable[[Report, FileResult | None, str | None], None] | None = None
+        """Told of each report delivered (reason None) or dead-lettered, with its conversion when there is one."""
+        self._conversion: FileResult | None = None
 
     @property
     def paused(self) -> bool:
@@ -120,7 +124,8 @@ class Deliverer:
     def deliver(self, report: Report) -> None:
         path = str(self.queue.path(report.sop_uid))
         c = self.conversion
-        conv = checked(path, c.options, c.limits, c.checks)
+        self._conversion = None
+        conv = self._conversion = checked(path, c.options, c.limits, c.checks)
         if conv.error is not None:
             self._dead(report, str(conv.error))
             return
@@ -148,6 +153,8 @@ class Deliverer:
             log.info("delivered", extra={"sop_uid": report.sop_uid, "entries": r.entries, "new": r.created, "latency_s": round(latency, 3)})
             for uid in again:
                 log.info("queued again", extra={"sop_uid": uid, "reason": f"it corrects {report.sop_uid}, which reached the server after it"})
+            if self.audit is not None:
+                self.audit(report, conv, None)
             return
         reason = r.error or "not delivered"
         if r.stop:
@@ -175,6 +182,8 @@ class Deliverer:
         self.queue.dead(report.sop_uid, reason)
         self.metrics.dead_lettered.inc()
         log.error("dead-lettered", extra={"sop_uid": report.sop_uid, "reason": reason})
+        if self.audit is not None:
+            self.audit(report, self._conversion, reason)
 
     def _pause_delivery(self, reason: str) -> None:
         self._pause = min(max(self._pause * 2, self.backoff.retry_delay / 5, 0.5), self.backoff.max_pause)

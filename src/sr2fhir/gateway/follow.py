@@ -20,6 +20,7 @@ import re
 import threading
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -115,7 +116,7 @@ class DicomWeb:
                 except ArchiveError as exc:  # this one (deleted since?): the others go on, the next sweep retries it
                     log.warning("not retrieved", extra={"sop_uid": sop, "source": "dicomweb", "reason": str(exc)})
                     continue
-                outcome = self.intake.accept(data, f"WADO-RS instance {sop}", "dicomweb")
+                outcome = self.intake.accept(data, f"WADO-RS instance {sop}", "dicomweb", peer=urlsplit(self.base).hostname)
                 if outcome.refused == "out-of-resources":
                     return taken  # the next sweep tries again
                 taken += outcome.stored and not outcome.duplicate
@@ -194,7 +195,7 @@ class Orthanc:
             return 0  # deleted since
         if r.status != 200:
             raise ArchiveError(f"{what}: HTTP {r.status} for an instance's file")
-        outcome = self.intake.accept(r.body, f"Orthanc instance {orthanc_id}", "orthanc")
+        outcome = self.intake.accept(r.body, f"Orthanc instance {orthanc_id}", "orthanc", peer=urlsplit(self.base).hostname)
         if outcome.refused == "out-of-resources":
             return None
         return int(outcome.stored and not outcome.duplicate)

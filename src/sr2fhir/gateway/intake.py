@@ -11,7 +11,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 from ..dicom.dictionary import uid_ok
 from ..dicom.identify import Identity, identify
@@ -63,6 +63,8 @@ class Intake:
         self.min_free = min_free
         self.arrived = threading.Event()
         """Set whenever a report is queued: wakes the delivery loop."""
+        self.audit: Callable[[Outcome, str, str | None], None] | None = None
+        """Told of every outcome, with the source and the peer (gateway/audit.py)."""
 
     def room(self, incoming: int = 0) -> bool:
         """Whether an object of `incoming` bytes can be kept with the watermark still free (and
@@ -70,6 +72,13 @@ class Intake:
         return free_bytes(self.queue.state) - incoming - SLACK >= self.min_free
 
     def accept(self, data: bytes, name: str, source: str, claimed: Identity | None = None, peer: str | None = None) -> Outcome:
+        """Store and queue one object (see `_accept`); each outcome, stored or refused, is audited."""
+        outcome = self._accept(data, name, source, claimed, peer)
+        if self.audit is not None:
+            self.audit(outcome, source, peer)
+        return outcome
+
+    def _accept(self, data: bytes, name: str, source: str, claimed: Identity | None, peer: str | None) -> Outcome:
         """Store and queue one object. `claimed`: what the transport said it is (the C-STORE
         command's Affected SOP Class/Instance UIDs), used when the header cannot be read and
         only if both are valid UIDs: nothing from the network names a file unvalidated. `peer`:

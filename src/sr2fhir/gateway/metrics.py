@@ -34,6 +34,8 @@ class Metrics:
         for state in ("received", "converted", "delivered", "dead"):
             depth.labels(state).set_function(lambda s=state: queue.counts()[s])  # type: ignore[misc]
         Gauge("sr2fhir_queue_oldest_age_seconds", "Age of the oldest report not yet delivered.", registry=r).set_function(queue.oldest_pending_age)
+        self.audit_sent = Counter("sr2fhir_audit_sent", "Audit messages the audit repository took (--audit-syslog).", registry=r)
+        self.audit_dropped = Counter("sr2fhir_audit_dropped", "Audit messages dropped: the repository took none while the buffer filled.", registry=r)
         self.paused = Gauge("sr2fhir_delivery_paused", "1 while delivery waits for the FHIR server to come back.", registry=r)
 
     def text(self) -> bytes:

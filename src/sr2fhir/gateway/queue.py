@@ -234,16 +234,20 @@ class Queue:
 
     def purge(self, state: State, older_than: float = 0.0) -> int:
         """Forget reports in `state` (delivered or dead) last changed more than `older_than` seconds ago, and their objects."""
+        return len(self.purged(state, older_than))
+
+    def purged(self, state: State, older_than: float = 0.0) -> list[Report]:
+        """As `purge`, returning the reports forgotten (for the audit trail)."""
         if state in PENDING:
             raise ValueError("only delivered or dead reports can be purged")
         cutoff = time.time() - older_than
         with self._lock:
-            uids = [r[0] for r in self._db.execute("SELECT sop_uid FROM reports WHERE state = ? AND updated_at <= ?", (state, cutoff))]
-            for uid in uids:
-                self.path(uid).unlink(missing_ok=True)
-                self._db.execute("DELETE FROM reports WHERE sop_uid = ?", (uid,))
-                self._db.execute("DELETE FROM predecessors WHERE sop_uid = ?", (uid,))
-        return len(uids)
+            rows = [Report(**r) for r in self._db.execute("SELECT * FROM reports WHERE state = ? AND updated_at <= ?", (state, cutoff))]
+            for r in rows:
+                self.path(r.sop_uid).unlink(missing_ok=True)
+                self._db.execute("DELETE FROM reports WHERE sop_uid = ?", (r.sop_uid,))
+                self._db.execute("DELETE FROM predecessors WHERE sop_uid = ?", (r.sop_uid,))
+        return rows
 
     def get(self, sop_uid: str) -> Report | None:
         with self._lock:

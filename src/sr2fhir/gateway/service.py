@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..delivery.connection import Connection
+from ..batch import FileResult
+from . import audit
+from .audit import Target
 from .deliver import Backoff, Conversion, Deliverer
 from .follow import Access
-from .intake import READY_ROOM, Intake
+from .intake import READY_ROOM, Intake, Outcome
 from .metrics import Metrics
-from .queue import Queue
+from .queue import Queue, Report
 from .peers import Peers
 from .tls import Tls
 from .web import BodyLimits
@@ -47,6 +50,7 @@ class Settings:
     tls: Tls | None = None
     protect_operations: bool = False
     """`/metrics` and `/readyz` need the STOW-RS bearer token too."""
+    audit: Target | None = None
     min_free: int = 1 << 30
     follow_orthanc: str | None = None
     archive: Access = field(default_factory=Access)
@@ -76,6 +80,15 @@ class Gateway:
         self.queue = Queue(s.state)
         self.metrics = Metrics(self.queue)
         self.intake = Intake(self.queue, self.metrics, s.min_free)
+        self.me = audit.Participant(s.ae_title, audit.ROLE_APPLICATION, False, s.bind, s.ae_title)
+        """The gateway in its audit messages."""
+        self.auditor: audit.Auditor | None = None
+        if s.audit is not None:
+            self.auditor = audit.Auditor(s.audit, on_drop=self.metrics.audit_dropped, on_sent=self.metrics.audit_sent)
+            s.audit.save(s.state)  # the queue commands audit to the same repository
+            self.intake.audit = self._audit_receipt
+        else:
+            (s.state / "audit.json").unlink(missing_ok=True)
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
         self._scp: Any = None
@@ -101,6 +114,18 @@ class Gateway:
             out["reason"] = deliverer.pause_reason  # may name the server's URL or a path: for an authorised caller (web.py)
         return out
 
+    def _audit_receipt(self, outcome: Outcome, source: str, peer: str | None) -> None:
+        assert self.auditor is not None
+        ident = outcome.identity
+        study = audit.Study(ident.study_instance_uid or "unknown", ident.sop_class_uid, (ident.sop_instance_uid,), ident.patient_id) if ident else None
+        self.auditor.record(audit.receipt(self.me, source, peer, study, outcome.reason if outcome.refused else None))
+
+    def _audit_delivery(self, report: Report, conv: FileResult | None, failure: str | None) -> None:
+        assert self.auditor is not None
+        patients = {c.document.sop_instance_uid: c.document.header.patient_id or "" for c in conv.conversions} if conv is not None else {}
+        studies = audit.studies_of([(report.study_uid, report.sop_class, report.sop_uid)], patients)
+        self.auditor.record(audit.export(self.me, self.settings.connection.fhir_url, studies, failure))
+
     def _recover(self) -> None:
         """Objects stored just before a crash, whose row was never written, are queued now (their
         sender heard no Success and may send them again: a duplicate, delivered once)."""
@@ -125,6 +150,10 @@ class Gateway:
         self._client_cm = s.connection.client(auth)
         client = self._client_cm.__enter__()
         self.deliverer = Deliverer(self.queue, self.intake, self.metrics, client, s.conversion, s.backoff)
+        if self.auditor is not None:
+            self.auditor.start()
+            self.auditor.record(audit.application(self.me, start=True))
+            self.deliverer.audit = self._audit_delivery
         self._thread("deliver", lambda: self.deliverer.run(self.stop_event))
 
         self._scp = StorageSCP(self.intake, s.ae_title, s.peers, s.tls)
@@ -161,10 +190,13 @@ class Gateway:
         days = self.settings.keep_delivered_days
         while True:
             try:
-                n = self.queue.purge("delivered", days * 86400)
+                gone = self.queue.purged("delivered", days * 86400)
             except (sqlite3.Error, OSError) as exc:  # the state disk is full: next hour
                 log.warning("not purged", extra={"reason": str(exc)})
-                n = 0
+                gone = []
+            n = len(gone)
+            if gone and self.auditor is not None:
+                self.auditor.record(audit.queue_operation(self.me, True, audit.studies_of([(r.study_uid, r.sop_class, r.sop_uid) for r in gone])))
             if n:
                 log.info("purged", extra={"outcome": f"{n} delivered report(s) older than {days:g} days"})
             if self.stop_event.wait(3600):
@@ -187,6 +219,9 @@ class Gateway:
                                                                      "a report in hand stays queued"})
         if hasattr(self, "_client_cm"):
             self._client_cm.__exit__(None, None, None)
+        if self.auditor is not None:
+            self.auditor.record(audit.application(self.me, start=False))
+            self.auditor.stop()
         self.queue.close()
         log.info("stopped", extra={"outcome": "queue closed"})
 
