@@ -150,3 +150,29 @@ def test_load_ndjson_and_cli(tmp_path: Path) -> None:
     bad.write_text(json.dumps(b))
     r = CliRunner().invoke(app, ["validate", "--ig", str(SHARED / "ig-package"), str(bad)])
     assert r.exit_code == 1 and "partOf" in r.output
+
+
+@pytest.mark.parametrize(("spelt", "bad"), [
+    ("1500000000000000000000000000000", True),  # 31 integer digits: what 1.5E+30 once became
+    ("0.000000000000000000000015", True),  # 24 fraction digits
+    ("1.5E+30", False),
+    ("2.001773E+9", False),
+    ("15.0", False),
+])
+def test_validate_checks_the_decimal_grammar_as_the_file_spells_it(tmp_path: Path, profiles: Any, spelt: str, bad: bool) -> None:
+    """Issue 25, item 2: FHIR's decimal allows 18 integer and 17 fraction digits and an exponent;
+    the HL7 validator refused a 31-digit integer while `sr2fhir validate` said nothing."""
+    from typer.testing import CliRunner
+
+    from sr2fhir.cli import app
+
+    b = bundle_of(IG_EXAMPLE)
+    m = first(b, "imaging-measurement")
+    m["valueQuantity"]["value"] = 0.5
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(b).replace('"value": 0.5', f'"value": {spelt}', 1))
+    resources, index, bundle = load(path)
+    findings = [f for f in validate_resources(resources, index, bundle=bundle, profiles=profiles).findings if f.rule == "decimal-grammar"]
+    assert [(f.location, spelt in f.message) for f in findings] == ([("valueQuantity.value", True)] if bad else [])
+    r = CliRunner().invoke(app, ["validate", "--ig", str(SHARED / "ig-package"), str(path)])
+    assert (r.exit_code == 1 and "decimal grammar" in r.output) if bad else r.exit_code == 0, r.output

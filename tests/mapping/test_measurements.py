@@ -36,6 +36,25 @@ def test_decimal_digits_kept(text: str, json_number: str) -> None:
     assert f'"value":{json_number},' in dumps(m)
 
 
+@pytest.mark.parametrize(("text", "json_number"), [
+    ("1.5E+30", "1.5E+30"),  # plain notation would be 31 integer digits: past FHIR's grammar
+    ("2.001773E+09", "2.001773E+9"),  # pyradiomics: 7 significant digits, not 2001773000's 10
+    ("-3.2e2", "-3.2E+2"),
+    ("1E+2", "1E+2"),
+    ("1.5E-30", "1.5E-30"),  # plain notation would be 31 fraction digits
+    ("1.50E+1", "15.0"),  # plain notation says exactly these digits
+])
+def test_an_exponent_keeps_the_srs_significant_digits(text: str, json_number: str) -> None:
+    """Issue 25, item 2: a DS with an exponent is written with the digits the SR gives, in FHIR's
+    decimal grammar (D-46): an exponent where plain notation would add digits or break the grammar."""
+    num = item("CONTAINS", "NUM", DIAMETER, MeasuredValue(text, unit=MM))
+    c = convert_doc(document(group(num)))
+    m = c.one("imaging-measurement")
+    assert str(m["valueQuantity"]["value"]) == json_number and m["valueQuantity"]["value"] == Decimal(text)
+    assert f'"value":{json_number},' in dumps(m)
+    validate_r5(m)
+
+
 @pytest.mark.parametrize("text", ["1E+999999999", "-1e-99999999", "NaN", "inf"])
 def test_absurd_numbers_are_no_values(text: str) -> None:
     """A 12-character DS can ask for a billion-digit number: never expanded (found by CI's property tests)."""

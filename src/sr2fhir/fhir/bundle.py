@@ -98,6 +98,10 @@ def _relative(node: Any, types: dict[str, str]) -> Any:
     return node
 
 
+FHIR_DECIMAL = re.compile(r"-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,17})?([eE][+-]?[0-9]{1,9})?")
+"""The lexical space of FHIR's decimal (R5 datatypes, the `decimal` regex), which every FHIR
+number obeys: at most 18 integer and 17 fraction digits, an exponent allowed."""
+
 _DECIMAL_MARK = "\u0000decimal:"
 _DECIMAL_TEXT = re.compile(r'"\\u0000decimal:([-+0-9.eE]+)"')
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..dicom.content import Code, ContentItem, MeasuredValue
 from ..diagnostics import Severity
+from ..fhir.bundle import FHIR_DECIMAL
 from . import identity
 from .body_structures import Site
 from .context import ReportContext, Scope, profile_url
@@ -112,7 +113,8 @@ def observation(
 
 
 def decimal_text(text: str) -> Decimal | None:
-    """A DS string as a Decimal keeping its digits; None if it is not a finite number."""
+    """A DS string as a Decimal keeping its significant digits, written as FHIR's decimal
+    grammar allows (D-46); None if it is not a finite number."""
     try:
         d = Decimal(text.strip())
     except (InvalidOperation, AttributeError):
@@ -120,9 +122,17 @@ def decimal_text(text: str) -> Decimal | None:
     if not d.is_finite() or (d and abs(d.adjusted()) > 300):
         return None  # beyond any measurement (and "1E+999999999" in plain notation is a gigabyte)
     if "e" in text.lower():
-        # FHIR accepts exponents, but plain notation is what servers round-trip (MAPPING 9.8).
-        d = Decimal(format(d, "f"))
+        # Plain notation where it says exactly the SR's digits and fits FHIR's decimal grammar
+        # (at most 18 integer and 17 fraction digits; MAPPING 9.8 prefers it); else the
+        # exponent form, which str(Decimal) writes with the same digits (1.5E+30, 2.001773E+9).
+        plain = Decimal(format(d, "f"))
+        _, digits, exponent = d.as_tuple()
+        assert isinstance(exponent, int)  # finite
+        invented = exponent > 0 and any(digits)  # plain notation would add zeros the SR never gave
+        if not invented and FHIR_DECIMAL.fullmatch(str(plain)):
+            return plain
     return d
+
 
 
 def quantity(ctx: ReportContext, mv: MeasuredValue) -> dict[str, Any] | None:

@@ -6,9 +6,11 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from decimal import Decimal
+from typing import Any, Iterator
 
 from .. import ig_defects
+from ..fhir.bundle import FHIR_DECIMAL
 from ..fhir.references import PRE_EXISTING, dicts
 from .package import Profile, load_profiles
 from .profiles import ProfileValidator
@@ -64,14 +66,30 @@ class Report:
         return {"resourceType": "OperationOutcome", "issue": issues}
 
 
+class Number(Decimal):
+    """A JSON number as the file spells it (`text`): the decimal grammar is lexical."""
+
+    text: str
+
+    def __new__(cls, text: str) -> "Number":
+        n = super().__new__(cls, text)
+        n.text = text
+        return n
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, parse_float=Number)  # an int is spelt as str(int) says
+
+
 def load(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], dict[str, Any] | None]:
-    """Resources, a fullUrl/relative-URL index, and the Bundle (if the file is one)."""
+    """Resources, a fullUrl/relative-URL index, and the Bundle (if the file is one). Numbers are
+    with a fraction or exponent are read as `Number`s, keeping their text for the decimal grammar check."""
     text = Path(path).read_text(encoding="utf-8")
     stripped = text.lstrip()
     if stripped.startswith("{") and "\n{" not in stripped.strip():
-        docs = [json.loads(text)]
+        docs = [_loads(text)]
     else:
-        docs = [json.loads(line) for line in text.splitlines() if line.strip()]
+        docs = [_loads(line) for line in text.splitlines() if line.strip()]
     resources: list[dict[str, Any]] = []
     index: dict[str, dict[str, Any]] = {}
     bundle = None
@@ -112,6 +130,9 @@ def validate_resources(
     pv = ProfileValidator(profiles if profiles is not None else load_profiles(ig), resolve) if fhir_version == "R5" else None
     for i, r in enumerate(resources):
         name = f"{r.get('resourceType')}/{r.get('id', i)}"
+        for where, spelt in _bad_numbers(r):
+            report.findings.append(Finding("error", "structure", "decimal-grammar", name, where,
+                                           f"the number {spelt[:40]} is not in FHIR's decimal grammar (at most 18 integer and 17 fraction digits, an exponent allowed)"))
         for f in _structure(r, fhir_version):
             report.findings.append(Finding("error", "structure", fhir_version.lower(), name, f[0], f[1]))
         if pv is None:
@@ -124,6 +145,21 @@ def validate_resources(
     for finding in report.findings:
         finding.ig_defect = ig_defects.for_message(finding.message)
     return report
+
+
+def _bad_numbers(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every number (as written: a file's text, or how sr2fhir writes a value) outside FHIR's
+    decimal grammar, which every FHIR number also obeys; with its path."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _bad_numbers(v, f"{path}.{k}" if path else k)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _bad_numbers(v, f"{path}[{i}]")
+    elif isinstance(node, (int, float, Decimal)) and not isinstance(node, bool):
+        spelt = node.text if isinstance(node, Number) else repr(node) if isinstance(node, float) else str(node)
+        if not FHIR_DECIMAL.fullmatch(spelt):
+            yield path, spelt
 
 
 def _structure(resource: dict[str, Any], fhir_version: str = "R5") -> list[tuple[str, str]]:
