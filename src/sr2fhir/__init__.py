@@ -2,7 +2,7 @@
 
     import sr2fhir
     for doc in sr2fhir.read("report.dcm"):         # a path, or a pydicom Dataset
-        result = sr2fhir.convert(doc)
+        result = sr2fhir.convert(doc)               # Options(fhir_version="R4") for R4
         bundle = sr2fhir.bundle(result)              # a transaction Bundle (a dict)
         text = sr2fhir.dumps(bundle)                 # its JSON, decimals exact
 
@@ -20,13 +20,14 @@ __all__ = ["Conversion", "Options", "bundle", "convert", "dumps", "read", "__ver
 if TYPE_CHECKING:
     from .fhir.bundle import dumps
     from .mapping.context import Options
-    from .mapping.report import Conversion, convert
+    from .batch import convert_document as convert
+    from .mapping.report import Conversion
     from .dicom.reader import read
 
 _LAZY = {
     "Options": ("mapping.context", "Options"),
     "Conversion": ("mapping.report", "Conversion"),
-    "convert": ("mapping.report", "convert"),
+    "convert": ("batch", "convert_document"),
     "read": ("dicom.reader", "read"),
     "dumps": ("fhir.bundle", "dumps"),
 }

@@ -22,6 +22,7 @@ from .files import replace_file, usual_mode
 from .fhir import bundle, r4
 from .mapping.context import Options
 from .mapping.report import Conversion, convert
+from .dicom.content import SRDocument
 from .dicom.reader import Limits, read, read_stream
 
 if TYPE_CHECKING:
@@ -77,14 +78,22 @@ def _without_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
+def convert_document(doc: SRDocument, options: Options = Options(), diagnostics: Diagnostics | None = None) -> Conversion:
+    """Map one SR document and give its resources in `options.fhir_version`: the IG's R5 mapping,
+    then for R4 the down-conversion (D-38). `sr2fhir.convert` is this function."""
+    if options.fhir_version not in ("R5", "R4"):
+        raise ValueError(f"Options.fhir_version {options.fhir_version!r}: expected 'R5' or 'R4'")
+    conversion = convert(doc, options, diagnostics)
+    if options.fhir_version == "R4":
+        conversion.resources = r4.down_convert(conversion.resources, conversion.diagnostics)
+    return conversion
+
+
 def _convert_into(result: FileResult, path: str, options: Options, limits: Limits, debug: bool) -> None:
     try:
         docs = read_stream(sys.stdin.buffer, "<stdin>", limits=limits, diagnostics=result.diagnostics) if path == "-" else read(path, limits=limits, diagnostics=result.diagnostics)
         for doc in docs:
-            conversion = convert(doc, options, result.diagnostics)
-            if options.fhir_version == "R4":
-                conversion.resources = r4.down_convert(conversion.resources, result.diagnostics)
-            result.conversions.append(conversion)
+            result.conversions.append(convert_document(doc, options, result.diagnostics))
     except ConversionError as exc:
         result.error = exc
     except MemoryError:

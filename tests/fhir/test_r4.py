@@ -181,3 +181,19 @@ def test_docs_table_is_generated_from_rows() -> None:
     table = re.search(r"<!-- rows: generated .*?-->\n(.*?)<!-- end rows -->", doc, re.S)
     assert table is not None, "docs/r4.md lost its generated table"
     assert table.group(1) == r4.markdown_table()
+
+
+def test_the_library_honours_the_fhir_version_it_is_given() -> None:
+    """Issue 25, item 7: `sr2fhir.convert(doc, Options(fhir_version="R4"))` once returned R5 without a word."""
+    import sr2fhir
+
+    doc = next(iter(sr2fhir.read(str(FIXTURES / "tid1410_planar_regions.dcm"))))
+    r5 = sr2fhir.convert(doc)
+    as_r4 = sr2fhir.convert(doc, Options(fhir_version="R4"))
+    types5 = {r["resourceType"] for r in r5.resources.resources()}
+    types4 = {r["resourceType"] for r in as_r4.resources.resources()}
+    assert "ImagingSelection" in types5 and "ImagingSelection" not in types4 and "Basic" in types4  # D-38
+    cli = convert_path(str(FIXTURES / "tid1410_planar_regions.dcm"), Options(fhir_version="R4"))
+    assert as_r4.resources.resources() == cli.conversions[0].resources.resources()  # what `convert --fhir-version R4` writes
+    with pytest.raises(ValueError, match="expected 'R5' or 'R4'"):
+        sr2fhir.convert(doc, Options(fhir_version="R6"))

@@ -48,7 +48,8 @@ class Options:
     """Also emit a DiagnosticReport grouping the top-level Observations (D-24)."""
     fhir_version: str = "R5"
     """Output FHIR version: "R5" (the IG's) or "R4". The mapping is always the IG's R5 mapping;
-    batch.convert_path down-converts its output (fhir/r4.py, D-38). Not read by the mapping."""
+    batch.convert_document (`sr2fhir.convert`) down-converts its output (fhir/r4.py, D-38). Not
+    read by the mapping."""
     conditional_references: bool = True
     """Reference Patient / ImagingStudy / ServiceRequest by conditional reference as well as by
     identifier (for transaction Bundles, D-1); False gives logical references only."""
