@@ -168,3 +168,27 @@ def test_nan_or_infinite_graphic_data_is_reported_not_emitted() -> None:
         (d,) = [d for d in c.diagnostics.items if d.rule == "bad-graphic-data"]
         assert "NaN or infinity" in d.message
         json.loads(dumps(transaction(c.conversion.resources, "k")))  # strict JSON
+
+
+SEG = "1.2.840.10008.5.1.4.1.1.66.4"
+SEG_FRAME = Code("121214", "DCM", "Referenced Segmentation Frame")
+
+
+@pytest.mark.parametrize(("frames", "segments", "subset", "rules"), [
+    ([2], [1], ["1"], {"segmentation-frame-not-carried"}),
+    ([7], [], None, {"segmentation-frame-not-carried", "no-segment-number"}),  # a frame is never written as a segment
+    ([], [3], ["3"], set()),
+])
+def test_a_segmentation_frames_number_is_never_a_segment_number(frames: list[int], segments: list[int], subset: list[str] | None, rules: set[str]) -> None:
+    """Issue 25, item 3: the IG maps instance.subset from Referenced Segment Number (0062,000B)
+    alone; a Referenced Frame Number (0008,1160) once became the subset when no segment number
+    was given (frame 7 read as segment 7), and was dropped silently when one was."""
+    ref = SopReference(SEG, "1.2.3.4.5", frames=frames, segments=segments)
+    c = convert_doc(document(group(item("CONTAINS", "IMAGE", SEG_FRAME, ref))))
+    (sel,) = c.of_type("ImagingSelection")
+    (inst,) = sel["instance"]
+    assert inst.get("subset") == subset
+    assert {"segmentation-frame-not-carried", "no-segment-number"} & set(c.rules()) == rules
+    if frames:
+        (d,) = [d for d in c.diagnostics.items if d.rule == "segmentation-frame-not-carried"]
+        assert str(frames[0]) in d.message

@@ -58,8 +58,14 @@ def _whole(ctx: ReportContext, item: ContentItem, ref: SopReference) -> list[dic
 
 
 def _segments(ctx: ReportContext, item: ContentItem, ref: SopReference) -> list[dict[str, Any]]:
-    """One instance per Referenced Segment Number (0062,000B): subset 1..1 per instance slice."""
-    numbers = [str(s) for s in ref.segments] or [str(f) for f in ref.frames]
+    """One instance per Referenced Segment Number (0062,000B): subset 1..1 per instance slice
+    (the IG maps subset from the segment number alone). A Referenced Frame Number (0008,1160)
+    names a frame of the Segmentation, not a segment: it is never written as one (D-47)."""
+    numbers = [str(s) for s in ref.segments]
+    if ref.frames:
+        frames = ", ".join(str(f) for f in ref.frames)
+        ctx.diags.warn("segmentation-frame-not-carried", f"Referenced Frame Number(s) {frames} of a segmentation reference have no element in the IG's profile",
+                       path=item.path, concept=item.concept, action="frame numbers not carried; the segment number is instance.subset")
     if not numbers:
         ctx.diags.warn("no-segment-number", "segmentation reference without Referenced Segment Number (0062,000B)", path=item.path, concept=item.concept, action="instance without subset")
         inst = _instance(ctx, ref, item, [])
