@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from sr2fhir.dicom.content import Code, MeasuredValue
 from tests.helpers import SHARED, Converted, codings, convert_doc, document, group, item
@@ -67,3 +70,51 @@ def test_tracking_ids_without_a_site_go_to_the_observation() -> None:
 
     report = validate_resources(c.resources, {full_url(r["id"]): r for r in c.resources}, ig=str(SHARED / "ig-package"))
     assert report.ok and not report.findings, [f.text() for f in report.findings]
+
+
+def bilateral_report(tmp_path: Path, *, on_group: bool) -> Path:
+    """A report written with highdicom's public API: one group whose measurement (or the group
+    itself) has two Finding Sites, Kidney on the right and Kidney on the left."""
+    import highdicom as hd
+    import pydicom
+    from pydicom.sr.codedict import codes
+    from pydicom.uid import generate_uid
+
+    ct = pydicom.dcmread(SHARED / "data" / "referenced" / "highdicom__ct_image.dcm")
+    kidney = hd.sr.CodedConcept("64033007", "SCT", "Kidney")
+    sites = [hd.sr.FindingSite(kidney, laterality=codes.SCT.Right), hd.sr.FindingSite(kidney, laterality=codes.SCT.Left)]
+    volume = hd.sr.Measurement(name=codes.SCT.Volume, value=150.0, unit=hd.sr.CodedConcept("ml", "UCUM", "milliliter"),
+                               finding_sites=None if on_group else sites)
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(identifier="Kidneys"), measurements=[volume], finding_sites=sites if on_group else None)
+    context = hd.sr.ObservationContext(observer_person_context=hd.sr.ObserverContext(
+        observer_type=codes.DCM.Person, observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name="Doe^Radiologist")))
+    report = hd.sr.MeasurementReport(observation_context=context, procedure_reported=codes.LN.CTUnspecifiedBodyRegion, imaging_measurements=[group])
+    sr = hd.sr.Comprehensive3DSR(evidence=[ct], content=report, series_instance_uid=generate_uid(), series_number=9, sop_instance_uid=generate_uid(),
+                                 instance_number=1, manufacturer="sr2fhir tests")
+    path = tmp_path / "bilateral.dcm"
+    sr.save_as(path)
+    return path
+
+
+@pytest.mark.parametrize("on_group", [False, True], ids=["measurement", "group"])
+def test_every_finding_site_is_kept_with_its_own_laterality(tmp_path: Path, on_group: bool) -> None:
+    """Issue 25, item 1: a bilateral finding once read as right-sided: the second Finding Site was
+    dropped, in the Bundle, the export and the explain page, without a word (D-48)."""
+    from sr2fhir.batch import convert_path
+    from sr2fhir.export.tables import rows
+
+    path = bilateral_report(tmp_path, on_group=on_group)
+    r = convert_path(str(path))
+    assert r.error is None, r.error
+    (c,) = r.conversions
+    resources = {x["id"]: x for x in c.resources.resources()}
+    obs = [x for x in resources.values() if x["resourceType"] == "Observation" and "valueQuantity" in x]
+    holder = obs[0] if not on_group else next(x for x in resources.values() if x["resourceType"] == "Observation" and "hasMember" in x)
+    (bs,) = [x for x in resources.values() if x["resourceType"] == "BodyStructure"]
+    assert holder["bodyStructure"]["reference"].endswith(bs["id"]) and "bodySite" not in holder
+    assert [(codings(i["structure"]), codings(i.get("laterality"))) for i in bs["includedStructure"]] == [
+        ([(SCT, "64033007")], [(SCT, "24028007")]), ([(SCT, "64033007")], [(SCT, "7771000")])]  # right, left
+    measurement_rows = rows(c.document, c.resources.resources())["measurements"]
+    assert [[(s["site"]["code"], s["laterality"]["code"]) for s in row["finding_sites"]] for row in measurement_rows] == [
+        [("64033007", "24028007"), ("64033007", "7771000")]]

@@ -60,8 +60,8 @@ def _card(r: dict[str, Any], by_url: dict[str, dict[str, Any]]) -> dict[str, Any
             rows.append(("method", display(r["method"])))
         site = by_url.get((r.get("bodyStructure") or {}).get("reference", ""))
         if site:
-            inc = (site.get("includedStructure") or [{}])[0]
-            rows.append(("site", " ".join(x for x in (display(inc.get("laterality")), display(inc.get("structure"))) if x)))
+            for inc in site.get("includedStructure", []):  # every site: a bilateral finding has two
+                rows.append(("site", " ".join(x for x in (display(inc.get("laterality")), display(inc.get("structure"))) if x)))
         elif r.get("bodySite"):
             rows.append(("site", display(r["bodySite"])))
         device = by_url.get((r.get("device") or {}).get("reference", ""))

@@ -24,6 +24,8 @@ MODIFIER = pa.struct([
 ])
 """One Observation.component: a modifier of the measurement (D-33) such as Derivation or Time Point."""
 PROPERTY = pa.struct([("type", CODE), ("value", pa.string())])
+SITE = pa.struct([("site", CODE), ("laterality", CODE), ("qualifiers", pa.list_(CODE))])
+"""One finding site: a BodyStructure's includedStructure, or Observation.bodySite."""
 STRINGS = pa.list_(pa.string())
 
 _KEYS = [
@@ -46,6 +48,7 @@ _CONTEXT = [
     ("finding_site", CODE, "the finding site: the BodyStructure's structure, or Observation.bodySite"),
     ("laterality", CODE, "the finding site's laterality"),
     ("site_qualifiers", pa.list_(CODE), "the finding site's qualifiers"),
+    ("finding_sites", pa.list_(SITE), "every finding site, each with its laterality and qualifiers (two for a bilateral finding); the three columns before it repeat the first"),
     ("tracking_identifier", pa.string(), "Tracking Identifier (112039)"),
     ("tracking_unique_identifier", pa.string(), "Tracking Unique Identifier (112040), a UID"),
     ("device_fhir_id", pa.string(), "Observation.device"),
@@ -150,7 +153,8 @@ class _Report:
 
     def context(self, o: dict[str, Any], group: dict[str, Any] | None, number: int | None) -> dict[str, Any]:
         """The columns every Observation row has (_CONTEXT)."""
-        site = self._site(o) or (self._site(group) if group else {})
+        sites = self._sites(o) or (self._sites(group) if group else [])
+        site = sites[0] if sites else {}
         selections = [s for s in (self.target(r) for r in o.get("derivedFrom", [])) if s and s["resourceType"] == "ImagingSelection"]
         instances = [i for s in selections for i in s.get("instance", [])]
         mods = o.get("component", [])
@@ -164,6 +168,7 @@ class _Report:
             "modifiers": [_modifier(m) for m in mods],
             "finding": code(group.get("valueCodeableConcept")) if group else None,
             "finding_site": site.get("site"), "laterality": site.get("laterality"), "site_qualifiers": site.get("qualifiers", []),
+            "finding_sites": sites,
             "tracking_identifier": tracking.get(TRACKING_ID), "tracking_unique_identifier": tracking.get(TRACKING_UID),
             "device_fhir_id": _rid(o.get("device")),
             "selection_fhir_ids": [s["id"] for s in selections],
@@ -172,12 +177,12 @@ class _Report:
             "referenced_subsets": [x for i in instances for x in i.get("subset", [])],
         }
 
-    def _site(self, o: dict[str, Any]) -> dict[str, Any]:
+    def _sites(self, o: dict[str, Any]) -> list[dict[str, Any]]:
         bs = self.target(o.get("bodyStructure"))
         if bs is not None:
-            inc = (bs.get("includedStructure") or [{}])[0]
-            return {"site": code(inc.get("structure")), "laterality": code(inc.get("laterality")), "qualifiers": [code(q) for q in inc.get("qualifier", [])]}
-        return {"site": code(o["bodySite"])} if o.get("bodySite") else {}
+            return [{"site": code(inc.get("structure")), "laterality": code(inc.get("laterality")), "qualifiers": [code(q) for q in inc.get("qualifier", [])]}
+                    for inc in bs.get("includedStructure", [])]
+        return [{"site": code(o["bodySite"]), "laterality": None, "qualifiers": []}] if o.get("bodySite") else []
 
     def _tracking(self, o: dict[str, Any]) -> dict[str, str]:
         out: dict[str, str] = {}

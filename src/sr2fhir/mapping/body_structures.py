@@ -85,24 +85,26 @@ def _code_child(item: ContentItem, k: tuple[str, str]) -> list[Code]:
 
 
 def finding_site(ctx: ReportContext, owner: ContentItem, tracking: Tracking = Tracking()) -> Site | None:
-    """The Site of `owner` (a group or a NUM) from its Finding Site child; None if it has none."""
-    site_item = next((ch for ch in owner.children if concepts.key(ch.concept) == concepts.FINDING_SITE), None)
-    if site_item is None or not isinstance(site_item.value, Code):
-        if site_item is not None:
-            ctx.diags.warn("finding-site-empty", "Finding Site has no coded value", path=site_item.path, concept=site_item.concept, action="not mapped")
+    """The Site of `owner` (a group or a NUM) from its Finding Site children; None if it has none.
+
+    One plain site is `bodySite`; a qualified one, or several (a bilateral finding: `bodySite`
+    holds one concept), a BodyStructure with one `includedStructure` per site (D-48)."""
+    site_items = [ch for ch in owner.children if concepts.key(ch.concept) == concepts.FINDING_SITE]
+    for empty in (ch for ch in site_items if not isinstance(ch.value, Code)):
+        ctx.diags.warn("finding-site-empty", "Finding Site has no coded value", path=empty.path, concept=empty.concept, action="not mapped")
+    sites = [ch for ch in site_items if isinstance(ch.value, Code)]
+    if not sites:
         return None
     # Laterality and modifiers are children of the Finding Site (TID 1419 rows 3-4); some
-    # writers put them beside it, which we accept too.
-    laterality = _code_child(site_item, concepts.LATERALITY) or _code_child(owner, concepts.LATERALITY)
-    modifiers = _code_child(site_item, concepts.TOPOGRAPHICAL_MODIFIER) or _code_child(owner, concepts.TOPOGRAPHICAL_MODIFIER)
-    structure = ctx.schemes.concept(site_item.value)
-    if not (laterality or modifiers or tracking):
-        return Site(body_site=structure)
-    included: dict[str, Any] = {"structure": structure}
-    if laterality:
-        included["laterality"] = ctx.schemes.concept(laterality[0])
-    if modifiers:
-        included["qualifier"] = [ctx.schemes.concept(m) for m in modifiers]
+    # writers put them beside it, which we accept too where there is one site to give them to.
+    beside = (_code_child(owner, concepts.LATERALITY), _code_child(owner, concepts.TOPOGRAPHICAL_MODIFIER))
+    if len(sites) > 1 and any(beside):
+        ctx.diags.warn("site-modifier-ambiguous", f"Laterality or Topographical modifier beside {len(sites)} Finding Sites belongs to none of them in particular",
+                       path=owner.path, concept=owner.concept, action="not attached to a site")
+        beside = ([], [])
+    included = [_included(ctx, item, beside) for item in sites]
+    if len(included) == 1 and set(included[0]) == {"structure"} and not tracking:
+        return Site(body_site=included[0]["structure"])
     # A tracking UID names one lesion: one BodyStructure for it (D-19).
     rid = ctx.id("body-structure", "tracking-uid", tracking.uid) if tracking.uid else ctx.id("body-structure", owner.path, source=owner.path)
     identifiers = tracking.identifiers()
@@ -116,7 +118,20 @@ def finding_site(ctx: ReportContext, owner: ContentItem, tracking: Tracking = Tr
         "id": rid,
         "meta": {"profile": [profile_url("dicom-sr-finding-site")]},
         "identifier": identifiers,
-        "includedStructure": [included],
+        "includedStructure": included,
         "patient": ctx.subject,
     }
     return Site(body_structure=ctx.resources.add(res, condition))
+
+
+def _included(ctx: ReportContext, site: ContentItem, beside: tuple[list[Code], list[Code]]) -> dict[str, Any]:
+    """One includedStructure (dicom-sr-finding-site): the site, its laterality and modifiers."""
+    assert isinstance(site.value, Code)
+    laterality = _code_child(site, concepts.LATERALITY) or beside[0]
+    modifiers = _code_child(site, concepts.TOPOGRAPHICAL_MODIFIER) or beside[1]
+    included: dict[str, Any] = {"structure": ctx.schemes.concept(site.value)}
+    if laterality:
+        included["laterality"] = ctx.schemes.concept(laterality[0])
+    if modifiers:
+        included["qualifier"] = [ctx.schemes.concept(m) for m in modifiers]
+    return included
