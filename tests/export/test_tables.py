@@ -111,7 +111,35 @@ def test_planar_fixture_has_its_built_coordinates(manifest: dict[str, Any]) -> N
         m = by_lesion[g.get("tracking_identifier")]
         assert m["value"] == g["measurement"]["value"] and m["unit"]["code"] == g["measurement"]["unit"] and m["concept"]["code"] == g["measurement"]["code"]
         site = g["site"] or {}
-        assert m["tracking_unique_identifier"] == ("urn:oid:" + g["tracking_uid"] if g.get("tracking_uid") else None)
+        assert m["tracking_unique_identifier"] == (g["tracking_uid"] if g.get("tracking_uid") else None)  # bare, as every UID column
         assert (m["finding_site"] or {}).get("code") == site.get("site") and (m["laterality"] or {}).get("code") == site.get("laterality")
         assert [q["code"] for q in m["site_qualifiers"]] == ([site["modifier"]] if "modifier" in site else [])
         assert m["referenced_sop_instance_uids"] == [g["image"]]
+
+
+def test_group_numbers_and_tracking_ids_join_as_idc_documents_them() -> None:
+    """Issue 25, item 6, on a hand-built report: NUMs beside the groups (D-13), so the groups are
+    the 2nd and 4th children of Imaging Measurements: IDC's measurementGroup_number, `WITH OFFSET`
+    over that container, is 1 and 3 (not the groups' ordinals, 1 and 2). The second group's measurement has a Tracking
+    UID of its own and no Finding Site of its own: its row shows its own id, not its group's."""
+    from sr2fhir.dicom.content import Code, MeasuredValue
+    from tests.helpers import convert_doc, document, group, item
+
+    diameter, mm = Code("81827009", "SCT", "Diameter"), Code("mm", "UCUM", "mm")
+    site = item("HAS CONCEPT MOD", "CODE", Code("363698007", "SCT", "Finding Site"), Code("39607008", "SCT", "Lung"),
+                [item("HAS CONCEPT MOD", "CODE", Code("272741003", "SCT", "Laterality"), Code("7771000", "SCT", "Left"))])
+    tracking_uid = Code("112040", "DCM", "Tracking Unique Identifier")
+    lone = item("CONTAINS", "NUM", diameter, MeasuredValue("1", unit=mm))
+    lone2 = item("CONTAINS", "NUM", diameter, MeasuredValue("4", unit=mm))
+    first = group(item("CONTAINS", "NUM", diameter, MeasuredValue("2", unit=mm)))
+    own = item("CONTAINS", "NUM", diameter, MeasuredValue("3", unit=mm), [item("HAS OBS CONTEXT", "UIDREF", tracking_uid, "2.25.300")])
+    second = group(item("HAS OBS CONTEXT", "UIDREF", tracking_uid, "2.25.200"), site, own)
+    c = convert_doc(document(lone, first, lone2, second)).conversion
+    tables = rows(c.document, c.resources.resources(), c.sources)
+    assert sorted(g["group_number"] for g in tables["measurement_groups"]) == [1, 3]
+    by_value = {m["value"]: m for m in tables["measurements"]}
+    assert (by_value[2.0]["group_number"], by_value[3.0]["group_number"], by_value[1.0]["group_number"]) == (1, 3, None)
+    assert by_value[3.0]["tracking_unique_identifier"] == "2.25.300"  # its own, bare
+    assert (by_value[3.0]["finding_site"]["code"], by_value[3.0]["laterality"]["code"]) == ("39607008", "7771000")  # the group's site
+    (g2,) = [g for g in tables["measurement_groups"] if g["group_number"] == 3]
+    assert g2["tracking_unique_identifier"] == "2.25.200"

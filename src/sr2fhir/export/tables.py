@@ -36,7 +36,7 @@ _KEYS = [
 ]
 _CONTEXT = [
     ("group_fhir_id", pa.string(), "the measurement group Observation that has this one as member"),
-    ("group_number", pa.int32(), "the group's ordinal in the report (1-based), as IDC's measurementGroup_number"),
+    ("group_number", pa.int32(), "as IDC's measurementGroup_number: the 0-based position of the group among all the children of the Imaging Measurements container (other items counted)"),
     ("concept", CODE, "Observation.code (the concept name)"),
     ("concept_text", pa.string(), "Observation.code.text (concept name with its modifiers, D-33)"),
     ("status", pa.string(), "Observation.status"),
@@ -50,7 +50,7 @@ _CONTEXT = [
     ("site_qualifiers", pa.list_(CODE), "the finding site's qualifiers"),
     ("finding_sites", pa.list_(SITE), "every finding site, each with its laterality and qualifiers (two for a bilateral finding); the three columns before it repeat the first"),
     ("tracking_identifier", pa.string(), "Tracking Identifier (112039)"),
-    ("tracking_unique_identifier", pa.string(), "Tracking Unique Identifier (112040), a UID"),
+    ("tracking_unique_identifier", pa.string(), "Tracking Unique Identifier (112040), a bare UID"),
     ("device_fhir_id", pa.string(), "Observation.device"),
     ("selection_fhir_ids", STRINGS, "the ImagingSelections the Observation is derived from (regions, segments, images)"),
     ("referenced_sop_instance_uids", STRINGS, "the images / segmentations those selections name"),
@@ -137,16 +137,17 @@ def _number(v: Any) -> tuple[float | None, str | None]:
 class _Report:
     """One report's resources, indexed for the rows."""
 
-    def __init__(self, doc: SRDocument, resources: list[dict[str, Any]]) -> None:
+    def __init__(self, doc: SRDocument, resources: list[dict[str, Any]], sources: dict[str, list[str]]) -> None:
         self.keys = {"sop_instance_uid": doc.sop_instance_uid, "study_instance_uid": doc.study_instance_uid, "patient_id": doc.header.patient_id}
         self.resources = resources
         self.by_url = {full_url(r["id"]): r for r in resources}
         self.observations = [r for r in resources if r["resourceType"] == "Observation"]
         self.groups = [o for o in self.observations if _category(o) == GROUP]
-        self.group_of: dict[str, tuple[dict[str, Any], int]] = {}
-        for n, g in enumerate(self.groups, 1):
+        self.number = {g["id"]: _offset(sources.get(g["id"])) for g in self.groups}
+        self.group_of: dict[str, tuple[dict[str, Any], int | None]] = {}
+        for g in self.groups:
             for m in g.get("hasMember", []):
-                self.group_of[_rid(m) or ""] = (g, n)
+                self.group_of[_rid(m) or ""] = (g, self.number[g["id"]])
 
     def target(self, ref: Any) -> dict[str, Any] | None:
         return self.by_url.get(ref.get("reference", "")) if isinstance(ref, dict) else None
@@ -187,10 +188,12 @@ class _Report:
     def _tracking(self, o: dict[str, Any]) -> dict[str, str]:
         out: dict[str, str] = {}
         bs = self.target(o.get("bodyStructure"))
-        for ident in [*(bs or {}).get("identifier", []), *o.get("identifier", [])]:
+        # The Observation's own tracking ids (D-34) come before those of a BodyStructure it shares with its group.
+        for ident in [*o.get("identifier", []), *(bs or {}).get("identifier", [])]:
             kind = (code(ident.get("type")) or {}).get("code")
             if kind in (TRACKING_ID, TRACKING_UID) and kind not in out:
-                out[kind] = ident.get("value", "")
+                value = str(ident.get("value", ""))
+                out[kind] = value.removeprefix("urn:oid:") if kind == TRACKING_UID else value  # a bare UID, as every UID column
         return out
 
 
@@ -223,11 +226,20 @@ def _value(o: dict[str, Any]) -> dict[str, Any]:
             "data_absent_reason": (code(o.get("dataAbsentReason")) or {}).get("code")}
 
 
-def rows(doc: SRDocument, resources: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Every table's rows for one report (failures aside)."""
-    rep = _Report(doc, resources)
+def _offset(paths: list[str] | None) -> int | None:
+    """IDC's measurementGroup_number: the 0-based position of the group's content item among all
+    the children of its container (`WITH OFFSET` over the container's ContentSequence)."""
+    last = paths[0].rsplit(".", 1)[-1] if paths else ""
+    return int(last) - 1 if last.isdigit() else None
+
+
+def rows(doc: SRDocument, resources: list[dict[str, Any]], sources: dict[str, list[str]] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every table's rows for one report (failures aside). `sources`: resource id -> the content
+    item paths it was made from (Conversion.sources), for the group numbers."""
+    rep = _Report(doc, resources, sources or {})
     out: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
-    for n, g in enumerate(rep.groups, 1):
+    for g in rep.groups:
+        n = rep.number[g["id"]]
         row = rep.context(g, None, n)
         row.update(group_number=n, finding=code(g.get("valueCodeableConcept")), member_fhir_ids=[_rid(m) for m in g.get("hasMember", [])])
         out["measurement_groups"].append(row)

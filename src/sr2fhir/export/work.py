@@ -52,7 +52,7 @@ def export_one(path: str, options: Options, limits: Limits, checks: Checks = Che
         resources = c.resources.resources()
         out = r4.down_convert(c.resources, r.diagnostics).resources() if options.fhir_version == "R4" else resources
         piece.sop_instance_uids.append(c.document.sop_instance_uid)
-        for name, rs in rows(c.document, resources).items():
+        for name, rs in rows(c.document, resources, c.sources).items():
             piece.tables[name] += rs
         uid = c.document.sop_instance_uid
         piece.resources += [(uid, res["resourceType"], res["id"], line.rstrip("\n")) for res, line in zip(out, bundle.iter_ndjson(out))]
