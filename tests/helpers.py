@@ -316,3 +316,24 @@ def remapped(path: Path, dest: Path, suffix: str) -> Path:
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.save_as(dest)
     return dest
+
+
+def highdicom_report(path: Path, *, measurement: dict[str, Any] | None = None, group: dict[str, Any] | None = None) -> Path:
+    """A TID 1500 report written with highdicom's public API, on the shared CT image: one group
+    (tracking identifier "Kidneys") with one Volume measurement of 150 ml; `measurement` and
+    `group` add keyword arguments to highdicom's Measurement and MeasurementsAndQualitativeEvaluations."""
+    import highdicom as hd
+    import pydicom
+    from pydicom.sr.codedict import codes
+    from pydicom.uid import generate_uid
+
+    ct = pydicom.dcmread(SHARED / "data" / "referenced" / "highdicom__ct_image.dcm")
+    volume = hd.sr.Measurement(name=codes.SCT.Volume, value=150.0, unit=hd.sr.CodedConcept("ml", "UCUM", "milliliter"), **(measurement or {}))
+    grp = hd.sr.MeasurementsAndQualitativeEvaluations(tracking_identifier=hd.sr.TrackingIdentifier(identifier="Kidneys"), measurements=[volume], **(group or {}))
+    context = hd.sr.ObservationContext(observer_person_context=hd.sr.ObserverContext(
+        observer_type=codes.DCM.Person, observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name="Doe^Radiologist")))
+    report = hd.sr.MeasurementReport(observation_context=context, procedure_reported=codes.LN.CTUnspecifiedBodyRegion, imaging_measurements=[grp])
+    sr = hd.sr.Comprehensive3DSR(evidence=[ct], content=report, series_instance_uid=generate_uid(), series_number=9, sop_instance_uid=generate_uid(),
+                                 instance_number=1, manufacturer="sr2fhir tests")
+    sr.save_as(path)
+    return path

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sr2fhir.dicom.content import Code, MeasuredValue
-from tests.helpers import SHARED, Converted, codings, convert_doc, document, group, item
+from tests.helpers import SHARED, Converted, codings, convert_doc, document, group, highdicom_report, item
 
 SCT = "http://snomed.info/sct"
 
@@ -73,28 +73,14 @@ def test_tracking_ids_without_a_site_go_to_the_observation() -> None:
 
 
 def bilateral_report(tmp_path: Path, *, on_group: bool) -> Path:
-    """A report written with highdicom's public API: one group whose measurement (or the group
-    itself) has two Finding Sites, Kidney on the right and Kidney on the left."""
+    """One group whose measurement (or the group itself) has two Finding Sites, Kidney on the right and Kidney on the left."""
     import highdicom as hd
-    import pydicom
     from pydicom.sr.codedict import codes
-    from pydicom.uid import generate_uid
 
-    ct = pydicom.dcmread(SHARED / "data" / "referenced" / "highdicom__ct_image.dcm")
     kidney = hd.sr.CodedConcept("64033007", "SCT", "Kidney")
     sites = [hd.sr.FindingSite(kidney, laterality=codes.SCT.Right), hd.sr.FindingSite(kidney, laterality=codes.SCT.Left)]
-    volume = hd.sr.Measurement(name=codes.SCT.Volume, value=150.0, unit=hd.sr.CodedConcept("ml", "UCUM", "milliliter"),
-                               finding_sites=None if on_group else sites)
-    group = hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(identifier="Kidneys"), measurements=[volume], finding_sites=sites if on_group else None)
-    context = hd.sr.ObservationContext(observer_person_context=hd.sr.ObserverContext(
-        observer_type=codes.DCM.Person, observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name="Doe^Radiologist")))
-    report = hd.sr.MeasurementReport(observation_context=context, procedure_reported=codes.LN.CTUnspecifiedBodyRegion, imaging_measurements=[group])
-    sr = hd.sr.Comprehensive3DSR(evidence=[ct], content=report, series_instance_uid=generate_uid(), series_number=9, sop_instance_uid=generate_uid(),
-                                 instance_number=1, manufacturer="sr2fhir tests")
-    path = tmp_path / "bilateral.dcm"
-    sr.save_as(path)
-    return path
+    return highdicom_report(tmp_path / "bilateral.dcm", measurement={"finding_sites": None if on_group else sites},
+                            group={"finding_sites": sites if on_group else None})
 
 
 @pytest.mark.parametrize("on_group", [False, True], ids=["measurement", "group"])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sr2fhir.dicom.content import Code, SopReference, SpatialCoordinates
-from tests.helpers import Converted, codings, convert_doc, document, group, item
+from tests.helpers import SHARED, Converted, codings, convert_doc, document, group, highdicom_report, item, validate_r5
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 SECT_B5 = "https://dicom.nema.org/medical/dicom/current/output/chtml/part04/sect_B.5"
@@ -192,3 +193,29 @@ def test_a_segmentation_frames_number_is_never_a_segment_number(frames: list[int
     if frames:
         (d,) = [d for d in c.diagnostics.items if d.rule == "segmentation-frame-not-carried"]
         assert str(frames[0]) in d.message
+
+
+def test_the_source_of_a_measurement_is_an_imaging_selection_without_a_claim(tmp_path: Path) -> None:
+    """Issue 25, item 5: Source of Measurement (DCM 121112, TID 300 INFERRED FROM IMAGE), as
+    highdicom writes it from `referenced_images`, was reported and dropped; the image it names may
+    be found nowhere else. Now an ImagingSelection without a profile claim, in the open
+    derivedFrom slicing of the measurement (D-49)."""
+    import highdicom as hd
+    import pydicom
+
+    from sr2fhir.batch import convert_path
+
+    ct = pydicom.dcmread(SHARED / "data" / "referenced" / "highdicom__ct_image.dcm", stop_before_pixels=True)
+    source = hd.sr.SourceImageForMeasurement(referenced_sop_class_uid=ct.SOPClassUID, referenced_sop_instance_uid=ct.SOPInstanceUID)
+    path = highdicom_report(tmp_path / "source.dcm", measurement={"referenced_images": [source]})
+    r = convert_path(str(path))
+    assert r.error is None, r.error
+    c = Converted(r.conversions[0])
+    (m,) = [o for o in c.of_type("Observation") if "valueQuantity" in o]
+    selections = [c.resolve(d) for d in m["derivedFrom"] if d.get("type") == "ImagingSelection"]
+    (sel,) = [s for s in selections if codings(s["code"]) == [(DCM, "121112")]]
+    assert "profile" not in sel.get("meta", {})  # no claim: no IG profile fits (D-49)
+    assert sel["code"]["coding"][0]["display"] == "Source of Measurement"
+    assert [(i["uid"], i["sopClass"]["code"]) for i in sel["instance"]] == [(str(ct.SOPInstanceUID), str(ct.SOPClassUID))]
+    assert not [d for d in r.diagnostics.items if d.concept and "121112" in str(d.concept)]  # nothing reported unmapped
+    validate_r5(sel)

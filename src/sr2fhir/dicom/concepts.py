@@ -17,6 +17,7 @@ LANGUAGE: K = ("DCM", "121049")
 COUNTRY_OF_LANGUAGE: K = ("DCM", "121046")
 PROCEDURE_REPORTED: K = ("DCM", "121058")
 IMAGE_LIBRARY: K = ("DCM", "111028")
+SOURCE_OF_MEASUREMENT: K = ("DCM", "121112")  # TID 300 row 8 (INFERRED FROM IMAGE), TID 1419
 STRUCTURE: frozenset[K] = frozenset({LANGUAGE, COUNTRY_OF_LANGUAGE, PROCEDURE_REPORTED, IMAGE_LIBRARY})
 """Document structure, not clinical content: reported as information when not mapped (TID 1500
 rows 2-4 and TID 1204 Language of Content)."""

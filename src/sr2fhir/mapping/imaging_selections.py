@@ -36,18 +36,24 @@ class SelectionKind:
     why a selection cannot claim the profile (D-0), as (rule, problem), or None.
     """
 
-    profile: str
+    profile: str | None
+    """None: a selection the IG has no profile for, emitted without a claim (D-49)."""
     slice: str
-    """Observation.derivedFrom slice (imaging-observation profile)."""
+    """Observation.derivedFrom slice (imaging-observation profile), or a name of our own."""
     focus_source_image: bool = False
     """Has focus[sourceImageForSegmentation]."""
     frame_of_reference: bool = False
     """frameOfReferenceUid 1..1 (3D profiles)."""
     instances: Callable[[ReportContext, ContentItem, SopReference], list[dict[str, Any]]] = field(default=lambda ctx, item, ref: _whole(ctx, item, ref))
     check: Callable[[dict[str, Any]], tuple[str, str] | None] = field(default=lambda res: None)
+    own_code: dict[str, str] | None = None
+    """code.coding of a kind without a profile (PS3.16's code and meaning)."""
 
     @property
     def code(self) -> dict[str, str]:
+        if self.profile is None:
+            assert self.own_code is not None
+            return self.own_code
         return PATTERNS[self.profile]["ImagingSelection.code.coding"]
 
 
@@ -121,6 +127,13 @@ SELECTION_KINDS: dict[tuple[tuple[str, str], str], SelectionKind] = {
 }
 
 SOURCE_IMAGE = SelectionKind("source-image-for-segmentation", "")
+
+UNPROFILED_KINDS: dict[tuple[tuple[str, str], str], SelectionKind] = {
+    (concepts.SOURCE_OF_MEASUREMENT, "IMAGE"): SelectionKind(
+        None, "sourceOfMeasurement", own_code={"system": codes.DCM, "code": "121112", "display": "Source of Measurement"}),
+}
+"""Image references the IG maps nowhere but that name what a value was measured on: an
+ImagingSelection without a profile claim, in the open derivedFrom slicing (D-49)."""
 
 
 # DICOM Graphic Type (0070,0023) of SCOORD -> R5 imageRegion2D.regionType (MAPPING 9.9).
@@ -222,7 +235,7 @@ def kind_of(item: ContentItem, *, any_concept: bool = False) -> SelectionKind | 
     k, vt = concepts.key(item.concept), item.value_type
     if vt is None:
         return None
-    kind = SELECTION_KINDS.get((k, vt)) if k else None
+    kind = (SELECTION_KINDS.get((k, vt)) or UNPROFILED_KINDS.get((k, vt))) if k else None
     if kind is None and any_concept and vt in ("SCOORD", "SCOORD3D") and item.relationship in (None, "INFERRED FROM", "CONTAINS"):
         kind = SELECTION_KINDS[(concepts.IMAGE_REGION, vt)]
     return kind
@@ -285,7 +298,7 @@ def collect(ctx: ReportContext, owner: ContentItem, site: Site | None, *, any_co
     for slice_name, p in pending.items():
         if not p.instances and not p.frame_of_reference_uid:
             continue
-        res = _selection(ctx, p.kind, ctx.id("imaging-selection", owner.path, p.kind.profile, source=owner.path), site)
+        res = _selection(ctx, p.kind, ctx.id("imaging-selection", owner.path, p.kind.profile or p.kind.slice, source=owner.path), site)
         if p.frame_of_reference_uid:
             res["frameOfReferenceUid"] = p.frame_of_reference_uid
         if p.instances:
@@ -303,11 +316,13 @@ def _selection(ctx: ReportContext, kind: SelectionKind, rid: str, site: Site | N
     res: dict[str, Any] = {
         "resourceType": "ImagingSelection",
         "id": rid,
-        "meta": {"profile": [profile_url(kind.profile)]},
+        "meta": {"profile": [profile_url(kind.profile)] if kind.profile else []},
         "identifier": [identity.by_id(rid)[0]],
         "status": "available",
         "subject": ctx.subject,
     }
+    if kind.profile is None:
+        del res["meta"]
     if ctx.service_request:
         res["basedOn"] = [ctx.service_request]
     res["code"] = {"coding": [dict(kind.code)]}
@@ -357,7 +372,7 @@ def _source_image_selection(
                 path=owner.path, concept=owner.concept, action="no source-image-for-segmentation selection",
             )
             return None
-    res = _selection(ctx, SOURCE_IMAGE, ctx.id("imaging-selection", owner.path, SOURCE_IMAGE.profile, source=owner.path), site)
+    res = _selection(ctx, SOURCE_IMAGE, ctx.id("imaging-selection", owner.path, "source-image-for-segmentation", source=owner.path), site)
     _set_series(ctx, res, images, series)
     res["instance"] = images
     return ctx.resources.add(res, _condition(res))
