@@ -121,8 +121,11 @@ def app(intake: Intake, *, token: str | None, ready: Callable[[], dict[str, Any]
         mtype, params = multipart.media_type(ctype)
         if mtype != "multipart/related" or params.get("type", "application/dicom").lower() != "application/dicom":
             return JSONResponse({"error": 'expected multipart/related; type="application/dicom"'}, 415)
-        folder = intake.queue.incoming
-        fd, name = tempfile.mkstemp(dir=folder, prefix=".stow-", suffix=".part")
+        try:
+            fd, name = tempfile.mkstemp(dir=intake.queue.incoming, prefix=".stow-", suffix=".part")
+        except OSError:  # the state disk is full (or gone): the sender keeps the objects
+            intake.metrics.refused.labels("stow", "out-of-resources").inc()
+            return JSONResponse({"error": "the gateway cannot store the body now; try again later"}, 503, headers={"Retry-After": "60"})
         os.close(fd)
         body = Path(name)
         try:
