@@ -235,6 +235,13 @@ class Status(str, Enum):
     dead = "dead"
 
 
+class Finished(str, Enum):
+    """The states `queue purge` takes (a pending report is never purged)."""
+
+    delivered = "delivered"
+    dead = "dead"
+
+
 StateDir = Annotated[str, typer.Option("--state", metavar="DIR", help="The gateway's state folder.")]
 Json = Annotated[bool, typer.Option("--json", help="JSON instead of a table.")]
 
@@ -272,9 +279,11 @@ def queue_list(
     if as_json:
         sys.stdout.write(json.dumps({"counts": q.counts(), "reports": [r.as_json() for r in reports]}, indent=1) + "\n")
         return
+    if reports:
+        sys.stdout.write(f"{'STATE':<9}  {'RECEIVED (UTC)':<19}  {'TRIES':>5}  {'SOURCE':<16}  SOP INSTANCE UID  REASON\n")
     for r in reports:
         reason = f"  {_shown(r.reason)}" if r.reason and r.state != "delivered" else ""
-        sys.stdout.write(f"{r.state:<9}  {_when(r.received_at)}  {r.attempts:>2}  {_shown(r.source):<16}  {_shown(r.sop_uid)}{reason}\n")
+        sys.stdout.write(f"{r.state:<9}  {_when(r.received_at):<19}  {r.attempts:>5}  {_shown(r.source):<16}  {_shown(r.sop_uid)}{reason}\n")
     sys.stdout.write("counts: " + ", ".join(f"{k} {v}" for k, v in q.counts().items()) + "\n")
 
 
@@ -317,7 +326,7 @@ def queue_retry(
 
 @queue_app.command("purge")
 def queue_purge(
-    status: Annotated[Status, typer.Option("--status", help="delivered or dead.")],
+    status: Annotated[Finished, typer.Option("--status", help="delivered or dead.")],
     older_than_days: Annotated[float, typer.Option("--older-than-days", metavar="DAYS", help="Only reports last changed at least DAYS days ago (0 or more).")] = 0.0,
     state: StateDir = "sr2fhir-state",
 ) -> None:
