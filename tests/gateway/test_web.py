@@ -245,3 +245,24 @@ def test_the_bearer_scheme_is_case_insensitive(gw: Setup) -> None:
         assert r.status_code == 200, scheme
     r = gw.client.post("/studies", content=b"", headers={"Content-Type": CTYPE, "Authorization": f"Bearer {TOKEN.upper()}"})
     assert r.status_code == 401
+
+
+def test_readyz_gives_reasons_only_to_a_caller_with_the_token_and_can_be_closed(tmp_path: Path) -> None:
+    """Issue 24: /readyz showed the FHIR server's URL and local paths to anyone; `--protect-operations`
+    closes /readyz and /metrics without the token, /healthz stays open."""
+    q = Queue(tmp_path / "state")
+    intake = Intake(q, Metrics(q), 0)
+    state = {"ready": True, "disk": "ok", "queue": {}, "delivery": "paused: waiting for the FHIR server",
+             "reason": "the FHIR server cannot be reached: https://fhir.hospital.example/fhir"}
+    for protect in (False, True):
+        client = TestClient(app(intake, token=TOKEN, ready=lambda: dict(state), protect_operations=protect))
+        bare = client.get("/readyz")
+        if protect:
+            assert bare.status_code == 401 and client.get("/metrics").status_code == 401
+        else:
+            assert bare.status_code == 200 and "reason" not in bare.json() and "hospital" not in bare.text
+            assert client.get("/metrics").status_code == 200
+        full = client.get("/readyz", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+        assert full["reason"] == state["reason"]
+        assert client.get("/healthz").status_code == 200
+    q.close()
