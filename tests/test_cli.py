@@ -295,3 +295,14 @@ def test_control_characters_are_never_printed_raw(tmp_path: Path) -> None:
     assert p.stderr and "\x1b" not in p.stderr and "\x07" not in p.stderr and "\u202e" not in p.stderr
     assert "\\x1b[2J" in p.stderr and "missing\\x1b[1m.dcm" in p.stderr
     assert not any(line.startswith("error: forged") for line in p.stderr.splitlines())
+
+
+def test_the_wrong_kind_of_file_is_named(tmp_path: Path) -> None:
+    """Issue 27, item 7: `validate report.dcm` said "cannot read FHIR JSON (UnicodeDecodeError)" and
+    `convert bundle.json` "attribute resourceType is not an object"."""
+    r = run("validate", str(FIXTURES / "tid1410_planar_regions.dcm"))
+    assert r.exit_code == 1 and "this is a DICOM file, not FHIR JSON" in r.output and "UnicodeDecodeError" not in r.output
+    bundle = tmp_path / "bundle.json"
+    assert run("convert", str(FIXTURES / "tid1410_planar_regions.dcm"), "-o", str(bundle)).exit_code == 0
+    r = run("convert", str(bundle), "-o", str(tmp_path / "again.json"))
+    assert r.exit_code == 11 and "this is FHIR JSON (Bundle), not DICOM" in r.output and not (tmp_path / "again.json").exists()

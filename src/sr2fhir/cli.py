@@ -419,6 +419,19 @@ def _profiles(ig: str | None) -> Any:
         raise typer.Exit(2) from None
 
 
+def _not_fhir(path: str, exc: Exception) -> str:
+    """Why a file given to `validate` cannot be read, saying so when it is DICOM (PS3.10 7.1: the
+    DICM prefix after a 128-byte preamble)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        head = b""
+    if head[128:132] == b"DICM":
+        return "this is a DICOM file, not FHIR JSON: `sr2fhir convert` turns an SR into FHIR, `validate` checks FHIR"
+    return f"cannot read FHIR JSON ({type(exc).__name__})"
+
+
 @app.command("validate")
 def validate_cmd(
     files: Annotated[list[str], typer.Argument(metavar="FILE", help="FHIR JSON files: Bundles, single resources, or NDJSON.", show_default=False)],
@@ -437,7 +450,7 @@ def validate_cmd(
         try:
             resources, index, bundle_ = load(f)
         except (OSError, ValueError) as exc:
-            _say(f"error: {f}: cannot read FHIR JSON ({type(exc).__name__})", style="bold red", markup=False)
+            _say(f"error: {f}: {_not_fhir(f, exc)}", style="bold red", markup=False)
             failed = True
             continue
         if not resources:

@@ -210,6 +210,9 @@ def _datasets_from_json(data: bytes, name: str, diags: Diagnostics) -> list[Data
     objs = obj if isinstance(obj, list) else [obj]
     if not objs or not all(isinstance(o, dict) for o in objs):
         raise ConversionError(f"{name}: invalid DICOM JSON: expected an object or an array of objects", code="not-dicom")
+    kinds = {o["resourceType"] for o in objs if isinstance(o.get("resourceType"), str)}
+    if kinds:  # DICOM JSON keys are tags (8 hex digits); resourceType is FHIR's
+        raise ConversionError(f"{name}: this is FHIR JSON ({', '.join(sorted(kinds))}), not DICOM: `sr2fhir validate` checks FHIR; convert reads DICOM SR (Part 10 or DICOM JSON)", code="not-dicom")
     out = []
     for i, o in enumerate(objs):
         try:
