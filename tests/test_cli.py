@@ -306,3 +306,15 @@ def test_the_wrong_kind_of_file_is_named(tmp_path: Path) -> None:
     assert run("convert", str(FIXTURES / "tid1410_planar_regions.dcm"), "-o", str(bundle)).exit_code == 0
     r = run("convert", str(bundle), "-o", str(tmp_path / "again.json"))
     assert r.exit_code == 11 and "this is FHIR JSON (Bundle), not DICOM" in r.output and not (tmp_path / "again.json").exists()
+
+
+def test_validate_outcomes_of_inputs_with_one_stem_do_not_overwrite_each_other(tmp_path: Path) -> None:
+    """Issue 26, item 4: a/x.json and b/x.json both wrote x.outcome.json."""
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        assert run("convert", str(FIXTURES / "tid1410_planar_regions.dcm"), "-o", str(tmp_path / sub / "x.json")).exit_code == 0
+    (tmp_path / "out").mkdir()
+    r = run("validate", str(tmp_path / "a" / "x.json"), str(tmp_path / "b" / "x.json"), "--outcome", str(tmp_path / "out"))
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert len(names) == 2 and all(n.startswith("x-") and n.endswith(".outcome.json") for n in names)

@@ -419,6 +419,18 @@ def _profiles(ig: str | None) -> Any:
         raise typer.Exit(2) from None
 
 
+def outcome_names(files: list[str]) -> dict[str, str]:
+    """The OperationOutcome file of each input in an --outcome folder: `<stem>.outcome.json`, and
+    where two inputs share a stem (a/x.json, b/x.json), a hash of the path beside it, so that no
+    outcome overwrites another."""
+    import hashlib
+
+    stems: dict[str, int] = {}
+    for f in files:
+        stems[Path(f).stem] = stems.get(Path(f).stem, 0) + 1
+    return {f: Path(f).stem + (f"-{hashlib.sha256(f.encode()).hexdigest()[:8]}" if stems[Path(f).stem] > 1 else "") + ".outcome.json" for f in files}
+
+
 def _not_fhir(path: str, exc: Exception) -> str:
     """Why a file given to `validate` cannot be read, saying so when it is DICOM (PS3.10 7.1: the
     DICM prefix after a 128-byte preamble)."""
@@ -459,13 +471,14 @@ def validate_cmd(
             continue
         report = validate_resources(resources, index, bundle=bundle_, profiles=profiles, source=f, fhir_version=fhir_version.value)
         for finding in report.findings:
-            typer.echo(printable(f"{f}: {finding.text()}"))
+            typer.echo(printable(f"{f}: {finding.text(fail_on_ig_defects)}"))
         known = report.count("error") - report.errors()
-        defects = f" ({known} caused by known IG defects{'' if fail_on_ig_defects else ', not failing'})" if known else ""
-        typer.echo(printable(f"{f}: {report.resources} resource(s): {report.count('error')} error(s){defects}, {report.count('warning')} warning(s)"))
-        failed |= report.errors(include_ig_defects=fail_on_ig_defects) > 0
+        errors = report.errors(include_ig_defects=fail_on_ig_defects)
+        defects = "" if not known else f" ({known} from known IG defects, --fail-on-ig-defects)" if fail_on_ig_defects else f", {known} known IG defect(s) (not failing, docs/conformance.md)"
+        typer.echo(printable(f"{f}: {report.resources} resource(s): {errors} error(s){defects}, {report.count('warning')} warning(s)"))
+        failed |= errors > 0
         if outcome is not None:
-            target = Path(outcome) / (Path(f).stem + ".outcome.json") if len(files) > 1 else Path(outcome)
+            target = Path(outcome) / outcome_names(files)[f] if len(files) > 1 else Path(outcome)
             write_atomic(target, dumps(report.operation_outcome(), pretty=True) + "\n")
     raise typer.Exit(1 if failed else 0)
 

@@ -109,7 +109,7 @@ def build_context(doc: SRDocument, options: Options, diags: Diagnostics) -> Repo
     h = doc.header
     zone = datetimes.offset(h.timezone_offset) or options.default_timezone
     if not doc.sop_instance_uid:
-        diags.error("no-sop-instance-uid", "the SR has no SOP Instance UID (0008,0018)", action="ids derived from the file name")
+        diags.warn("no-sop-instance-uid", "the SR has no SOP Instance UID (0008,0018)", action="ids derived from the file name")
     return ReportContext(
         doc=doc,
         options=options,
@@ -144,5 +144,5 @@ def default_issued(doc: SRDocument, zone: str, diags: Diagnostics) -> str:
         t = datetimes.instant(datetimes.combine(da, tm), zone)
         if t:
             return t
-    diags.error("no-content-datetime", "the SR has neither Content Date/Time nor Instance Creation Date/Time", action="issued set to 1970-01-01T00:00:00Z so that Observations stay valid")
+    diags.warn("no-content-datetime", "the SR has neither Content Date/Time nor Instance Creation Date/Time", action="issued set to 1970-01-01T00:00:00Z so that Observations stay valid")
     return "1970-01-01T00:00:00Z"

@@ -50,7 +50,7 @@ def patient_reference(header: SRHeader, diags: Diagnostics) -> dict[str, Any]:
     # Issuer of Patient ID (0010,0021) names the issuer better than a non-URI universal id.
     assigner = header.issuer_of_patient_id or assigner
     if not pid:
-        diags.error("no-patient-id", "the SR has no Patient ID (0010,0020)", action="subject is a display-only reference that no server can resolve")
+        diags.warn("no-patient-id", "the SR has no Patient ID (0010,0020)", action="subject is a display-only reference that no server can resolve")
         return {"type": "Patient", "display": "Patient ID absent from the DICOM SR"}
     return {"type": "Patient", "identifier": _identifier(None, system, pid, assigner)}
 
@@ -58,7 +58,7 @@ def patient_reference(header: SRHeader, diags: Diagnostics) -> dict[str, Any]:
 def imaging_study_reference(study_uid: str | None, diags: Diagnostics) -> dict[str, Any]:
     """Reference(ImagingStudy) by Study Instance UID (slice partOf[imagingStudyRef])."""
     if not study_uid:
-        diags.error("no-study-uid", "the SR has no Study Instance UID (0020,000D)", action="partOf is a display-only reference")
+        diags.warn("no-study-uid", "the SR has no Study Instance UID (0020,000D)", action="partOf is a display-only reference")
         return {"type": "ImagingStudy", "display": "Study Instance UID absent from the DICOM SR"}
     return {
         "type": "ImagingStudy",

@@ -30,9 +30,13 @@ class Finding:
     ig_defect: str | None = None
     """The known IG defect behind this finding (known_ig_defects.json), if any."""
 
-    def text(self) -> str:
+    def text(self, fail_on_ig_defects: bool = True) -> str:
+        """One line; an error a known IG defect causes is shown as a warning unless it fails the
+        run (`--fail-on-ig-defects`), as `convert --validate` shows it: what does not fail is
+        never labelled error."""
         defect = f" (known IG defect {self.ig_defect}, docs/conformance.md)" if self.ig_defect else ""
-        return f"{self.severity}: {self.resource} {self.location}: {self.message} [{self.layer}: {self.rule}]{defect}"
+        severity = "warning" if self.severity == "error" and self.ig_defect and not fail_on_ig_defects else self.severity
+        return f"{severity}: {self.resource} {self.location}: {self.message} [{self.layer}: {self.rule}]{defect}"
 
 
 @dataclass(slots=True)
