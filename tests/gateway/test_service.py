@@ -332,7 +332,7 @@ def test_sigterm_with_a_hung_fhir_server_stops_within_the_grace_period(tmp_path:
             started = time.monotonic()
             code = gw.terminate(timeout=120)
             took = time.monotonic() - started
-        assert code == 0 and took < 10, f"exit {code} after {took:.1f} s"
+        assert code == 0 and took < 12, f"exit {code} after {took:.1f} s"  # a 7 s grace, and slack for a loaded machine
         assert Queue(gw.state).get(sop_uid(TEMPLATE)).state in ("received", "converted")  # type: ignore[union-attr]
         hang.clear()
         server.release.set()
