@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "cli_export": BASE | {"cli", "export"},
     "explain": BASE | {"dicom", "mapping", "fhir", "explain"},
     "cli_explain": BASE | {"cli", "batch", "explain", "fhir", "validation"},
-    "__init__": BASE | {"dicom", "mapping", "fhir"},
+    "__init__": BASE | {"dicom", "mapping", "fhir", "batch"},  # the public API: sr2fhir.convert is batch.convert_document
     "__main__": {"cli"},
 }
 
