@@ -317,4 +317,4 @@ def test_validate_outcomes_of_inputs_with_one_stem_do_not_overwrite_each_other(t
     r = run("validate", str(tmp_path / "a" / "x.json"), str(tmp_path / "b" / "x.json"), "--outcome", str(tmp_path / "out"))
     assert r.exit_code == 0, r.output
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert len(names) == 2 and all(n.startswith("x-") and n.endswith(".outcome.json") for n in names)
+    assert len(names) == 2 and all(n.startswith("x.") and n.endswith(".outcome.json") for n in names)  # output_stems' suffix

@@ -419,18 +419,6 @@ def _profiles(ig: str | None) -> Any:
         raise typer.Exit(2) from None
 
 
-def outcome_names(files: list[str]) -> dict[str, str]:
-    """The OperationOutcome file of each input in an --outcome folder: `<stem>.outcome.json`, and
-    where two inputs share a stem (a/x.json, b/x.json), a hash of the path beside it, so that no
-    outcome overwrites another."""
-    import hashlib
-
-    stems: dict[str, int] = {}
-    for f in files:
-        stems[Path(f).stem] = stems.get(Path(f).stem, 0) + 1
-    return {f: Path(f).stem + (f"-{hashlib.sha256(f.encode()).hexdigest()[:8]}" if stems[Path(f).stem] > 1 else "") + ".outcome.json" for f in files}
-
-
 def _not_fhir(path: str, exc: Exception) -> str:
     """Why a file given to `validate` cannot be read, saying so when it is DICOM (PS3.10 7.1: the
     DICM prefix after a 128-byte preamble)."""
@@ -454,10 +442,13 @@ def validate_cmd(
 ) -> None:
     """Check FHIR output against R5, the IG's profiles, and Bundle integrity (or, with --fhir-version R4, R4 output)."""
     from .batch import write_atomic
+    from .dicom.reader import InputFile
     from .validation.validator import load, validate_resources
 
     profiles = _profiles(ig) if fhir_version == FhirVersion.R5 else None
     failed = False
+    # One naming rule for outputs and outcomes: inputs that share a stem get a suffix (issue 26, item 4).
+    stems = dict(zip(files, output_stems([InputFile(f, os.path.basename(f)) for f in files], [])))
     for f in files:
         try:
             resources, index, bundle_ = load(f)
@@ -478,7 +469,7 @@ def validate_cmd(
         typer.echo(printable(f"{f}: {report.resources} resource(s): {errors} error(s){defects}, {report.count('warning')} warning(s)"))
         failed |= errors > 0
         if outcome is not None:
-            target = Path(outcome) / outcome_names(files)[f] if len(files) > 1 else Path(outcome)
+            target = Path(outcome) / f"{stems[f]}.outcome.json" if len(files) > 1 else Path(outcome)
             write_atomic(target, dumps(report.operation_outcome(), pretty=True) + "\n")
     raise typer.Exit(1 if failed else 0)
 
