@@ -161,7 +161,7 @@ def serve(
     from .gateway.deliver import Backoff, Conversion
     from .gateway.logs import configure
     from .gateway.service import GatewayFailed, Settings, serve as run
-    from .gateway.peers import Peers
+    from .gateway.peers import Peers, split_entry
     from .gateway.tls import Tls
     from .gateway.web import BodyLimits
 
@@ -177,7 +177,7 @@ def serve(
         raise typer.BadParameter("--max-stow-mb must be at least 1 and --stow-timeout more than 0")
     if max_attempts < 1 or retries < 0 or retry_delay <= 0 or max_delay < retry_delay or min_free_mb < 0 or follow_interval <= 0 or keep_delivered_days < 0:
         raise typer.BadParameter("--max-attempts must be at least 1, --retries 0 or more, --retry-delay more than 0 and at most --max-delay, --min-free-mb and --keep-delivered-days 0 or more, --follow-interval more than 0")
-    if not 1 <= len(ae_title) <= 16 or any(not 1 <= len(a.rpartition("@")[0] if "@" in a else a) <= 16 for a in allowed_ae):
+    if not 1 <= len(ae_title) <= 16 or any(not 1 <= len(split_entry(a)[0]) <= 16 for a in allowed_ae):
         raise typer.BadParameter("AE titles have 1 to 16 characters")
     if max_associations < 1 or max_associations_per_peer < 1 or idle_timeout <= 0:
         raise typer.BadParameter("--max-associations and --max-associations-per-peer must be at least 1, --idle-timeout more than 0")

@@ -78,7 +78,6 @@ class Deliverer:
         """The pause is for the queue (the state disk), not for the FHIR server."""
         self.audit: Callable[[Report, FileResult | None, str | None], None] | None = None
         """Told of each report delivered (reason None) or dead-lettered, with its conversion when there is one."""
-        self._conversion: FileResult | None = None
 
     @property
     def paused(self) -> bool:
@@ -124,15 +123,14 @@ class Deliverer:
     def deliver(self, report: Report) -> None:
         path = str(self.queue.path(report.sop_uid))
         c = self.conversion
-        self._conversion = None
-        conv = self._conversion = checked(path, c.options, c.limits, c.checks)
+        conv = checked(path, c.options, c.limits, c.checks)
         if conv.error is not None:
-            self._dead(report, str(conv.error))
+            self._dead(report, str(conv.error), conv)
             return
         if c.missing == "fail" and any(not x.document.header.patient_id for x in conv.conversions):
             # No Patient can ever be found for it: waiting (as for a Patient not there yet) is futile.
             self._dead(report, "the SR has no Patient ID (0010,0020), so no Patient on the server can be its subject; "
-                               "correct the SR and send it again, or run with --missing logical")
+                               "correct the SR and send it again, or run with --missing logical", conv)
             return
         if report.state == "received":
             self.queue.converted(report.sop_uid)
@@ -162,15 +160,15 @@ class Deliverer:
         elif r.unreachable and not self.client.answers():
             self._pause_delivery(f"the FHIR server cannot be reached: {reason}")
         elif r.conversion.error is not None or (r.status is not None and 400 <= r.status < 500):
-            self._dead(report, reason)  # the server refuses this report: it would refuse it again
+            self._dead(report, reason, conv)  # the server refuses this report: it would refuse it again
         else:
             # 5xx/429 after the client's retries, a Patient not there yet, an answer lost or
             # unreadable (the push may have committed; pushing again is safe).
-            self._later(report, reason, r.retry_after)
+            self._later(report, reason, conv, r.retry_after)
 
-    def _later(self, report: Report, reason: str, retry_after: float | None = None) -> None:
+    def _later(self, report: Report, reason: str, conv: FileResult, retry_after: float | None = None) -> None:
         if report.attempts + 1 >= self.backoff.max_attempts:
-            self._dead(report, f"gave up after {report.attempts + 1} attempts: {reason}")
+            self._dead(report, f"gave up after {report.attempts + 1} attempts: {reason}", conv)
             return
         # The server's Retry-After wins over a shorter backoff (still at most --max-delay).
         delay = max(self.backoff.delay(report.attempts + 1), min(retry_after or 0.0, self.backoff.max_delay))
@@ -178,12 +176,12 @@ class Deliverer:
         self.metrics.retries.inc()
         log.warning("retry", extra={"sop_uid": report.sop_uid, "reason": reason, "delay_s": round(delay, 1)})
 
-    def _dead(self, report: Report, reason: str) -> None:
+    def _dead(self, report: Report, reason: str, conv: FileResult) -> None:
         self.queue.dead(report.sop_uid, reason)
         self.metrics.dead_lettered.inc()
         log.error("dead-lettered", extra={"sop_uid": report.sop_uid, "reason": reason})
         if self.audit is not None:
-            self.audit(report, self._conversion, reason)
+            self.audit(report, conv, reason)
 
     def _pause_delivery(self, reason: str) -> None:
         self._pause = min(max(self._pause * 2, self.backoff.retry_delay / 5, 0.5), self.backoff.max_pause)

@@ -7,6 +7,12 @@ import socket
 from dataclasses import dataclass
 
 
+def split_entry(entry: str) -> tuple[str, str | None]:
+    """An `--allowed-ae` entry as (AE title, host or None): `AE` or `AE@HOST`, split at the last `@`."""
+    title, at, host = entry.rpartition("@")
+    return (title, host) if at else (entry, None)
+
+
 @dataclass(frozen=True, slots=True)
 class Peers:
     """Who may associate: `allowed` holds `AE` or `AE@host` entries (none: any AE from anywhere)."""
@@ -17,13 +23,13 @@ class Peers:
     idle: float = 60.0
 
     def titles(self) -> list[str]:
-        return sorted({entry.rpartition("@")[0] or entry for entry in self.allowed})
+        return sorted({split_entry(entry)[0] for entry in self.allowed})
 
     def hosts(self) -> dict[str, set[str] | None]:
         """AE title -> the addresses it may call from (None: any). Host names are resolved once, at start."""
         out: dict[str, set[str] | None] = {}
         for entry in self.allowed:
-            title, _, host = entry.rpartition("@") if "@" in entry else (entry, "", "")
+            title, host = split_entry(entry)
             if not host:
                 out[title] = None
             elif title not in out or out[title] is not None:
