@@ -318,3 +318,17 @@ def test_validate_outcomes_of_inputs_with_one_stem_do_not_overwrite_each_other(t
     assert r.exit_code == 0, r.output
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert len(names) == 2 and all(n.startswith("x.") and n.endswith(".outcome.json") for n in names)  # output_stems' suffix
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-object-mb", "0"], "--max-object-mb must be at least 1"),
+        (["--max-associations-per-peer", "0"], "--max-associations-per-peer"),
+        (["--idle-timeout", "0"], "--idle-timeout more than 0"),
+    ],
+)
+def test_serve_limits_are_checked_before_anything_starts(tmp_path: Path, args: list[str], message: str) -> None:
+    r = run("serve", "--fhir-url", "http://127.0.0.1:9/fhir", "--state", str(tmp_path / "state"), *args)
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert not (tmp_path / "state").exists()

@@ -95,7 +95,8 @@ def serve(
     allowed_ae: Annotated[list[str], typer.Option("--allowed-ae", metavar="AE[@HOST]", help="A calling AE title that may associate, optionally only from HOST (an address or a name resolved at start); repeatable; none given: any.")] = [],
     max_associations: Annotated[int, typer.Option("--max-associations", metavar="N", help="DICOM associations at once, from all peers.")] = 32,
     max_associations_per_peer: Annotated[int, typer.Option("--max-associations-per-peer", metavar="N", help="DICOM associations at once from one network address; more are rejected (transient, local limit exceeded).")] = 8,
-    idle_timeout: Annotated[float, typer.Option("--idle-timeout", metavar="SECONDS", help="Abort a DICOM association that stores nothing for this long (C-ECHO does not count).")] = 60.0,
+    idle_timeout: Annotated[float, typer.Option("--idle-timeout", metavar="SECONDS", help="Abort a DICOM association that stores nothing for this long (C-ECHO does not count), and close a connection that stalls this long inside a PDU or its TLS handshake.")] = 60.0,
+    max_object_mb: Annotated[int, typer.Option("--max-object-mb", metavar="MB", help="The largest object C-STORE may send (held in memory as it arrives); a larger one ends its association as soon as it is declared.")] = 64,
     http_port: Annotated[int, typer.Option("--http-port", metavar="PORT", help="HTTP port: STOW-RS (POST /studies), /healthz, /readyz, /metrics.")] = 8080,
     stow_token_env: Annotated[Optional[str], typer.Option("--stow-token-env", metavar="VAR", help="Environment variable holding the bearer token STOW-RS senders must give.")] = None,
     stow_token_file: Annotated[Optional[str], typer.Option("--stow-token-file", metavar="FILE", help="File holding the bearer token STOW-RS senders must give.")] = None,
@@ -179,8 +180,8 @@ def serve(
         raise typer.BadParameter("--max-attempts must be at least 1, --retries 0 or more, --retry-delay more than 0 and at most --max-delay, --min-free-mb and --keep-delivered-days 0 or more, --follow-interval more than 0")
     if not 1 <= len(ae_title) <= 16 or any(not 1 <= len(split_entry(a)[0]) <= 16 for a in allowed_ae):
         raise typer.BadParameter("AE titles have 1 to 16 characters")
-    if max_associations < 1 or max_associations_per_peer < 1 or idle_timeout <= 0:
-        raise typer.BadParameter("--max-associations and --max-associations-per-peer must be at least 1, --idle-timeout more than 0")
+    if max_associations < 1 or max_associations_per_peer < 1 or idle_timeout <= 0 or max_object_mb < 1:
+        raise typer.BadParameter("--max-associations, --max-associations-per-peer and --max-object-mb must be at least 1, --idle-timeout more than 0")
     target = None
     if audit_syslog:
         from .gateway.audit import Target
@@ -203,7 +204,8 @@ def serve(
         conversion=Conversion(cs.options, cs.limits, cs.checks, missing.value, multiple.value, seed),
         backoff=Backoff(max_attempts=max_attempts, retry_delay=retry_delay, max_delay=max_delay),
         state=Path(state), bind=bind, dicom_port=dicom_port, ae_title=ae_title, http_port=http_port,
-        peers=Peers(tuple(allowed_ae), per_peer=max_associations_per_peer, maximum=max_associations, idle=idle_timeout),
+        peers=Peers(tuple(allowed_ae), per_peer=max_associations_per_peer, maximum=max_associations, idle=idle_timeout,
+                    max_object=max_object_mb << 20),
         stow_token=_stow_token(stow_token_env, stow_token_file), min_free=min_free_mb << 20,
         stow_limits=BodyLimits(max_bytes=max_stow_mb << 20, idle=stow_timeout, total=20 * stow_timeout),
         tls=Tls(tls_cert, tls_key, tls_ca, tls_verify_client.value) if tls_cert and tls_key else None, protect_operations=protect_operations,

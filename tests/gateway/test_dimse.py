@@ -4,6 +4,7 @@ storescu as senders."""
 from __future__ import annotations
 
 import logging
+import struct
 import shutil
 import subprocess
 import time
@@ -245,6 +246,102 @@ def test_dicom_tls_with_client_certificates(tmp_path: Path) -> None:
         other = FIXTURES / "tid1411_volumetric.dcm"
         assert c_store(port, [other], tls=ssl_context(pki.ca, pki.client_cert, pki.client_key)) == {other: 0}
         assert queue.counts()["received"] == 2
+    finally:
+        scp.stop()
+        queue.close()
+
+
+def closed_within(sock: Any, seconds: float) -> float | None:
+    """Seconds until the peer closes `sock` (reads give b"" or a reset), None if it stays open."""
+    import socket
+
+    start = time.monotonic()
+    sock.settimeout(0.5)
+    while time.monotonic() - start < seconds:
+        try:
+            if not sock.recv(65536):
+                return time.monotonic() - start
+        except socket.timeout:
+            continue
+        except OSError:
+            return time.monotonic() - start
+    return None
+
+
+def test_an_object_larger_than_the_limit_ends_its_association(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`--max-object-mb`: pynetdicom holds a C-STORE's data set in memory as it arrives. The
+    1.2 MB pyradiomics report against a 1 MiB limit ends its association while it is sent
+    (nothing queued, counted as refused, the peer's address logged); a report within the limit
+    is stored on the next association."""
+    big = SHARED / "data" / "tid1500" / "tid1500-fhir__rsna2018-ds3__pyradiomics-1561-features.dcm"
+    assert big.stat().st_size > 1 << 20
+    s = Scp(tmp_path / "state", peers=Peers(max_object=1 << 20))
+    try:
+        with caplog.at_level(logging.WARNING, logger="sr2fhir.gateway"):
+            assert c_store(s.port, [big]) == {big: -1}
+        assert s.queue.counts()["received"] == 0 and s.queue.get(sop_uid(big)) is None
+        assert s.intake.metrics.refused.labels("dimse", "too-large")._value.get() == 1
+        assert any("more than 1 MiB" in r.getMessage() or "more than 1 MiB" in str(getattr(r, "reason", "")) for r in caplog.records)
+        small = FIXTURES / "tid1410_planar_regions.dcm"
+        assert c_store(s.port, [small]) == {small: 0}
+    finally:
+        s.close()
+
+
+def test_a_pdu_header_that_claims_gigabytes_closes_the_connection_at_once(tmp_path: Path) -> None:
+    """pynetdicom would read the 4 GiB the header claims (until the peer stops sending); the
+    gateway closes the connection after the 6-byte header, and other senders are served."""
+    import socket
+
+    s = Scp(tmp_path / "state", peers=Peers(idle=60.0))
+    try:
+        with socket.create_connection(("127.0.0.1", s.port), timeout=10) as raw:
+            raw.sendall(bytes([0x01, 0x00]) + b"\xff\xff\xff\xff" + b"\x00" * 1000)
+            took = closed_within(raw, 20)
+        assert took is not None and took < 10, took
+        assert s.intake.metrics.refused.labels("dimse", "too-large")._value.get() == 1
+        small = FIXTURES / "tid1410_planar_regions.dcm"
+        assert c_store(s.port, [small]) == {small: 0}
+    finally:
+        s.close()
+
+
+def test_a_peer_that_stalls_inside_a_pdu_is_dropped_after_the_idle_timeout(tmp_path: Path) -> None:
+    """A PDU header that promises 1,000 bytes, then 10 of them and silence: without a timeout on
+    the read, pynetdicom's reader would wait for the rest for ever."""
+    import socket
+
+    s = Scp(tmp_path / "state", peers=Peers(idle=2.0))
+    try:
+        with socket.create_connection(("127.0.0.1", s.port), timeout=10) as raw:
+            raw.sendall(bytes([0x01, 0x00]) + struct.pack(">L", 1000) + b"\x00" * 10)
+            took = closed_within(raw, 30)
+        assert took is not None and 1.0 < took < 20, took
+    finally:
+        s.close()
+
+
+def test_a_silent_tls_client_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    """pynetdicom runs the TLS handshake in the one thread that accepts connections, with no
+    timeout: one client that connects and says nothing stopped every other. Now the handshake
+    runs in the connection's own thread: a TLS sender stores while the silent one waits, and the
+    silent one is dropped after the idle timeout."""
+    import socket
+
+    pki = Pki(tmp_path / "pki")
+    queue = Queue(tmp_path / "state")
+    scp = StorageSCP(Intake(queue, Metrics(queue), 0), "SR2FHIR", Peers(idle=3.0), tls=Tls(str(pki.server_cert), str(pki.server_key), None, "none"))
+    port = free_port()
+    scp.start("127.0.0.1", port)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as silent:
+            time.sleep(0.5)  # accepted; its handshake never starts
+            f = FIXTURES / "tid1410_planar_regions.dcm"
+            start = time.monotonic()
+            assert c_store(port, [f], tls=ssl_context(pki.ca)) == {f: 0}
+            assert time.monotonic() - start < 2.5  # before the silent one's timeout could free the acceptor
+            took = closed_within(silent, 30)
+        assert took is not None, "the silent TLS connection was never closed"
     finally:
         scp.stop()
         queue.close()

@@ -6,21 +6,26 @@ Who may associate, and for how long (docs/gateway.md, "Security"): the calling A
 where an `--allowed-ae` entry names one, the peer's address (AE@host); at most `per_peer`
 associations from one address and `maximum` in all (A-ASSOCIATE-RJ, transient, local limit
 exceeded, PS3.8 9.3.4); an association that stores nothing for `idle` seconds (C-ECHO does not
-count) is aborted."""
+count) is aborted; a connection that stalls for `idle` seconds inside a PDU, or in the TLS
+handshake, is closed; a PDU longer than `PDU_CEILING`, or a command or object longer than
+`max_object`, ends the association as soon as its header declares it (gateway/meter.py, D-50)."""
 
 from __future__ import annotations
 
 import logging
+import socketserver
 import threading
 import time
 from typing import Any
 
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
 
 from ..dicom.dictionary import SR_STORAGE, uid_ok
 from ..dicom.identify import Identity
 from .intake import STATUS, Intake
+from .meter import MeteredSocket, MeteredSSLSocket, PduMeter, Watch
 from .peers import Peers
 from .tls import Tls
 
@@ -34,6 +39,42 @@ REJECT_LIMIT = (0x02, 0x03, 0x02)
 """A-ASSOCIATE-RJ: rejected transient, by the service provider (presentation), local limit exceeded."""
 REJECT_CALLING = (0x01, 0x01, 0x03)
 """A-ASSOCIATE-RJ: rejected permanent, by the service user, calling AE title not recognised."""
+
+PDU_CEILING = 1 << 20
+"""The longest PDU read. The gateway offers pynetdicom's maximum PDU length (16,382 bytes,
+PS3.8 D.1) for P-DATA; the slack admits peers that send longer ones, and A-ASSOCIATE-RQs with
+many presentation contexts."""
+
+
+class MeteredServer(ThreadedAssociationServer):
+    """pynetdicom's association server, with every accepted connection's bytes metered
+    (`Watch`), a timeout on each read, and the TLS handshake done in the connection's own
+    thread: pynetdicom's `get_request` runs it in the one thread that accepts connections, with
+    no timeout, so one peer that connects and says nothing would stop every other."""
+
+    def __init__(self, *args: Any, limits: Peers, refused: Any, **kwargs: Any) -> None:
+        self.limits = limits
+        self.refused = refused
+        super().__init__(*args, **kwargs)
+
+    def get_request(self) -> tuple[Any, tuple[str, int]]:
+        client: Any
+        client, address = self.socket.accept()  # type: ignore[union-attr]
+        client.settimeout(self.limits.idle)
+        if self.ssl_context:
+            client = self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
+        else:
+            client = MeteredSocket(client.family, client.type, client.proto, fileno=client.detach())
+            client.settimeout(self.limits.idle)
+        peer = str(address[0])
+        client.watch = Watch(PduMeter(PDU_CEILING, self.limits.max_object), lambda reason: self.refused(peer, reason))
+        return client, address
+
+    def shutdown(self) -> None:
+        """Stop serving and close the listening socket (pynetdicom's own also unlists the server
+        from the AE, which lists only those `start_server` made)."""
+        socketserver.BaseServer.shutdown(self)
+        self.server_close()
 
 
 class StorageSCP:
@@ -64,7 +105,11 @@ class StorageSCP:
             (evt.EVT_REQUESTED, self._requested), (evt.EVT_ESTABLISHED, self._established),
         ]
         context = self.tls.server_context() if self.tls is not None else None
-        self._server = self.ae.start_server((host, port), block=False, evt_handlers=handlers, ssl_context=context)
+        if context is not None:
+            context.sslsocket_class = MeteredSSLSocket
+        self._server = self.ae.make_server((host, port), evt_handlers=handlers, ssl_context=context, server_class=MeteredServer,
+                                           limits=self.peers, refused=self._too_much)
+        threading.Thread(target=self._server.serve_forever, name="dimse-accept", daemon=True).start()
         self._stop.clear()
         self._reaper = threading.Thread(target=self._reap, name="dimse-idle", daemon=True)
         self._reaper.start()
@@ -116,6 +161,10 @@ class StorageSCP:
                 alive = {id(a) for a in self.ae.active_associations}
                 for key in [k for k in self._last_store if k not in alive]:
                     del self._last_store[key]
+
+    def _too_much(self, peer: str, reason: str) -> None:
+        self.intake.metrics.refused.labels("dimse", "too-large").inc()
+        log.warning("connection closed", extra={"source": "dimse", "peer": peer, "reason": f"the peer sent {reason}"})
 
     def _rejected(self, event: Any) -> None:
         self.intake.metrics.refused.labels("dimse", "association-rejected").inc()

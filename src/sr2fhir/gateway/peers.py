@@ -1,5 +1,6 @@
 """Who may send to the gateway by DICOM, and how much of it one sender may take (`--allowed-ae`,
-`--max-associations`, `--max-associations-per-peer`, `--idle-timeout`); enforced by gateway/dimse.py."""
+`--max-associations`, `--max-associations-per-peer`, `--idle-timeout`, `--max-object-mb`); enforced by
+gateway/dimse.py and gateway/meter.py."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class Peers:
     per_peer: int = 8
     maximum: int = 32
     idle: float = 60.0
+    max_object: int = 64 << 20
 
     def titles(self) -> list[str]:
         return sorted({split_entry(entry)[0] for entry in self.allowed})
