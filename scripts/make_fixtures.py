@@ -214,11 +214,15 @@ def corrected_planar_regions() -> tuple[Dataset, dict[str, Any]]:
     return sr, {**expected, "predecessor": str(original.SOPInstanceUID), "withdrawn_tracking_uids": withdrawn}
 
 
+POLYGON_3D = [[1.0, 2.0, 3.0], [4.0, 5.0, 3.0], [4.0, 2.0, 3.0], [1.0, 2.0, 3.0]]
+SURFACE_POINT = [[10.0, 20.0, 30.0]]
+
+
 def region_3d_and_segmentation_frame() -> tuple[Dataset, dict[str, Any]]:
     """TID 1410 with SCOORD3D, and TID 1410 with a Referenced Segmentation Frame."""
     g1 = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=f"{ROOT}.4.1", identifier="Region 3D"),
-        referenced_region=hd.sr.ImageRegion3D("POLYGON", np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 3.0], [4.0, 2.0, 3.0], [1.0, 2.0, 3.0]]), FRAME_OF_REFERENCE),
+        referenced_region=hd.sr.ImageRegion3D("POLYGON", np.array(POLYGON_3D), FRAME_OF_REFERENCE),
         measurements=[diameter(7.5)],
     )
     g2 = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
@@ -228,7 +232,7 @@ def region_3d_and_segmentation_frame() -> tuple[Dataset, dict[str, Any]]:
     )
     sr = report([g1, g2], "2")
     return sr, {
-        "region_3d": {"frame_of_reference": FRAME_OF_REFERENCE},
+        "region_3d": {"frame_of_reference": FRAME_OF_REFERENCE, "graphic_type": "POLYGON", "graphic_data": [c for p in POLYGON_3D for c in p]},
         "segmentation_frame": {"seg": SEG, "segment": "3", "source_image": CT_IMAGES[1]},
     }
 
@@ -249,7 +253,7 @@ def volumetric() -> tuple[Dataset, dict[str, Any]]:
     )
     g3 = hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=f"{ROOT}.5.3", identifier="Surface"),
-        referenced_volume_surface=hd.sr.VolumeSurface("POINT", np.array([[10.0, 20.0, 30.0]]), FRAME_OF_REFERENCE, source_images=[src_seg(2)]),
+        referenced_volume_surface=hd.sr.VolumeSurface("POINT", np.array(SURFACE_POINT), FRAME_OF_REFERENCE, source_images=[src_seg(2)]),
         measurements=[volume(5.0)],
     )
     sr = report([g1, g2, g3], "3")
@@ -257,7 +261,8 @@ def volumetric() -> tuple[Dataset, dict[str, Any]]:
     return sr, {
         "segment": {"seg": SEG, "segment": "1", "source_images": CT_IMAGES[:2], "site": "10200004"},
         "segment_series_only": {"seg": SEG, "segment": "2", "source_series": CT_SERIES, "evidence_images": CT_IMAGES},
-        "volume_surface": {"frame_of_reference": FRAME_OF_REFERENCE, "source_image": CT_IMAGES[2]},
+        "volume_surface": {"frame_of_reference": FRAME_OF_REFERENCE, "source_image": CT_IMAGES[2], "graphic_type": "POINT",
+                           "graphic_data": [c for p in SURFACE_POINT for c in p]},
         "rwvm": RWVM,
     }
 

@@ -60,6 +60,11 @@ cp "$IG"/resources/CodeSystem-*.json "$XV/"
 cat > "$XV/package.json" <<'JSON'
 {"name": "sr2fhir.xver-r5.r4-standins", "version": "0.1.0", "type": "IG", "fhirVersions": ["4.0.1"], "dependencies": {"hl7.fhir.r4.core": "4.0.1"}}
 JSON
+# sr2fhir's own extensions (D-51), as scripts/make_extensions_package.py generated them.
+for v in r5 r4; do
+  OWN="$PKG/sr2fhir.extensions.$v#0.1.0/package"
+  rm -rf "$OWN" && mkdir -p "$OWN" && cp "$ROOT/src/sr2fhir/fhir/package/$v"/*.json "$OWN/"
+done
 ARGS=()
 [ "$VERSION" = R4 ] && ARGS=(-version 4.0.1)
 java -Xmx4g -Duser.home="$CACHE" -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \

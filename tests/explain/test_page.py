@@ -104,6 +104,15 @@ def test_regions_are_drawn_as_the_fixture_drew_them(tmp_path: Path, manifest: di
             assert f'rx="{math.dist(a1, a2) / 2:.3f}" ry="{math.dist(b1, b2) / 2:.3f}"' in svgs
 
 
+def test_a_3d_region_is_shown_with_its_points(tmp_path: Path, manifest: dict[str, Any]) -> None:
+    d = data(page(FIXTURES / "tid1410_region3d_segframe.dcm", tmp_path / "p.html"))
+    built = manifest["fixtures"]["tid1410_region3d_segframe"]["region_3d"]
+    xyz = built["graphic_data"]
+    points = ", ".join(f"({xyz[i]}, {xyz[i + 1]}, {xyz[i + 2]})" for i in range(0, len(xyz), 3))
+    rows = [row for c in d["cards"] for row in c["rows"] if row[0] == "3D region"]
+    assert rows == [["3D region", f"{built['graphic_type'].lower()}, {len(xyz) // 3} point(s) in mm: {points}"]]
+
+
 def test_graph_and_validation(tmp_path: Path) -> None:
     html = page(IG_EXAMPLE, tmp_path / "p.html", "--validate")
     d = data(html)

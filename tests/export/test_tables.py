@@ -97,6 +97,16 @@ def test_table_rows_say_what_the_bundle_says(path: Path) -> None:
     assert {row["fhir_id"] for row in tables["devices"]} == {d["id"] for d in resources if d["resourceType"] == "Device"}
 
 
+@pytest.mark.parametrize(("fixture", "key"), [("tid1410_region3d_segframe", "region_3d"), ("tid1411_volumetric", "volume_surface")])
+def test_3d_regions_have_their_built_coordinates(manifest: dict[str, Any], fixture: str, key: str) -> None:
+    """SCOORD3D regions (D-51): one row with 3 dimensions, the graphic type and data make_fixtures.py wrote, in their frame."""
+    [c] = convert_path(str(FIXTURES / f"{fixture}.dcm")).conversions
+    built = manifest["fixtures"][fixture][key]
+    rows3 = [r for r in rows(c.document, c.resources.resources())["regions"] if r["dimensions"] == 3]
+    assert [(r["frame_of_reference_uid"], r["region_type"], r["coordinates"], r["referenced_sop_instance_uid"]) for r in rows3] == [
+        (built["frame_of_reference"], built["graphic_type"].lower(), built["graphic_data"], None)]
+
+
 def test_planar_fixture_has_its_built_coordinates(manifest: dict[str, Any]) -> None:
     """tid1410_planar_regions: the regions make_fixtures.py drew, in the regions table."""
     r = convert_path(str(FIXTURES / "tid1410_planar_regions.dcm"))

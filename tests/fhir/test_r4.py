@@ -17,7 +17,7 @@ import pytest
 from sr2fhir import Options
 from sr2fhir.batch import convert_path
 from sr2fhir.diagnostics import Diagnostics, Severity
-from sr2fhir.fhir import r4
+from sr2fhir.fhir import extensions, r4
 from sr2fhir.fhir.bundle import ResourceSet
 from sr2fhir.fhir.ids import full_url
 from sr2fhir.validation.validator import validate_resources
@@ -67,6 +67,9 @@ def selection_back(basic: dict[str, Any]) -> dict[str, Any]:
         back["bodySite"] = {"reference": ext(basic, "ImagingSelection.bodySite")[0]}
     if ext(basic, "ImagingSelection.instance"):
         back["instance"] = [instance(e) for e in ext(basic, "ImagingSelection.instance")]
+    own = [e for e in basic.get("extension", []) if e["url"] == extensions.IMAGE_REGION_3D.url]
+    if own:
+        back["extension"] = own
     return back
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from sr2fhir.dicom.content import Code, SopReference, SpatialCoordinates
+from sr2fhir.fhir.ids import full_url
+from sr2fhir.validation import validate_resources
 from tests.helpers import SHARED, Converted, codings, convert_doc, document, group, highdicom_report, item, validate_r5
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -46,10 +48,76 @@ def test_image_region_2d_per_graphic_type(fixture_conversions: dict[str, Convert
 
 def test_image_region_3d(fixture_conversions: dict[str, Converted], manifest: dict[str, Any]) -> None:
     c = fixture_conversions["tid1410_region3d_segframe"]
+    exp = manifest["fixtures"]["tid1410_region3d_segframe"]["region_3d"]
     sel = c.one("image-region-3d")
-    assert sel["frameOfReferenceUid"] == manifest["fixtures"]["tid1410_region3d_segframe"]["region_3d"]["frame_of_reference"]
-    assert "instance" not in sel  # IG 1.0.0 has no place for the 3D coordinates (I-15) ...
-    assert "scoord3d-coordinates" in c.rules()  # ... which is reported, not silent
+    assert sel["frameOfReferenceUid"] == exp["frame_of_reference"]
+    assert "instance" not in sel  # a 3D region names no image
+    assert regions_3d(sel) == [(exp["graphic_type"].lower(), exp["graphic_data"])]  # sr2fhir's extension (D-51)
+    assert "scoord3d-coordinates" not in c.rules()
+
+
+def regions_3d(sel: dict[str, Any]) -> list[tuple[str, list[float]]]:
+    """(regionType, coordinates) of each image-region-3d extension (fhir/extensions.py)."""
+    out = []
+    for e in sel.get("extension", []):
+        assert e["url"] == "http://sr2fhir.org/fhir/StructureDefinition/image-region-3d"
+        parts = e["extension"]
+        assert parts[0]["url"] == "regionType" and all(p["url"] == "coordinate" for p in parts[1:])
+        out.append((parts[0]["valueCode"], [float(p["valueDecimal"]) for p in parts[1:]]))
+    return out
+
+
+def test_volume_surface_keeps_its_point(fixture_conversions: dict[str, Converted], manifest: dict[str, Any]) -> None:
+    exp = manifest["fixtures"]["tid1411_volumetric"]["volume_surface"]
+    sel = fixture_conversions["tid1411_volumetric"].one("volume-surface")
+    assert sel["frameOfReferenceUid"] == exp["frame_of_reference"]
+    assert regions_3d(sel) == [(exp["graphic_type"].lower(), exp["graphic_data"])]
+
+
+def region_3d(gtype: str, data: list[float], frame: str | None = "1.2.3.9") -> Any:
+    return item("CONTAINS", "SCOORD3D", REGION, SpatialCoordinates(gtype, data, frame))
+
+
+@pytest.mark.parametrize(("gtype", "data", "region_type"), [
+    ("POINT", [1.0, 2.0, 3.0], "point"),
+    ("MULTIPOINT", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "multipoint"),
+    ("POLYLINE", [0.0, 0.0, 0.0, 1.5, -2.25, 1e-3], "polyline"),
+    ("ELLIPSE", [float(i) for i in range(12)], "ellipse"),
+    ("ELLIPSOID", [float(i) for i in range(18)], "ellipsoid"),
+])
+def test_each_3d_graphic_type_keeps_its_coordinates(gtype: str, data: list[float], region_type: str) -> None:
+    """PS3.3 C.18.9.1.2's six 3D graphic types, coordinates copied unchanged; the output validates."""
+    c = convert_doc(document(group(region_3d(gtype, data))))
+    sel = c.one("image-region-3d")
+    assert regions_3d(sel) == [(region_type, data)]
+    assert "bad-graphic-data" not in c.rules()
+    report = validate_resources(c.resources, {full_url(r["id"]): r for r in c.resources}, ig=str(SHARED / "ig-package"))
+    assert report.ok and not [f for f in report.findings if f.layer in ("extension", "structure")], [f.text() for f in report.findings]
+
+
+@pytest.mark.parametrize(("gtype", "data"), [("POINT", [1.0, 2.0]), ("ELLIPSE", [0.0] * 9), ("POLYGON", [0.0] * 10), ("CIRCLE", [0.0] * 6), ("POINT", [1.0, float("nan"), 2.0])])
+def test_a_3d_region_that_is_not_one_keeps_only_its_frame(gtype: str, data: list[float]) -> None:
+    c = convert_doc(document(group(region_3d(gtype, data))))
+    sel = c.one("image-region-3d")
+    assert sel["frameOfReferenceUid"] == "1.2.3.9" and "extension" not in sel
+    assert "bad-graphic-data" in c.rules()
+
+
+def test_3d_regions_in_another_frame_are_not_carried_in_the_first() -> None:
+    """Coordinates mean something only in their frame of reference: a second region in another
+    frame is left out (and said), never written under the first one's frameOfReferenceUid."""
+    c = convert_doc(document(group(region_3d("POINT", [1.0, 2.0, 3.0], "1.2.3.9"), region_3d("POINT", [4.0, 5.0, 6.0], "1.2.3.10"),
+                                   region_3d("POINT", [7.0, 8.0, 9.0], "1.2.3.9"))))
+    sel = c.one("image-region-3d")
+    assert sel["frameOfReferenceUid"] == "1.2.3.9"
+    assert regions_3d(sel) == [("point", [1.0, 2.0, 3.0]), ("point", [7.0, 8.0, 9.0])]
+    assert c.rules().count("scoord3d-frames-differ") == 1
+
+
+def test_a_3d_region_without_a_frame_is_not_mapped() -> None:
+    c = convert_doc(document(group(region_3d("POINT", [1.0, 2.0, 3.0], None), item("CONTAINS", "NUM", Code("G-D7FE", "SRT", "Diameter")))))
+    assert "scoord3d-without-frame" in c.rules()
+    assert not c.profile("image-region-3d")
 
 
 def test_referenced_segmentation_frame(fixture_conversions: dict[str, Converted], manifest: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from ..dicom.content import SRDocument
+from ..fhir import extensions
 from ..fhir.ids import full_url
 
 CODE = pa.struct([("code", pa.string()), ("system", pa.string()), ("display", pa.string())])
@@ -80,8 +81,9 @@ COLUMNS: dict[str, list[tuple[str, pa.DataType, str]]] = {
         ("referenced_sop_instance_uid", pa.string(), "instance.uid"),
         ("referenced_sop_class_uid", pa.string(), "instance.sopClass"),
         ("subset", STRINGS, "instance.subset: frame or segment numbers"),
-        ("region_type", pa.string(), "imageRegion2D.regionType (point, polyline, circle, ellipse, ...)"),
-        ("coordinates", pa.list_(pa.float64()), "imageRegion2D.coordinate: column/row pairs in image pixels, as the SR has them"),
+        ("dimensions", pa.int8(), "2 (imageRegion2D of an instance) or 3 (sr2fhir's image-region-3d extension, D-51); empty without a region"),
+        ("region_type", pa.string(), "the regionType (2D: point, polyline, circle, ellipse; 3D: point, multipoint, polyline, polygon, ellipse, ellipsoid)"),
+        ("coordinates", pa.list_(pa.float64()), "2D: column/row pairs in image pixels; 3D: x/y/z triplets in mm in frame_of_reference_uid; as the SR has them"),
     ],
     "devices": [
         *_KEYS,
@@ -273,14 +275,20 @@ def rows(doc: SRDocument, resources: list[dict[str, Any]], sources: dict[str, li
 def _regions(keys: dict[str, Any], s: dict[str, Any], users: list[str]) -> Iterator[dict[str, Any]]:
     base = {**keys, "fhir_id": s["id"], "profile": _profile(s), "purpose": code(s.get("code")), "observation_fhir_ids": users,
             "series_uid": s.get("seriesUid"), "frame_of_reference_uid": s.get("frameOfReferenceUid")}
-    for inst in s.get("instance", []) or [{}]:
+    regions_3d = [e for e in s.get("extension", []) if e.get("url") == extensions.IMAGE_REGION_3D.url]
+    for inst in s.get("instance", []) or ([] if regions_3d else [{}]):
         per = {**base, "referenced_sop_instance_uid": inst.get("uid"), "referenced_sop_class_uid": _sop_class(inst.get("sopClass")),
                "subset": inst.get("subset", [])}
         regions = inst.get("imageRegion2D", [])
         if not regions:
-            yield {**per, "region_type": None, "coordinates": []}
+            yield {**per, "dimensions": None, "region_type": None, "coordinates": []}
         for reg in regions:
-            yield {**per, "region_type": reg.get("regionType"), "coordinates": [float(c) for c in reg.get("coordinate", [])]}
+            yield {**per, "dimensions": 2, "region_type": reg.get("regionType"), "coordinates": [float(c) for c in reg.get("coordinate", [])]}
+    for reg3 in regions_3d:
+        parts = reg3.get("extension", [])
+        yield {**base, "referenced_sop_instance_uid": None, "referenced_sop_class_uid": None, "subset": [], "dimensions": 3,
+               "region_type": next((x.get("valueCode") for x in parts if x.get("url") == "regionType"), None),
+               "coordinates": [float(x["valueDecimal"]) for x in parts if x.get("url") == "coordinate"]}
 
 
 def _sop_class(c: Any) -> str | None:

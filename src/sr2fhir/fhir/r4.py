@@ -100,6 +100,7 @@ ROWS: tuple[Row, ...] = (
     _R("ImagingSelection.instance.imageRegion3D", "complex", "imageRegion3D"),
     *(_R(f"ImagingSelection.instance.{r}.{e}", "extension", e, t) for r in ("imageRegion2D", "imageRegion3D")
       for e, t in (("regionType", "Code"), ("coordinate", "Decimal"))),
+    _R("ImagingSelection.extension", "special", "kept on the Basic: sr2fhir's own extensions (D-51) have an R4 definition whose context is Basic"),
 )
 RULES: dict[str, Row] = {r.r5: r for r in ROWS}
 
@@ -120,6 +121,7 @@ class _Down:
             "Observation.derivedFrom": self._derived_from,
             "BodyStructure.includedStructure": self._included_structure,
             "Device.displayName": self._display_name,
+            "ImagingSelection.extension": self._own_extensions,
         }
 
     def resource(self, r5: dict[str, Any]) -> dict[str, Any]:
@@ -152,6 +154,10 @@ class _Down:
             # "lost": documented in docs/r4.md; nothing to write
         for row, value in specials:
             self.special[row.r5](out, value)
+
+    @staticmethod
+    def _own_extensions(out: dict[str, Any], value: list[dict[str, Any]]) -> None:
+        out.setdefault("extension", []).extend(value)
 
     def _unmapped(self, path: str, rid: str) -> None:
         self.diags.error(

@@ -18,6 +18,7 @@ from ..codes import sop_class_coding
 from ..ig_facts import PATTERNS
 from ..dicom.header import EvidenceRef
 from ..dicom.content import ContentItem, SopReference, SpatialCoordinates
+from ..fhir import extensions
 from . import identity
 from .body_structures import Site
 from .context import ReportContext, profile_url
@@ -146,6 +147,17 @@ GRAPHIC_TYPE_2D: dict[str, tuple[str, int, int]] = {
     "ELLIPSE": ("ellipse", 8, 8),
 }
 
+# DICOM 3D Graphic Type (0070,0023) of SCOORD3D (PS3.3 C.18.9.1.2) -> the regionType of sr2fhir's
+# image-region-3d extension (R6 imageRegion3D, D-51): (regionType, minimum values, required multiple).
+GRAPHIC_TYPE_3D: dict[str, tuple[str, int, int]] = {
+    "POINT": ("point", 3, 3),
+    "MULTIPOINT": ("multipoint", 3, 3),
+    "POLYLINE": ("polyline", 6, 3),
+    "POLYGON": ("polygon", 9, 3),
+    "ELLIPSE": ("ellipse", 12, 12),
+    "ELLIPSOID": ("ellipsoid", 18, 18),
+}
+
 
 @dataclass(slots=True)
 class _Pending:
@@ -153,6 +165,7 @@ class _Pending:
     items: list[ContentItem] = field(default_factory=list)
     instances: list[dict[str, Any]] = field(default_factory=list)
     frame_of_reference_uid: str | None = None
+    regions_3d: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _instance(ctx: ReportContext, ref: SopReference, item: ContentItem, subset: list[str] | None = None) -> dict[str, Any] | None:
@@ -200,6 +213,19 @@ def _scoord_2d(ctx: ReportContext, item: ContentItem) -> list[dict[str, Any]]:
         inst["imageRegion2D"] = [{"regionType": region_type, "coordinate": sc.graphic_data[i : i + step]}]
         out.append(inst)
     return out
+
+
+def _scoord_3d(ctx: ReportContext, item: ContentItem, sc: SpatialCoordinates) -> list[dict[str, Any]]:
+    """The region as sr2fhir's image-region-3d extension (D-51); its coordinates copied unchanged."""
+    rule = GRAPHIC_TYPE_3D.get(sc.graphic_type.upper())
+    n = len(sc.graphic_data)
+    if not all(math.isfinite(x) for x in sc.graphic_data):
+        ctx.diags.warn("bad-graphic-data", "Graphic Data holds NaN or infinity, which no image region (and no JSON number) can hold", path=item.path, concept=item.concept, action="coordinates not mapped (frameOfReferenceUid kept)")
+        return []
+    if rule is None or n < rule[1] or n % rule[2] or (rule[0] in ("point", "ellipse", "ellipsoid") and n != rule[1]):
+        ctx.diags.warn("bad-graphic-data", f"3D Graphic Type {sc.graphic_type!r} with {n} Graphic Data values is not a region PS3.3 C.18.9.1.2 defines", path=item.path, concept=item.concept, action="coordinates not mapped (frameOfReferenceUid kept)")
+        return []
+    return [extensions.image_region_3d(rule[0], list(sc.graphic_data))]
 
 
 def _referenced_image(ctx: ReportContext, item: ContentItem, kind: SelectionKind) -> list[dict[str, Any]]:
@@ -280,14 +306,11 @@ def collect(ctx: ReportContext, owner: ContentItem, site: Site | None, *, any_co
             if not sc.frame_of_reference_uid:
                 ctx.diags.warn("scoord3d-without-frame", "SCOORD3D without Referenced Frame of Reference UID (3006,0024)", path=ch.path, concept=ch.concept, action="region not mapped")
             elif p.frame_of_reference_uid and p.frame_of_reference_uid != sc.frame_of_reference_uid:
-                ctx.diags.warn("scoord3d-frames-differ", "3D regions of one group in different frames of reference", path=ch.path, concept=ch.concept, action="first frame of reference kept")
+                ctx.diags.warn("scoord3d-frames-differ", "3D regions of one group in different frames of reference", path=ch.path, concept=ch.concept,
+                               action="region not mapped: its coordinates belong to another frame of reference than the selection's")
             else:
                 p.frame_of_reference_uid = sc.frame_of_reference_uid
-            ctx.diags.info(
-                "scoord3d-coordinates",
-                f"{sc.graphic_type} coordinates ({len(sc.graphic_data)} values) have no element in IG 1.0.0 (imageRegion3D rules are commented out, FHIR-41429)",
-                path=ch.path, concept=ch.concept, action="only frameOfReferenceUid kept",
-            )
+                p.regions_3d.extend(_scoord_3d(ctx, ch, sc))
         else:
             p.instances.extend(_referenced_image(ctx, ch, kind))
 
@@ -299,6 +322,8 @@ def collect(ctx: ReportContext, owner: ContentItem, site: Site | None, *, any_co
         if not p.instances and not p.frame_of_reference_uid:
             continue
         res = _selection(ctx, p.kind, ctx.id("imaging-selection", owner.path, p.kind.profile or p.kind.slice, source=owner.path), site)
+        if p.regions_3d:
+            res["extension"] = p.regions_3d
         if p.frame_of_reference_uid:
             res["frameOfReferenceUid"] = p.frame_of_reference_uid
         if p.instances:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from ..fhir import r4
+from ..fhir import extensions, r4
 
 _PARTICIPANTS = frozenset({"Practitioner", "PractitionerRole", "Organization", "CareTeam", "Patient", "RelatedPerson"})
 _SUBJECTS = frozenset({"Patient", "Group", "Device", "Location"})
@@ -59,6 +59,7 @@ def _extension_table() -> dict[str, tuple[bool, str]]:
             out[row.r4] = (row.how == "modifierExtension", "value*" if kind == "CodeableReference" else "value" + kind)
         elif row.how == "complex" and row.r4.startswith("http"):
             out[row.r4] = (False, "extension")
+    out.update({e.url: (False, "extension") for e in extensions.EXTENSIONS})  # checked by validation/extensions.py
     return out
 
 

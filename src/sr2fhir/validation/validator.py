@@ -14,6 +14,7 @@ from ..fhir.bundle import FHIR_DECIMAL
 from ..fhir.references import PRE_EXISTING, dicts
 from .package import Profile, load_profiles
 from .profiles import ProfileValidator
+from . import extensions as own_extensions
 from . import r4 as r4_checks
 
 """Resources the IG assumes on the server: referenced by identifier, never in the Bundle."""
@@ -139,6 +140,8 @@ def validate_resources(
                                            f"the number {spelt[:40]} is not in FHIR's decimal grammar (at most 18 integer and 17 fraction digits, an exponent allowed)"))
         for f in _structure(r, fhir_version):
             report.findings.append(Finding("error", "structure", fhir_version.lower(), name, f[0], f[1]))
+        for where, message in own_extensions.check(r, fhir_version):
+            report.findings.append(Finding("error", "extension", "sr2fhir-extension", name, where, message))
         if pv is None:
             for rule, where, message in r4_checks.check(r, resolve):
                 report.findings.append(Finding("error", "r4", rule, name, where, message))

@@ -34,8 +34,10 @@ public class OfficialValidator {
         .fromSource(r4 ? "hl7.fhir.r4.core#4.0.1" : "hl7.fhir.r5.core#5.0.0");
     if (!r4) {
       engine.loadPackage("hl7.fhir.uv.dicom-sr", "1.0.0");
+      engine.loadPackage("sr2fhir.extensions.r5", "0.1.0");
     } else {
       engine.loadPackage("sr2fhir.xver-r5.r4-standins", "0.1.0");
+      engine.loadPackage("sr2fhir.extensions.r4", "0.1.0");
     }
     engine.prepare();
     for (String file : files) {
