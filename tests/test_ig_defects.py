@@ -47,6 +47,13 @@ def test_the_list_names_what_each_tool_reports() -> None:
     assert ig_defects.for_message("Unknown code '130401' in the CodeSystem 'http://dicom.nema.org/resources/ontology/DCM' version '01'") == "R4-1"
     assert ig_defects.for_message("Unknown code 'http://dicom.nema.org/resources/ontology/DCM#130401'") == "R4-1"
     assert ig_defects.for_message("Unknown code '130401' in the CodeSystem 'http://snomed.info/sct'") is None
+    assert ig_defects.for_message("Wrong Display Name 'Standardized Added Metabolic Activity' for http://dicom.nema.org/resources/ontology/DCM#126037. "
+                                  "Valid display is 'Standardized Added Metabolic Activity (SAM)' (for the language(s) 'en')") == "R4-1"
+    # Issue 25, item 8: only those four codes. A genuinely wrong display, or another unknown DCM code, is not excused.
+    assert ig_defects.for_message("Wrong Display Name 'Standardized Uptake Value body weight' for http://dicom.nema.org/resources/ontology/DCM#126401. Valid display is 'SUVbw'") is None
+    assert ig_defects.for_message("Wrong Display Name 'Mean' for http://dicom.nema.org/resources/ontology/DCM#126037. Valid display is 'Standardized Added Metabolic Activity (SAM)'") is None
+    assert ig_defects.for_message("Unknown code '999999' in the CodeSystem 'http://dicom.nema.org/resources/ontology/DCM' version '01'") is None
+    assert ig_defects.for_message("Unknown code 'http://dicom.nema.org/resources/ontology/DCM#999999'") is None
     # The CI script and the HAPI launcher read this very file.
     assert "known_ig_defects.json" in (ROOT / "scripts" / "official-validator.sh").read_text()
     assert "src/sr2fhir/known_ig_defects.json" in (ROOT / "scripts" / "hapi-server.sh").read_text()
