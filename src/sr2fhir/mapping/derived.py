@@ -16,7 +16,7 @@ from ..dicom import concepts
 from ..codes import FIXED
 from ..dicom.content import ContentItem
 from ..fhir.ids import full_url
-from . import modifiers
+from . import modifiers, vital_signs
 from .context import ReportContext, Scope
 from .groups import measurement_group
 from .imaging_observation import observation, require_concept, set_derived_from, unmapped
@@ -69,6 +69,7 @@ def derived_measurement(ctx: ReportContext, scope: Scope, item: ContentItem) -> 
                 ctx.diags.warn("unresolved-reference", f"by-reference item points at content item {target}, which produced no measurement group", path=ch.path, action="reference not mapped")
     set_derived_from(ctx, obs, item, list(groups))
     modifiers.apply(obs, modifiers.components(ctx, item, _consumed))
+    vital_signs.apply(ctx, obs, item)
     if not valued or not groups:
         obs.pop("meta", None)
         if valued:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..dicom import concepts
 from ..dicom.content import Code, ContentItem, MeasuredValue
-from . import devices, imaging_selections, modifiers
+from . import devices, imaging_selections, modifiers, vital_signs
 from .body_structures import Tracking, finding_site, track_on_observation
 from .context import ReportContext, Scope
 from .imaging_observation import GroupInheritance, absent_reason, observation, quantity, require_concept, set_derived_from
@@ -87,4 +87,5 @@ def imaging_measurement(ctx: ReportContext, scope: Scope, item: ContentItem, gro
     own = imaging_selections.collect(ctx, item, site, any_concept=True)
     set_derived_from(ctx, obs, item, group.selections.overridden_by(own).derived_from())
     modifiers.apply(obs, modifiers.components(ctx, item, lambda ch: consumed(ch) or concepts.key(ch.concept) in site_rows))
+    vital_signs.apply(ctx, obs, item)
     return ref
