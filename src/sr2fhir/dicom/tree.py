@@ -107,9 +107,13 @@ def _scoord(ds: DataSet) -> SpatialCoordinates:
 
 
 def _scoord3d(ds: DataSet) -> SpatialCoordinates:
+    """Graphic Data (0070,0022) is FL in PS3.6, and FL values are written as the shortest decimal
+    of the same float32, as for SCOORD (D-2, D-51); a writer's FD keeps its double."""
+    element = ds.get(GRAPHIC_DATA)
+    data = [float(x) for x in numbers(ds, GRAPHIC_DATA, "d")]
     return SpatialCoordinates(
         graphic_type=text(ds, GRAPHIC_TYPE) or "",
-        graphic_data=[float(x) for x in numbers(ds, GRAPHIC_DATA, "d")],  # FD for SCOORD3D
+        graphic_data=[shortest_f32(x) for x in data] if element is not None and element[0] == "FL" else data,
         frame_of_reference_uid=text(ds, REFERENCED_FRAME_OF_REFERENCE_UID),
     )
 
