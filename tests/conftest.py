@@ -5,6 +5,11 @@ integration tests, started by scripts/hapi-server.sh on a free loopback port wit
 database, once per test run, and stopped afterwards. SR2FHIR_TEST_FHIR_URL points the tests at a
 server that is already running instead: it must validate requests against the IG, like ours.
 `fhir_r4_url`: the same in R4 mode (SR2FHIR_TEST_FHIR_R4_URL), for `--fhir-version R4`.
+
+Test tiers (tests/services.py): a test marked with a service (`hapi`, `orthanc`, `chromium`,
+`spark`, `java`, `dcmtk`, `openssl`, `rsyslog`, `unshare`, `npm`), or using a fixture that starts
+one, is skipped with its reason when the service is missing, and fails instead when
+SR2FHIR_REQUIRE_SERVICES is set (CI).
 """
 
 from __future__ import annotations
@@ -18,7 +23,28 @@ from typing import Any, Iterator
 import pytest
 
 from sr2fhir.delivery.client import FhirClient, RetryPolicy
+from tests import services
+
+pytest_plugins = ["pytester"]
 from tests.helpers import FIXTURES, IG_EXAMPLE, IG_RESOURCES, ROOT, SHARED, Converted, convert_one, free_port
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker, (need, _) in services.SERVICES.items():
+        config.addinivalue_line("markers", f"{marker}: needs {need}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for it in items:
+        for fixture, marker in services.FIXTURES.items():
+            if fixture in getattr(it, "fixturenames", ()):
+                it.add_marker(marker)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    verdict = services.decide([m.name for m in item.iter_markers()], bool(os.environ.get(services.REQUIRE)))
+    if verdict is not None:
+        (pytest.fail if verdict[0] == "fail" else pytest.skip)(verdict[1])
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -6,6 +6,8 @@ mount namespace (`unshare`), so the test needs no privileges beyond what unshare
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import shutil
@@ -69,6 +71,7 @@ def test_sigterm_keeps_every_input_not_delivered(tmp_path: Path) -> None:
     assert sorted(q.name for q in (tmp_path / "spool").iterdir()) == sorted(q.name for q in INPUTS)
 
 
+@pytest.mark.unshare
 def test_a_full_spool_is_said_loudly_and_leaves_no_partial_copy(tmp_path: Path) -> None:
     """Issue 10.6: a full disk under --spool gave a traceback, a 0-byte spool file, inputs neither pushed nor kept."""
     big = SHARED / "data" / "tid1500" / "tid1500-fhir__rsna2018-ds3__pyradiomics-1561-features.dcm"  # 1.2 MB: cannot fit

@@ -288,6 +288,7 @@ def test_a_correction_whose_answer_is_lost_is_retried_idempotently(fhir_url: str
     assert all(n == 1 for n in identity_counts(fhir, corrected).values())
 
 
+@pytest.mark.java
 def test_readme_delivery_examples(fhir_url: str, tmp_path: Path) -> None:
     """The README's push examples, as written, against this server (issue 11: every README example runs).
 

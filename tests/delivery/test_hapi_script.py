@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import subprocess
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 from tests.helpers import ROOT
 
 
+@pytest.mark.java
 def test_the_hapi_script_never_reuses_a_server_of_another_port_or_version(tmp_path: Path) -> None:
     """Issue 27, item 1: `start 18089`, then `start 18090 --fhir-version R4`, printed "already
     running at ...:18089" and exit 0. Now each port has its own state folder by default, and a

@@ -136,6 +136,7 @@ def dom(html_file: Path, fragment: str) -> str:
     return r.stdout
 
 
+@pytest.mark.chromium
 def test_in_a_browser_selection_links_both_ways(tmp_path: Path) -> None:
     out = tmp_path / "p.html"
     d = data(page(FIXTURES / "tid1410_planar_regions.dcm", out))

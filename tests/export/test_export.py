@@ -130,6 +130,7 @@ def test_a_rerun_gives_the_same_output(local: Path, inputs: list[Path], tmp_path
     assert_same_export(local, again)
 
 
+@pytest.mark.spark
 def test_spark_writes_what_local_writes(local: Path, inputs: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "spark"
     result = export(inputs, out, "--engine", "spark", "-j", "2", "-q")
@@ -146,6 +147,7 @@ def test_r4_ndjson_and_formats(tmp_path: Path) -> None:
     assert export([FIXTURES / "tid1410_planar_regions.dcm"], out, "--format", "csv").exit_code == 2
 
 
+@pytest.mark.spark
 def test_the_same_command_runs_under_spark_submit(tmp_path: Path) -> None:
     """spark-submit gives the master (local[2] here, a cluster's URL in production)."""
     import subprocess
@@ -164,6 +166,7 @@ def test_the_same_command_runs_under_spark_submit(tmp_path: Path) -> None:
     assert {o["type"]: o["count"] for o in manifest["output"]}["Observation"] == sum(r["resourceType"] == "Observation" for r in made)
 
 
+@pytest.mark.unshare
 def test_a_full_disk_is_said_plainly_and_leaves_no_manifest(tmp_path: Path) -> None:
     """A 1 MiB tmpfs (a private mount namespace) cannot hold the 1,561-feature report's export."""
     import os

@@ -39,6 +39,8 @@ def code(el: Any, tag: str) -> str:
     return str(found.get("csd-code"))
 
 
+@pytest.mark.rsyslog
+@pytest.mark.openssl
 def test_a_receipt_names_sender_receiver_study_instance_and_patient() -> None:
     study = audit.Study("1.2.3", "1.2.840.10008.5.1.4.1.1.88.22", ("1.2.3.4",), "PID-7")
     xml = audit.message(audit.receipt(ME, "dimse:MODALITY1", "10.1.2.3", study, None), "sr2fhir@host", "SITE")
@@ -65,6 +67,8 @@ def test_a_receipt_names_sender_receiver_study_instance_and_patient() -> None:
     assert "PID-7" not in repr(study)  # the Patient ID never reaches a repr (and so no log line)
 
 
+@pytest.mark.rsyslog
+@pytest.mark.openssl
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 def test_each_transport_reaches_rsyslog_as_rfc_5424(repository: SyslogReceiver, pki: Pki, transport: str) -> None:
     port = {"udp": repository.udp, "tcp": repository.tcp, "tls": repository.tls}[transport]
@@ -76,6 +80,8 @@ def test_each_transport_reaches_rsyslog_as_rfc_5424(repository: SyslogReceiver, 
     assert [code(m["xml"].find("EventIdentification"), "EventTypeCode") for m in got] == ["110120", "110121"]
 
 
+@pytest.mark.rsyslog
+@pytest.mark.openssl
 def test_a_tls_repository_with_an_untrusted_certificate_is_refused(repository: SyslogReceiver, tmp_path: Path) -> None:
     other = Pki(tmp_path / "other")
     with pytest.raises(OSError):
@@ -95,6 +101,8 @@ def test_an_unreachable_repository_drops_past_the_bound_and_counts(tmp_path: Pat
     assert len(dropped) == 7
 
 
+@pytest.mark.rsyslog
+@pytest.mark.openssl
 def test_a_running_gateway_and_the_queue_commands_audit_what_happens(tmp_path: Path, pki: Pki, repository: SyslogReceiver) -> None:
     """Issue 24: every receipt (peer, AE, SOP Instance UID), delivery, dead letter and queue
     operation, and the start and stop, reach the repository over TLS; the Patient ID is in the

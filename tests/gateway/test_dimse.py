@@ -111,6 +111,7 @@ def test_past_the_watermark_c_store_is_out_of_resources(tmp_path: Path, caplog: 
         s.close()
 
 
+@pytest.mark.dcmtk
 @pytest.mark.parametrize("syntax", ["-xi", "-xe", "-xb", "-xd"])
 def test_storescu_in_each_standard_transfer_syntax(scp: Scp, syntax: str) -> None:
     """DCMTK's storescu proposing only implicit, explicit little, explicit big endian, or deflated:
@@ -224,6 +225,8 @@ def storescu(port: int, f: Path, *tls: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.openssl
+@pytest.mark.dcmtk
 def test_dicom_tls_with_client_certificates(tmp_path: Path) -> None:
     """PS3.15 Annex B: DCMTK's `storescu +tls` with a client certificate signed by the gateway's CA
     stores; without TLS, or with a certificate from another CA, nothing is stored."""
@@ -321,6 +324,7 @@ def test_a_peer_that_stalls_inside_a_pdu_is_dropped_after_the_idle_timeout(tmp_p
         s.close()
 
 
+@pytest.mark.openssl
 def test_a_silent_tls_client_does_not_hold_up_the_others(tmp_path: Path) -> None:
     """pynetdicom runs the TLS handshake in the one thread that accepts connections, with no
     timeout: one client that connects and says nothing stopped every other. Now the handshake

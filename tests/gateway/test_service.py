@@ -44,6 +44,7 @@ def drained(gw: GatewayProcess, total: int) -> bool:
     return d["received"] + d["converted"] == 0 and d["delivered"] + d["dead"] >= total
 
 
+@pytest.mark.orthanc
 def test_every_report_arrives_once_by_each_input_path(tmp_path: Path, fhir_url: str, fhir: FhirClient, orthanc: OrthancServer) -> None:
     corpus = shared_files("tid1500")
     made = {path: variants(TEMPLATE, tmp_path / path, 4, f"paths-{path}") for path in ("dimse", "stow", "orthanc")}
@@ -72,6 +73,7 @@ def test_every_report_arrives_once_by_each_input_path(tmp_path: Path, fhir_url: 
     assert gw.proc is not None and gw.proc.returncode == 0  # SIGTERM: a clean stop
 
 
+@pytest.mark.orthanc
 def test_the_sweep_catches_what_the_change_log_dropped(tmp_path: Path, fhir_url: str, fhir: FhirClient, orthanc: OrthancServer) -> None:
     dropped = variants(TEMPLATE, tmp_path / "in", 2, "dropped")
     for f in dropped:
@@ -89,6 +91,7 @@ def test_the_sweep_catches_what_the_change_log_dropped(tmp_path: Path, fhir_url:
         on_server_once(fhir, f)
 
 
+@pytest.mark.orthanc
 def test_a_dicomweb_archive_is_polled(tmp_path: Path, fhir_url: str, fhir: FhirClient, orthanc: OrthancServer) -> None:
     """The fourth input path: QIDO-RS finds the SR instances, WADO-RS retrieves them (the corpus
     and new reports; a CT image beside them is not retrieved)."""
@@ -133,6 +136,7 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path: Path, 
         on_server_once(fhir, f)
 
 
+@pytest.mark.java
 def test_an_outage_pauses_delivery_and_the_queue_drains_after(tmp_path: Path) -> None:
     """The FHIR server is stopped in the middle of a stream, for longer than a report's retries
     would last, and started again: the gateway pauses, never exits, and delivers all, none twice.
@@ -210,6 +214,7 @@ def test_bad_input_goes_to_the_dead_letter_and_nothing_else_is_affected(tmp_path
             assert not value.strip() or value not in log, f.name
 
 
+@pytest.mark.unshare
 def test_past_the_disk_watermark_intake_is_refused_and_nothing_accepted_is_lost(tmp_path: Path, fhir_url: str, fhir: FhirClient) -> None:
     """The state folder is a 6 MiB tmpfs (in a private mount namespace); the watermark is 3 MiB.
     Reports of 77 kB arrive until the gateway answers Out of Resources."""
@@ -247,6 +252,7 @@ def fill(folder: Path) -> Path:
     return filler
 
 
+@pytest.mark.unshare
 def test_a_disk_that_fills_while_delivery_runs_pauses_it_and_nothing_is_lost(tmp_path: Path, fhir_url: str, fhir: FhirClient) -> None:
     """Issue 24, defect 3: the state folder is an 8 MiB tmpfs (a private mount namespace, reached
     from here through /proc/PID/root); it is filled up while the queue is being delivered. The
@@ -340,6 +346,9 @@ def test_sigterm_with_a_hung_fhir_server_stops_within_the_grace_period(tmp_path:
             wait_for("the report to be delivered after the restart", lambda: delivered(again.state, [TEMPLATE]), DRAIN)
 
 
+@pytest.mark.orthanc
+@pytest.mark.openssl
+@pytest.mark.dcmtk
 def test_a_full_pass_over_tls_with_an_authenticated_archive(tmp_path: Path, fhir_url: str, fhir: FhirClient) -> None:
     """Issue 24: what a hospital's security review asks for, end to end. DICOM TLS with client
     certificates (DCMTK's `storescu +tls`), STOW-RS over HTTPS with a client certificate and the

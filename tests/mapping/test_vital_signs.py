@@ -80,6 +80,7 @@ def test_other_codes_are_left_alone(concept: Code) -> None:
     assert "category" not in the_measurement(c) and warnings(c) == []
 
 
+@pytest.mark.npm
 def test_the_table_is_the_generator_output() -> None:
     """src/sr2fhir/fhir/vital_signs.py equals a fresh run of scripts/make_vital_signs.py over FHIR R5 core."""
     spec = importlib.util.spec_from_file_location("make_vital_signs", ROOT / "scripts" / "make_vital_signs.py")

@@ -16,7 +16,7 @@ import logging
 import socketserver
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
@@ -52,7 +52,7 @@ class MeteredServer(ThreadedAssociationServer):
     thread: pynetdicom's `get_request` runs it in the one thread that accepts connections, with
     no timeout, so one peer that connects and says nothing would stop every other."""
 
-    def __init__(self, *args: Any, limits: Peers, refused: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, limits: Peers, refused: Callable[[str, str], None], **kwargs: Any) -> None:
         self.limits = limits
         self.refused = refused
         super().__init__(*args, **kwargs)
