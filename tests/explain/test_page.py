@@ -113,6 +113,20 @@ def test_a_3d_region_is_shown_with_its_points(tmp_path: Path, manifest: dict[str
     assert rows == [["3D region", f"{built['graphic_type'].lower()}, {len(xyz) // 3} point(s) in mm: {points}"]]
 
 
+def test_cards_name_devices_and_never_repeat_their_type(tmp_path: Path) -> None:
+    """Issue 27, item 5: "Device Device" and 8-hex-digit ids. A Device card and a measurement's device
+    row give its manufacturer and name (the model); no card title repeats its type."""
+    d = data(page(FIXTURES / "tid1410_planar_regions.dcm", tmp_path / "p.html"))
+    ds = pydicom.dcmread(FIXTURES / "tid1410_planar_regions.dcm")
+    equipment = f"{ds.Manufacturer} {ds.ManufacturerModelName}"
+    devices = [c for c in d["cards"] if c["type"] == "Device"]
+    assert devices and all(c["title"] and not re.fullmatch(r"(device )?[0-9a-f]{8}", c["title"]) for c in devices)
+    assert equipment in [c["title"] for c in devices]
+    assert all(c["title"] != c["type"] for c in d["cards"])
+    rows = {row[1] for c in d["cards"] for row in c["rows"] if row[0] == "device"}
+    assert rows and all(not re.fullmatch(r"[0-9a-f]{8}", v) for v in rows)
+
+
 def test_graph_and_validation(tmp_path: Path) -> None:
     html = page(IG_EXAMPLE, tmp_path / "p.html", "--validate")
     d = data(html)

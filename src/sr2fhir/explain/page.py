@@ -67,7 +67,7 @@ def _card(r: dict[str, Any], by_url: dict[str, dict[str, Any]]) -> dict[str, Any
             rows.append(("site", display(r["bodySite"])))
         device = by_url.get((r.get("device") or {}).get("reference", ""))
         if device:
-            rows.append(("device", device.get("displayName") or next((n.get("value", "") for n in device.get("name", [])), "") or device["id"][:8]))
+            rows.append(("device", device_label(device)))
         rows.append(("status", r.get("status", "")))
     elif rt == "ImagingSelection":
         for inst in r.get("instance", []):
@@ -84,7 +84,16 @@ def _card(r: dict[str, Any], by_url: dict[str, dict[str, Any]]) -> dict[str, Any
             rows.append(("structure", " ".join(x for x in (display(inc.get("laterality")), display(inc.get("structure"))) if x)))
     elif rt == "Practitioner":
         rows.append(("name", "(a person; see the JSON)"))
-    return {"title": display(r.get("code")) if r.get("code") else rt, "rows": rows}
+    title = device_label(r) if rt == "Device" else display(r.get("code")) if r.get("code") else ""
+    return {"title": title, "rows": rows}  # the page shows the type before it: never "Device Device"
+
+
+def device_label(d: dict[str, Any]) -> str:
+    """A Device as a reader knows it: its name (the model, D-28), its manufacturer and model, and
+    only without either its id."""
+    name = d.get("displayName") or next((n.get("value", "") for n in d.get("name", []) if n.get("value")), "")
+    label = " ".join(x for x in (d.get("manufacturer"), name) if x)
+    return label or f"device {d['id'][:8]}"
 
 
 def _region_3d(e: dict[str, Any]) -> str:
