@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import io
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from sr2fhir import Options
 from sr2fhir.export.tables import SCHEMAS, rows
 from tests.generated_reports import Record, compare, compare_r4, compare_rows, write
 
-SEEDS = range(200)
+SEEDS = range(int(os.environ.get("SR2FHIR_GENERATED_SEEDS", "200")))
+"""200 in the test run; scripts/mutation.sh runs fewer, once per mutant."""
 
 
 def through_parquet(tables: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:

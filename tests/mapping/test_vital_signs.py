@@ -88,3 +88,26 @@ def test_the_table_is_the_generator_output() -> None:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert (ROOT / "src" / "sr2fhir" / "fhir" / "vital_signs.py").read_text(encoding="utf-8") == mod.generate(mod.core_package())
+
+
+def test_a_panel_code_with_a_value_is_said() -> None:
+    c = measured(Code("85354-9", "LN", "Blood pressure panel"), "120", "mm[Hg]")
+    assert len(warnings(c)) == 1 and "bp is a panel, without a value of its own" in warnings(c)[0]
+
+
+def test_an_annotated_code_outside_ucum_is_not_rewritten() -> None:
+    num = item("CONTAINS", "NUM", HEART_RATE, MeasuredValue("70", unit=Code("{beats}/min", "99LOCAL", "beats per minute")))
+    c = convert_doc(document(group(num)))
+    assert the_measurement(c)["valueQuantity"]["code"] == "{beats}/min"
+    assert "vital-sign-unit" not in c.rules() and len(warnings(c)) == 1
+
+
+def test_each_diagnostic_names_its_item_and_what_was_done() -> None:
+    """The message, the content item (path and concept) and the action: what a user reads."""
+    for c in (measured(HEART_RATE, "70", "{beats}/min"), measured(HEART_RATE, "1.2", "Hz"), measured(Code("8480-6", "LN", "Systolic blood pressure"), "120", "mm[Hg]")):
+        notes = [d for d in c.diagnostics.items if d.rule.startswith("vital-sign")]
+        assert notes
+        for d in notes:
+            assert d.path == "1.1.1.1" and d.concept and ("8867-4" in d.concept or "8480-6" in d.concept), d
+            assert d.action and d.message
+            assert d.rule == "vital-sign-unit" or ("LOINC 8867-4" in d.message or "LOINC 8480-6" in d.message)

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Mutation testing with mutmut 3 (outside CI; issue 25): how many changed versions of a module the
+# tests catch, in the committed state (HEAD). Runs in a fresh clone beside a venv that reads .venv's packages but not sr2fhir's
+# editable install (whose import hook would shadow mutmut's mutated copy).
+#
+#   scripts/mutation.sh MODULE TEST_PATH...
+#   e.g. scripts/mutation.sh sr2fhir.mapping.vital_signs tests/mapping/test_vital_signs.py
+#
+# Prints killed / survived and the kill rate, and writes the survivors' diffs to
+# mutation-survivors-MODULE.txt. SR2FHIR_GENERATED_SEEDS (default here 20) shortens
+# tests/test_generated_reports.py when it is among the tests.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+[ $# -ge 2 ] || { echo "usage: scripts/mutation.sh MODULE TEST_PATH..." >&2; exit 2; }
+MODULE="$1"; shift
+[ -d "$ROOT/.venv" ] || { echo "mutation: run scripts/setup.sh first" >&2; exit 2; }
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+python3 -m venv "$WORK/venv"
+"$ROOT/.venv/bin/python" -c 'import site; print(site.getsitepackages()[0])' > "$WORK/venv/lib/python3.11/site-packages/sr2fhir-deps.pth"
+"$WORK/venv/bin/pip" install -q "mutmut==3.8.1"
+git clone -q "$ROOT" "$WORK/repo"
+ln -s "$(cd "$ROOT/.." && pwd)/shared" "$WORK/repo/shared"   # tests read ../shared from mutants/
+TESTS=$(printf '"%s", ' "$@")
+cat >> "$WORK/repo/pyproject.toml" <<TOML
+
+[tool.mutmut]
+source_paths = ["src/sr2fhir"]
+also_copy = ["tests/", "scripts/", "examples/"]
+pytest_add_cli_args_test_selection = [${TESTS%, }]
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-k", "not generator_output"]
+TOML
+cd "$WORK/repo"
+SR2FHIR_GENERATED_SEEDS="${SR2FHIR_GENERATED_SEEDS:-20}" "$WORK/venv/bin/mutmut" run "$MODULE*" > "$WORK/run.log" 2>&1 || { tail -30 "$WORK/run.log"; exit 1; }
+"$WORK/venv/bin/mutmut" results --all true 2>/dev/null | grep "^ *$MODULE\." > "$WORK/results.txt" || true
+killed=$(grep -c ": killed" "$WORK/results.txt" || true)
+survived=$(grep -c ": survived" "$WORK/results.txt" || true)
+other=$(grep -vc ": killed\|: survived" "$WORK/results.txt" || true)
+out="$ROOT/mutation-survivors-$MODULE.txt"
+: > "$out"
+for m in $(grep ": survived" "$WORK/results.txt" | awk -F: '{print $1}'); do
+  "$WORK/venv/bin/mutmut" show "$m" >> "$out" 2>/dev/null || true
+done
+python3 -c "import sys; k, s, o = map(int, sys.argv[1:]); print(f'$MODULE: {k} killed, {s} survived, {o} other; kill rate {100 * k / max(1, k + s):.0f}%')" "$killed" "$survived" "$other"
+echo "survivors: $out"
