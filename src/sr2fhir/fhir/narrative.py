@@ -10,6 +10,8 @@ import re
 from html import escape as _html_escape
 from typing import Any, Callable
 
+from . import extensions
+
 XHTML = "http://www.w3.org/1999/xhtml"
 _SPECIAL = re.compile("[&<>\"']")
 
@@ -64,17 +66,24 @@ def _imaging_selection(r: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("Instance", f"{inst.get('uid', '')} {sop}{extra}".strip()))
     if r.get("frameOfReferenceUid"):
         rows.append(("Frame of reference", r["frameOfReferenceUid"]))
+    for ext in r.get("extension", []):
+        if ext.get("url") == extensions.IMAGE_REGION_3D.url:
+            parts = ext.get("extension", [])
+            kind = next((x.get("valueCode", "") for x in parts if x.get("url") == "regionType"), "")
+            rows.append(("3D region", f"{kind} ({sum(1 for x in parts if x.get('url') == 'coordinate')} values, mm)"))
     if r.get("seriesUid"):
         rows.append(("Series", r["seriesUid"]))
     return rows
 
 
 def _device(r: dict[str, Any]) -> list[tuple[str, str]]:
-    rows = [("Name", r.get("displayName", ""))]
-    if r.get("manufacturer"):
-        rows.append(("Manufacturer", r["manufacturer"]))
-    for v in r.get("version", []):
-        rows.append(("Version", v.get("value", "")))
+    """What identifies the Device to a reader: every name, the manufacturer, serial number,
+    versions and UID (an equipment Device may state nothing but a serial number)."""
+    names = [r.get("displayName", ""), *(n.get("value", "") for n in r.get("name", []))]
+    rows = [("Name", n) for i, n in enumerate(names) if n and n not in names[:i]]
+    rows += [(k, r[key]) for k, key in (("Manufacturer", "manufacturer"), ("Serial number", "serialNumber")) if r.get(key)]
+    rows += [("Version", v.get("value", "")) for v in r.get("version", [])]
+    rows += [("UID", i["value"].removeprefix("urn:oid:")) for i in r.get("identifier", []) if i.get("system") == "urn:dicom:uid"]
     return rows
 
 
@@ -109,7 +118,8 @@ def add_narrative(r: dict[str, Any], title: str) -> None:
     """Set `r['text']` to a generated narrative."""
     rows = _SUMMARIES.get(r["resourceType"], lambda _r: [])(r)
     cells = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in rows if v)
+    table = f"<table>{cells}</table>" if cells else ""  # never an empty table
     r["text"] = {
         "status": "generated",
-        "div": f'<div xmlns="{XHTML}"><p><b>{escape(title)}</b></p><table>{cells}</table></div>',
+        "div": f'<div xmlns="{XHTML}"><p><b>{escape(title)}</b></p>{table}</div>',
     }
