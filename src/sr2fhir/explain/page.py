@@ -75,7 +75,7 @@ def _card(r: dict[str, Any], by_url: dict[str, dict[str, Any]]) -> dict[str, Any
             rows.append(("instance", f"{inst.get('uid', '')}{sub}"))
         if r.get("frameOfReferenceUid"):
             rows.append(("frame of reference", r["frameOfReferenceUid"]))
-        rows += [("3D region", _region_3d(e)) for e in r.get("extension", []) if e.get("url") == extensions.IMAGE_REGION_3D.url]
+        rows += [("3D region", _region_3d(kind or "", xyz)) for kind, xyz in extensions.regions_3d(r)]
     elif rt == "Device":
         rows += [(k, str(r[k])) for k in ("displayName", "manufacturer", "serialNumber") if r.get(k)]
         rows += [("version", v.get("value", "")) for v in r.get("version", [])]
@@ -96,10 +96,8 @@ def device_label(d: dict[str, Any]) -> str:
     return label or f"device {d['id'][:8]}"
 
 
-def _region_3d(e: dict[str, Any]) -> str:
+def _region_3d(kind: str, xyz: list[Any]) -> str:
     """sr2fhir's image-region-3d extension (D-51) as text: its type and first points, in mm."""
-    kind = next((x.get("valueCode", "") for x in e.get("extension", []) if x.get("url") == "regionType"), "")
-    xyz = [x.get("valueDecimal") for x in e.get("extension", []) if x.get("url") == "coordinate"]
     points = [f"({xyz[i]}, {xyz[i + 1]}, {xyz[i + 2]})" for i in range(0, len(xyz) - 2, 3)]
     more = f" and {len(points) - 4} more" if len(points) > 4 else ""
     return f"{kind}, {len(points)} point(s) in mm: {', '.join(points[:4])}{more}"

@@ -275,7 +275,7 @@ def rows(doc: SRDocument, resources: list[dict[str, Any]], sources: dict[str, li
 def _regions(keys: dict[str, Any], s: dict[str, Any], users: list[str]) -> Iterator[dict[str, Any]]:
     base = {**keys, "fhir_id": s["id"], "profile": _profile(s), "purpose": code(s.get("code")), "observation_fhir_ids": users,
             "series_uid": s.get("seriesUid"), "frame_of_reference_uid": s.get("frameOfReferenceUid")}
-    regions_3d = [e for e in s.get("extension", []) if e.get("url") == extensions.IMAGE_REGION_3D.url]
+    regions_3d = extensions.regions_3d(s)
     for inst in s.get("instance", []) or ([] if regions_3d else [{}]):
         per = {**base, "referenced_sop_instance_uid": inst.get("uid"), "referenced_sop_class_uid": _sop_class(inst.get("sopClass")),
                "subset": inst.get("subset", [])}
@@ -284,11 +284,9 @@ def _regions(keys: dict[str, Any], s: dict[str, Any], users: list[str]) -> Itera
             yield {**per, "dimensions": None, "region_type": None, "coordinates": []}
         for reg in regions:
             yield {**per, "dimensions": 2, "region_type": reg.get("regionType"), "coordinates": [float(c) for c in reg.get("coordinate", [])]}
-    for reg3 in regions_3d:
-        parts = reg3.get("extension", [])
+    for kind, xyz in regions_3d:
         yield {**base, "referenced_sop_instance_uid": None, "referenced_sop_class_uid": None, "subset": [], "dimensions": 3,
-               "region_type": next((x.get("valueCode") for x in parts if x.get("url") == "regionType"), None),
-               "coordinates": [float(x["valueDecimal"]) for x in parts if x.get("url") == "coordinate"]}
+               "region_type": kind, "coordinates": [float(c) for c in xyz]}
 
 
 def _sop_class(c: Any) -> str | None:

@@ -78,6 +78,18 @@ def image_region_3d(region_type: str, coordinates: list[float]) -> dict[str, Any
     ]}
 
 
+def regions_3d(resource: dict[str, Any]) -> list[tuple[str | None, list[Any]]]:
+    """(regionType, coordinates as written) of each image-region-3d extension of a resource: the
+    reading of what `image_region_3d` writes."""
+    out: list[tuple[str | None, list[Any]]] = []
+    for e in resource.get("extension", []):
+        if e.get("url") == IMAGE_REGION_3D.url:
+            parts = e.get("extension", [])
+            kind = next((x.get("valueCode") for x in parts if x.get("url") == "regionType"), None)
+            out.append((kind, [x.get("valueDecimal") for x in parts if x.get("url") == "coordinate"]))
+    return out
+
+
 def structure_definition(ext: Extension, fhir_version: str) -> dict[str, Any]:
     """The StructureDefinition of `ext` for R5 or R4 (a differential: the validator makes the snapshot)."""
     elements: list[dict[str, Any]] = [

@@ -66,11 +66,8 @@ def _imaging_selection(r: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("Instance", f"{inst.get('uid', '')} {sop}{extra}".strip()))
     if r.get("frameOfReferenceUid"):
         rows.append(("Frame of reference", r["frameOfReferenceUid"]))
-    for ext in r.get("extension", []):
-        if ext.get("url") == extensions.IMAGE_REGION_3D.url:
-            parts = ext.get("extension", [])
-            kind = next((x.get("valueCode", "") for x in parts if x.get("url") == "regionType"), "")
-            rows.append(("3D region", f"{kind} ({sum(1 for x in parts if x.get('url') == 'coordinate')} values, mm)"))
+    for kind, xyz in extensions.regions_3d(r):
+        rows.append(("3D region", f"{kind or ''} ({len(xyz)} values, mm)"))
     if r.get("seriesUid"):
         rows.append(("Series", r["seriesUid"]))
     return rows
