@@ -35,13 +35,21 @@ TOML
 cd "$WORK/repo"
 SR2FHIR_GENERATED_SEEDS="${SR2FHIR_GENERATED_SEEDS:-20}" "$WORK/venv/bin/mutmut" run "$MODULE*" > "$WORK/run.log" 2>&1 || { tail -30 "$WORK/run.log"; exit 1; }
 "$WORK/venv/bin/mutmut" results --all true 2>/dev/null | grep "^ *$MODULE\." > "$WORK/results.txt" || true
-killed=$(grep -c ": killed" "$WORK/results.txt" || true)
-survived=$(grep -c ": survived" "$WORK/results.txt" || true)
-other=$(grep -vc ": killed\|: survived" "$WORK/results.txt" || true)
 out="$ROOT/mutation-survivors-$MODULE.txt"
 : > "$out"
 for m in $(grep ": survived" "$WORK/results.txt" | awk -F: '{print $1}'); do
   "$WORK/venv/bin/mutmut" show "$m" >> "$out" 2>/dev/null || true
 done
-python3 -c "import sys; k, s, o = map(int, sys.argv[1:]); print(f'$MODULE: {k} killed, {s} survived, {o} other; kill rate {100 * k / max(1, k + s):.0f}%')" "$killed" "$survived" "$other"
+python3 - "$WORK/results.txt" <<'PY'
+import collections, sys
+counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+for line in open(sys.argv[1]):
+    name, _, status = line.strip().rpartition(": ")
+    module = name.split(".x_")[0].split(".xǁ")[0]  # mutmut 3 names: module.x_function__mutmut_N, module.xǁClassǁmethod__mutmut_N
+    counts[module][status] += 1
+for module, c in sorted(counts.items()):
+    k, s = c["killed"], c["survived"]
+    other = sum(c.values()) - k - s
+    print(f"{module}: {k} killed, {s} survived, {other} other; kill rate {100 * k / max(1, k + s):.0f}%")
+PY
 echo "survivors: $out"
