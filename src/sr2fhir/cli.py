@@ -334,11 +334,16 @@ class BatchProgress:
 
             self.live = Progress(
                 TextColumn(f"{self.verb}"), BarColumn(), MofNCompleteColumn(), TextColumn("files, {task.fields[failed]} failed, {task.fields[rate]}"),
-                TimeRemainingColumn(), console=_err(), transient=True,
+                TimeRemainingColumn(), TextColumn("{task.fields[now]}"), console=_err(), transient=True,
             )
             self.live.__enter__()
-            self.task = self.live.add_task(self.verb, total=self.total, failed=0, rate="")
+            self.task = self.live.add_task(self.verb, total=self.total, failed=0, rate="", now="")
         return self
+
+    def now(self, text: str) -> None:
+        """What is being done, on the live bar (a long push shows which report it is on)."""
+        if self.live is not None:
+            self.live.update(self.task, now=text)
 
     def advance(self, failed: bool) -> None:
         self.done += 1
@@ -598,7 +603,13 @@ def push(
             for i, (f, stem, processed) in enumerate(zip(files, stems, run_all(work, files, cs.jobs))):
                 conv = processed.result
                 _report(conv, cs.verbose, cs.quiet)
-                r = push_path(client, f, options=cs.options, missing=missing.value, multiple=multiple.value, spool=spool_dir, seed=seed, conversion=conv)
+                progress.now(f"{Path(f).name}: {sum(len(c.resources) for c in conv.conversions)} resources")
+
+                def told(message: str, f: str = f) -> None:
+                    if not cs.quiet:
+                        _say(f"{f}: {message}")
+
+                r = push_path(client, f, options=cs.options, missing=missing.value, multiple=multiple.value, spool=spool_dir, seed=seed, conversion=conv, progress=told)
                 done = i + 1
                 progress.advance(not r.ok)
                 for note in r.notes:
@@ -615,9 +626,10 @@ def push(
                 conv.conversions = []
                 results.append(conv)
                 write_outcome(conv, stem)
-                if (r.unreachable or r.stop) and i + 1 < len(files):
+                if (r.stop or (r.unreachable and not client.answers())) and i + 1 < len(files):
                     # Stop rather than wait out the retries for every remaining input; keep them all.
-                    keep_rest(files[i + 1 :], "the server is unreachable or too slow" if r.unreachable else "no later input can succeed")
+                    # A server that still answers was only too slow for this report: the next may fare better.
+                    keep_rest(files[i + 1 :], "the server is unreachable" if not r.stop else "no later input can succeed")
                     break
         except Terminated:
             # SIGTERM: the report in flight may or may not have landed; pushing it again is safe.

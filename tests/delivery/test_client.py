@@ -182,3 +182,48 @@ def test_version_mismatch_names_the_server_version_and_the_option() -> None:
     assert msg is not None and "FHIR 4.0.1" in msg and "--fhir-version R4" in msg
     msg = version_mismatch("5.0.0", "R4")
     assert msg is not None and "--fhir-version R5" in msg
+
+
+@pytest.mark.parametrize(("failure", "found", "posts", "asked"), [
+    (httpx.ReadTimeout("slow"), [True], 1, 1),  # sent whole, answer lost, found done: not sent again
+    (httpx.ReadTimeout("slow"), [False, False, False], 4, 3),  # looked for after every late answer, then answered
+    (httpx.ConnectError("down"), [True], 2, 0),  # never sent: nothing to look for
+    (httpx.Response(503), [True], 2, 0),  # refused: nothing was done
+])
+def test_a_late_answer_is_looked_for_before_the_request_is_sent_again(failure: Any, found: list[bool], posts: int, asked: int) -> None:
+    """Issue 27.2: after an answer that did not come in time, `landed` decides whether to send again."""
+    from sr2fhir.delivery.client import LANDED
+
+    sent: list[int] = []
+    checks: list[int] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        sent.append(1)
+        if len(sent) == 1 or (isinstance(failure, httpx.ReadTimeout) and len(sent) < 4):
+            if isinstance(failure, httpx.Response):
+                return failure
+            raise failure
+        return httpx.Response(200, json={"resourceType": "Bundle", "type": "transaction-response", "entry": [{}]})
+
+    def landed() -> bool:
+        checks.append(1)
+        return found[len(checks) - 1]
+
+    answer = client(handler, []).transaction({"resourceType": "Bundle"}, landed=landed)
+    assert (len(sent), len(checks)) == (posts, asked)
+    assert (answer is LANDED) == (asked > 0 and found[asked - 1])
+
+
+def test_a_search_that_fails_while_looking_means_send_again() -> None:
+    sent: list[int] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        sent.append(1)
+        if len(sent) == 1:
+            raise httpx.ReadTimeout("slow")
+        return httpx.Response(200, json={"resourceType": "Bundle", "type": "transaction-response", "entry": []})
+
+    def landed() -> bool:
+        raise DeliveryError("search refused")
+
+    assert client(handler, []).transaction({"resourceType": "Bundle"}, landed=landed)["type"] == "transaction-response" and len(sent) == 2

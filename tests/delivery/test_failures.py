@@ -116,3 +116,61 @@ def test_an_untrusted_certificate_is_named_not_retried_and_stops_the_batch(tmp_p
     assert r.returncode == 1 and "TLS certificate is not trusted" in r.stderr and "--ca-bundle" in r.stderr, r.stderr
     assert "no later input can succeed: 2 more file(s) not attempted" in r.stderr and "gave up" not in r.stderr
     assert len(list((tmp_path / "spool").iterdir())) == 3
+
+
+class SlowServer:
+    """A FHIR server that is slow for some transactions (issue 27.2): it commits each transaction
+    as soon as it has read it (unless told not to), answers `_source` counts from what it
+    committed, and answers a slow transaction only after `delay` seconds."""
+
+    def __init__(self, slow: int, delay: float, commit_slow: bool = True) -> None:
+        self.slow, self.delay, self.commit_slow = slow, delay, commit_slow
+        self.posts = 0
+        self.committed: dict[tuple[str, str], int] = {}
+
+    def __call__(self, method: str, path: str, body: bytes) -> Any:
+        from urllib.parse import parse_qs, urlsplit
+
+        if method == "GET":
+            url = urlsplit(path)
+            query = parse_qs(url.query)
+            if "_source" in query:
+                total = self.committed.get((url.path.rsplit("/", 1)[-1], query["_source"][0]), 0)
+                return 200, {"Content-Type": "application/fhir+json"}, json.dumps({"resourceType": "Bundle", "type": "searchset", "total": total}).encode()
+            return 200, {"Content-Type": "application/fhir+json"}, json.dumps(FOUND).encode()
+        self.posts += 1
+        bundle = json.loads(body)
+        slow = self.posts <= self.slow
+        if self.commit_slow or not slow:
+            for e in bundle["entry"]:
+                key = (e["resource"]["resourceType"], e["resource"].get("meta", {}).get("source", ""))
+                self.committed[key] = self.committed.get(key, 0) + 1
+        if slow:
+            time.sleep(self.delay)
+        answer = {"resourceType": "Bundle", "type": "transaction-response", "entry": [{"response": {"status": "201 Created"}} for _ in bundle["entry"]]}
+        return 200, {"Content-Type": "application/fhir+json"}, json.dumps(answer).encode()
+
+
+def test_a_report_committed_by_a_late_answer_is_found_not_sent_again(tmp_path: Path) -> None:
+    """Issue 27.2: a slow server committed the first attempt while push timed out and sent it again, six times."""
+    server = SlowServer(slow=1, delay=4.0)
+    with LocalServer(server) as srv:
+        r = sr2fhir("push", *map(str, INPUTS), "--fhir-url", srv.url, "--timeout", "1", "--retries", "3", "--spool", str(tmp_path / "spool"))
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert server.posts == len(INPUTS)  # the first report was posted once
+    first = str(INPUTS[0])
+    assert f"{first}: no answer within 1 s: looking for the report on the server before sending it again" in r.stderr
+    assert f"{first}: the server had committed it" in r.stderr
+    assert f"summary: {len(INPUTS)} file(s): 2 pushed, 1 pushed with warnings, 0 failed" in r.stderr  # INPUTS[2] has warnings
+    assert not (tmp_path / "spool").exists()
+
+
+def test_a_server_too_slow_for_one_report_gets_the_rest_of_the_batch(tmp_path: Path) -> None:
+    """Issue 27.2: one report too slow for the server abandoned the rest of the batch, though the server still answered."""
+    server = SlowServer(slow=1, delay=3.0, commit_slow=False)
+    with LocalServer(server) as srv:
+        r = sr2fhir("push", *map(str, INPUTS), "--fhir-url", srv.url, "--timeout", "1", "--retries", "0", "--spool", str(tmp_path / "spool"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "gave up after 1 attempt: no answer in time" in r.stderr and "not attempted" not in r.stderr
+    assert f"summary: {len(INPUTS)} file(s): 1 pushed, 1 pushed with warnings, 1 failed" in r.stderr, r.stderr
+    assert [p.name for p in (tmp_path / "spool").iterdir()] == [INPUTS[0].name]  # the one not delivered is kept

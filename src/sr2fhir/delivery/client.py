@@ -46,6 +46,9 @@ class DeliveryError(Exception):
         """The server's last Retry-After (seconds), when it gave one."""
 
 
+LANDED: dict[str, Any] = {"resourceType": "Bundle", "type": "transaction-response", "entry": []}
+"""The answer to a request whose own answer was lost but which the server was found to have done."""
+
 STOP_STATUSES = frozenset({401, 403})
 """The server refuses the credentials: every later input would be refused too."""
 
@@ -207,18 +210,24 @@ class FhirClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def request(self, method: str, url: str, **kw: Any) -> Any:
-        """Send with retries; return the JSON body; raise DeliveryError when it cannot succeed."""
+    def request(self, method: str, url: str, *, landed: Callable[[], bool] | None = None, **kw: Any) -> Any:
+        """Send with retries; return the JSON body; raise DeliveryError when it cannot succeed.
+
+        `landed`, for a request that is not idempotent in time (a large transaction): after an
+        answer that did not come in time, and before sending again, whether the server has in
+        fact done what was asked; if it has, the request is not sent again and LANDED is returned.
+        """
         try:
-            return self._request(method, url, **kw)
+            return self._request(method, url, landed=landed, **kw)
         except DeliveryError as exc:
             raise DeliveryError(mask_secrets(str(exc), self._secrets()), status=exc.status, retryable=exc.retryable, stop=exc.stop, retry_after=exc.retry_after) from None
 
-    def _request(self, method: str, url: str, **kw: Any) -> Any:
+    def _request(self, method: str, url: str, *, landed: Callable[[], bool] | None = None, **kw: Any) -> Any:
         where = f"{method} {self._where(url)}"
         last = ""
         for attempt in range(1, self.retry.attempts + 1):
             retry_after = None
+            answer_lost = False
             try:
                 response, content = self._send(method, url, **kw)
             except httpx.TransportError as exc:
@@ -226,6 +235,8 @@ class FhirClient:
                     raise DeliveryError(f"{where}: the server's TLS certificate is not trusted (give its CA with --ca-bundle)", stop=True) from None
                 kind = "no answer in time" if isinstance(exc, httpx.TimeoutException) else "network error"
                 last = f"{kind} ({type(exc).__name__}{': ' + str(exc) if isinstance(exc, httpx.ReadTimeout) and str(exc).startswith('no complete') else ''})"
+                # The request was sent whole: the server may be working on it, or have done it.
+                answer_lost = isinstance(exc, httpx.ReadTimeout)
             except httpx.HTTPError as exc:  # a body that cannot be decoded (bad gzip), too many redirects ...
                 raise DeliveryError(f"{where}: the answer could not be read ({type(exc).__name__}); the server may have committed the request") from None
             else:
@@ -248,14 +259,25 @@ class FhirClient:
                 if response.status_code not in RETRY_STATUSES:
                     raise DeliveryError(f"{where}: {last}", status=response.status_code)
                 retry_after = _retry_after(response)
-            if attempt < self.retry.attempts:
+            check = landed is not None and answer_lost
+            if attempt < self.retry.attempts or check:
                 self.sleep(self.retry.delay(attempt, retry_after))
+            if check and self._landed(landed):
+                return LANDED
         tries = f"{self.retry.attempts} attempt{'s' if self.retry.attempts != 1 else ''}"
         raise DeliveryError(f"{where}: gave up after {tries}: {last}", retryable=True, retry_after=retry_after)
 
-    def transaction(self, bundle: dict[str, Any], body: str | None = None) -> dict[str, Any]:
+    @staticmethod
+    def _landed(landed: Callable[[], bool] | None) -> bool:
+        try:
+            return landed is not None and landed()
+        except DeliveryError:
+            return False  # not known: send again (every entry is conditional)
+
+    def transaction(self, bundle: dict[str, Any], body: str | None = None, landed: Callable[[], bool] | None = None) -> dict[str, Any]:
+        """POST a transaction; `landed` as in `request` (then the answer is LANDED, with no entries)."""
         content = body if body is not None else dumps(bundle)
-        response = self.request("POST", "", content=content.encode("utf-8"), headers={"Content-Type": FHIR_JSON})
+        response = self.request("POST", "", content=content.encode("utf-8"), headers={"Content-Type": FHIR_JSON}, landed=landed)
         if not (isinstance(response, dict) and response.get("resourceType") == "Bundle"):
             got = response.get("resourceType", "an object without resourceType") if isinstance(response, dict) else type(response).__name__
             raise DeliveryError(f"POST {self._where('')}: the transaction's answer is {got}, not a Bundle; the server may have committed the transaction")

@@ -15,9 +15,10 @@ set to `entered-in-error`.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 from urllib.parse import quote, unquote
 
 from ..batch import FileResult, convert_path
@@ -28,7 +29,7 @@ from ..fhir.r4 import status_of, with_status
 from ..mapping.context import Options
 from ..dicom.reader import Limits
 from ..files import replace_file
-from .client import DeliveryError, FhirClient
+from .client import LANDED, DeliveryError, FhirClient
 from .seed import seed_bundle
 
 CORRECTED_TYPES = {"R5": ("Observation", "ImagingSelection"), "R4": ("Observation", "Basic")}
@@ -164,11 +165,13 @@ def push_path(
     spool: Path | None = None,
     seed: bool = False,
     conversion: FileResult | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> PushResult:
     """Convert one input (unless `conversion` is given) and post it; on failure keep a copy of
     the input in `spool`.
 
     `seed` first creates the Patient, ImagingStudy and ServiceRequest it refers to (seed.py).
+    `progress` is told when an answer is late, and what is done about it.
     """
     conv = conversion if conversion is not None else convert_path(path, options, limits)
     result = PushResult(path, conv)
@@ -185,7 +188,7 @@ def push_path(
                         client.transaction(seeding)
                 result.notes += resolve_references(client, resources, missing, multiple)
                 predecessors = list(c.document.header.predecessors)
-                response = _post(client, c, predecessors, result, options.fhir_version)
+                response = _post(client, c, predecessors, result, options.fhir_version, progress=progress)
                 entries = response.get("entry", [])
                 result.entries += len(entries)
                 result.created += sum(1 for e in entries if str(e.get("response", {}).get("status", "")).startswith("201"))
@@ -205,21 +208,43 @@ CONFLICT_STATUSES = frozenset({409, 412})
 """A correction's If-Match names a version that changed since it was read."""
 
 
-def _post(client: FhirClient, c: Any, predecessors: list[str], result: PushResult, fhir_version: str = "R5", tries: int = 3) -> dict[str, Any]:
+def landed(client: FhirClient, bundle: dict[str, Any], sop_uid: str, fhir_version: str = "R5") -> bool:
+    """Whether the server already holds every Observation and ImagingSelection of this report's
+    transaction, found by `_source` (D-29). A transaction is atomic, so then it was committed (by an
+    attempt whose answer came too late, or by an earlier push) and sending it again would only
+    make a slow server slower (issue 27.2)."""
+    expected = Counter(e["resource"]["resourceType"] for e in bundle["entry"] if e["resource"]["resourceType"] in CORRECTED_TYPES[fhir_version])
+    return bool(expected) and all(client.count(rtype, _source=urn_oid(sop_uid)) >= n for rtype, n in expected.items())
+
+
+def _post(
+    client: FhirClient, c: Any, predecessors: list[str], result: PushResult, fhir_version: str = "R5", tries: int = 3, progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Post one report's transaction; a correction is rebuilt from a fresh read and sent again
     when its If-Match no longer holds (issue 10.14): typically because an earlier attempt
     committed and only its response was lost, so the fresh read finds the predecessor's
-    resources already retired and the conditional updates match what that attempt wrote."""
+    resources already retired and the conditional updates match what that attempt wrote.
+    After an answer that did not come in time, the report is looked for before it is sent again."""
+    uid = c.document.sop_instance_uid
     for attempt in range(1, tries + 1):
-        b = fhir_bundle.transaction(c.resources, c.document.sop_instance_uid or c.document.source)
+        b = fhir_bundle.transaction(c.resources, uid or c.document.source)
         retired = apply_correction(client, b, predecessors, fhir_version) if predecessors else 0
+
+        def found(b: dict[str, Any] = b) -> bool:
+            if progress is not None:
+                progress(f"no answer within {client.timeout:g} s: looking for the report on the server before sending it again")
+            return landed(client, b, uid, fhir_version)
+
         try:
-            response = client.transaction(b, fhir_bundle.dumps(b))
+            response = client.transaction(b, fhir_bundle.dumps(b), landed=found if uid else None)
         except DeliveryError as exc:
             if predecessors and exc.status in CONFLICT_STATUSES and attempt < tries:
                 result.notes.append(f"the correction met a changed version (HTTP {exc.status}): read again and resent")
                 continue
             raise
+        if response is LANDED:
+            result.notes.append("the server had committed it: an answer came too late, and the report was found on the server (not sent again)")
+            response = {"entry": [{} for _ in b["entry"]]}
         if predecessors:
             result.retired += retired
             result.notes.append(f"corrects {len(predecessors)} earlier report(s): {retired} earlier resource(s) set to entered-in-error")
