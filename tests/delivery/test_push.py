@@ -145,3 +145,11 @@ def test_spool_keeps_same_named_reports_from_different_folders(tmp_path: Path) -
     kept = sorted((tmp_path / "spool").iterdir())
     assert [k.name for k in kept] == ["report.1.dcm", "report.dcm"]
     assert {k.read_bytes() for k in kept} == {a.read_bytes(), b.read_bytes()}
+
+
+def test_a_missing_study_suggests_what_works() -> None:
+    """Issue 27.4: the message suggested --missing logical, which a server validating against the IG refuses for partOf."""
+    server = FakeServer({"ImagingStudy": 0})
+    r = push(server, REPORT)
+    assert not r.ok and "ImagingStudy sought by its Study Instance UID" in r.error
+    assert "--seed" in r.error and "push anyway" not in r.error

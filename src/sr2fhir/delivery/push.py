@@ -38,6 +38,11 @@ fhir/r4.py): the report's claims. Devices and BodyStructures describe things tha
 the report says, and are shared by identity (D-30)."""
 SOUGHT_BY = {"Patient": "Patient ID (0010,0020)", "ImagingStudy": "Study Instance UID (0020,000D)", "ServiceRequest": "Accession Number (0008,0050)"}
 """What identifies each pre-existing resource (ConceptMap 00, D-1)."""
+MISSING_HINT = {
+    "ImagingStudy": "create it first, or on a test server use --seed; --missing logical works only on a server that does not validate "
+                    "against the IG, which requires a reference URL in partOf",
+}
+"""What to do when a pre-existing resource is missing, where --missing logical would not work everywhere (D-1)."""
 Missing = Literal["fail", "logical"]
 Multiple = Literal["fail", "first"]
 
@@ -95,7 +100,8 @@ def resolve_references(client: FhirClient, resources: list[dict[str, Any]], miss
         what = f"{rtype} sought by its {SOUGHT_BY[rtype]}" + (f" in system {system}" if system else " (an identifier without a system)")
         if not found:
             if missing == "fail":
-                raise MissingTarget(f"the {what} that the report refers to is not on the server (use --missing logical to push anyway)")
+                hint = MISSING_HINT.get(rtype, "use --missing logical to push anyway")
+                raise MissingTarget(f"the {what} that the report refers to is not on the server ({hint})")
             for r in refs:
                 r.pop("reference", None)
             caveat = ""
@@ -183,7 +189,7 @@ def push_path(
             for c in conv.conversions:
                 resources = c.resources.resources()
                 if seed:
-                    seeding = seed_bundle(c.document)
+                    seeding = seed_bundle(c.document, result.notes)
                     if seeding is not None:
                         client.transaction(seeding)
                 result.notes += resolve_references(client, resources, missing, multiple)

@@ -26,24 +26,37 @@ def _entry(resource: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def seed_bundle(doc: SRDocument) -> dict[str, Any] | None:
+def seed_bundle(doc: SRDocument, notes: list[str] | None = None) -> dict[str, Any] | None:
     """A transaction creating the report's Patient, ImagingStudy and (with an accession) ServiceRequest.
 
-    None when the SR has no Patient ID or no Study Instance UID: nothing could refer to them.
+    What the SR cannot identify is not seeded, and `notes` says why: without a Patient ID the
+    report's subject is display-only, and the ImagingStudy and ServiceRequest (whose `subject` is
+    1..1) get the same display-only subject; without a Study Instance UID there is no ImagingStudy
+    to seed. None when nothing could be seeded.
     """
     diags = Diagnostics()
+    said = notes if notes is not None else []
     patient_ref = references.patient_reference(doc.header, diags)
     study_ref = references.imaging_study_reference(doc.study_instance_uid, diags)
-    if "identifier" not in patient_ref or "identifier" not in study_ref:
-        return None
-    key = doc.sop_instance_uid or doc.source
-    patient: dict[str, Any] = {"resourceType": "Patient", "id": resource_id("seed", "Patient", key), "active": True}
-    subject = {"reference": full_url(patient["id"])}
-    study: dict[str, Any] = {"resourceType": "ImagingStudy", "id": resource_id("seed", "ImagingStudy", key), "status": "available", "subject": subject}
-    entries = [_entry(patient, patient_ref), _entry(study, study_ref)]
     order_ref = references.service_request_reference(doc.header, diags)
+    key = doc.sop_instance_uid or doc.source
+    entries = []
+    subject: dict[str, Any] = {"display": patient_ref.get("display", "")}
+    if "identifier" in patient_ref:
+        patient: dict[str, Any] = {"resourceType": "Patient", "id": resource_id("seed", "Patient", key), "active": True}
+        subject = {"reference": full_url(patient["id"])}
+        entries.append(_entry(patient, patient_ref))
+    else:
+        said.append("seed: the SR has no Patient ID (0010,0020), so no Patient is seeded; the report's subject is display-only")
+    study: dict[str, Any] | None = None
+    if "identifier" in study_ref:
+        study = {"resourceType": "ImagingStudy", "id": resource_id("seed", "ImagingStudy", key), "status": "available", "subject": subject}
+        entries.append(_entry(study, study_ref))
+    else:
+        said.append("seed: the SR has no Study Instance UID (0020,000D), so no ImagingStudy is seeded; the report's partOf is display-only")
     if order_ref is not None:
         order: dict[str, Any] = {"resourceType": "ServiceRequest", "id": resource_id("seed", "ServiceRequest", key), "status": "active", "intent": "order", "subject": subject}
         entries.append(_entry(order, order_ref))
-        study["basedOn"] = [{"reference": full_url(order["id"])}]
-    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+        if study is not None:
+            study["basedOn"] = [{"reference": full_url(order["id"])}]
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries} if entries else None
