@@ -100,11 +100,11 @@ def test_failure_classes_exit_codes_and_no_output(tmp_path: Path, kind: str, cod
 
 def test_batch_goes_on_and_summarises(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "bad.dcm").write_text("nope")
+    (tmp_path / "in" / "bad.dcm").write_bytes((FIXTURES / "tid1410_planar_regions.dcm").read_bytes()[:1000])  # truncated
     (tmp_path / "in" / "good.dcm").write_bytes((FIXTURES / "tid1410_planar_regions.dcm").read_bytes())
     (tmp_path / "in" / "partial.dcm").write_bytes((FIXTURES / "tid1501_containers.dcm").read_bytes())
     r = run("convert", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--outcome", str(tmp_path / "oo"))
-    assert r.exit_code == 11
+    assert r.exit_code == 12
     assert "3 file(s): 1 converted, 1 converted with warnings, 1 failed" in r.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.json", "partial.json"]
     oo = json.loads((tmp_path / "oo" / "partial.outcome.json").read_text())
@@ -332,3 +332,37 @@ def test_serve_limits_are_checked_before_anything_starts(tmp_path: Path, args: l
     r = run("serve", "--fhir-url", "http://127.0.0.1:9/fhir", "--state", str(tmp_path / "state"), *args)
     assert r.exit_code == 2 and message in r.output, r.output
     assert not (tmp_path / "state").exists()
+
+
+def test_a_folder_walk_skips_what_is_plainly_not_dicom_and_counts_it(tmp_path: Path) -> None:
+    """Issue 27.8: `convert DIR` read every file under DIR, a shared library included, and failed on each."""
+    src = FIXTURES / "tid1410_planar_regions.dcm"
+    (tmp_path / "in" / "lib").mkdir(parents=True)
+    (tmp_path / "in" / "a.dcm").write_bytes(src.read_bytes())
+    (tmp_path / "in" / "lib" / "x.so").write_bytes(b"\x7fELF" + bytes(300))
+    (tmp_path / "in" / "notes.txt").write_text("not a report\n")
+    (tmp_path / "in" / "b.json").write_bytes(b"\xef\xbb\xbf \n" + IG_EXAMPLE.read_bytes())  # DICOM JSON, with a byte order mark
+    (tmp_path / "in" / "cut.dcm").write_bytes(src.read_bytes()[:1000])  # DICOM, but broken: read, and failed
+    r = run("convert", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-q")
+    assert "x.so" not in r.output and "notes.txt" not in r.output
+    assert "summary: 3 file(s): 1 converted, 1 converted with warnings (hidden by -q), 1 failed; 2 file(s) in folders skipped, not DICOM" in r.output, r.output
+    assert "cut.dcm: truncated" in r.output
+    named = run("convert", str(tmp_path / "in" / "notes.txt"), "-o", str(tmp_path / "one.json"))
+    assert named.exit_code != 0 and "not a DICOM file" in named.output  # a file named on its own is always read
+
+
+@pytest.mark.parametrize(("globs", "read"), [
+    (["*.dcm"], {"a.dcm", "cut.dcm", "c.dcm"}),  # a name matches in every subfolder
+    (["a.*", "sub/*"], {"a.dcm", "c.dcm"}),
+    (["sub/c.dcm"], {"c.dcm"}),
+])
+def test_include_globs_choose_the_files_of_a_folder_walk(tmp_path: Path, globs: list[str], read: set[str]) -> None:
+    src = FIXTURES / "tid1410_planar_regions.dcm"
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    for rel in ("a.dcm", "sub/c.dcm", "b.bin"):
+        (tmp_path / "in" / rel).write_bytes(src.read_bytes())
+    (tmp_path / "in" / "cut.dcm").write_bytes(src.read_bytes()[:1000])
+    args = [a for g in globs for a in ("--include", g)]
+    r = run("convert", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-q", *args)
+    shown = {Path(p).name for p in (tmp_path / "out").rglob("*.json")} | ({"cut.dcm"} if "cut.dcm: truncated" in r.output else set())
+    assert shown == {n.replace(".dcm", ".json") if n != "cut.dcm" else n for n in read}, r.output

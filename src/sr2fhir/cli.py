@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from urllib.parse import urlsplit
-from typing import TYPE_CHECKING, Annotated, Any, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Iterable, Iterator, NamedTuple, Optional, Sequence
 
 import typer
 
@@ -74,6 +74,7 @@ MaxDepth = Annotated[int, typer.Option("--max-depth", metavar="N", help="Deepest
 MaxItems = Annotated[int, typer.Option("--max-items", metavar="N", help="Most content items accepted in one report.")]
 Verbose = Annotated[bool, typer.Option("-v", "--verbose", help="Also show information diagnostics (items the IG does not map).")]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="Show no warnings, only errors and the summary.")]
+Include = Annotated[list[str], typer.Option("--include", metavar="GLOB", help="In folders, read only the files whose name or relative path matches GLOB (repeatable), e.g. '*.dcm'. Default: every file; files plainly not DICOM are skipped and counted.", show_default=False)]
 Jobs = Annotated[int, typer.Option("-j", "--jobs", metavar="N", help="Convert this many files at once (processes); output and messages keep the input order.")]
 Validate = Annotated[bool, typer.Option("--validate", help="Check the output against R5 and the IG's profiles; nothing that fails is written or sent.")]
 Ig = Annotated[Optional[str], typer.Option("--ig", metavar="DIR", help="The IG package folder for --validate (default: ~/.fhir/packages/hl7.fhir.uv.dicom-sr#1.0.0 if present, else the copy sr2fhir ships).")]
@@ -209,16 +210,25 @@ def output_stems(files: list[InputFile], notes: list[str]) -> list[str]:
     return stems
 
 
-def _batch(inputs: list[str]) -> tuple[list[str], list[str]]:
-    """The input files of a command, and their unique output names; notes about them shown."""
+class Batch(NamedTuple):
+    files: list[str]
+    stems: list[str]
+    """Their unique output names."""
+    skipped: int
+    """Files in folders left out because they are plainly not DICOM."""
+
+
+def _batch(inputs: list[str], include: Sequence[str] = ()) -> Batch:
+    """The input files of a command (folders walked, --include applied); notes about them shown."""
     from .dicom.reader import iter_inputs
-    
+
     notes: list[str] = []
-    found = list(iter_inputs(inputs, notes))
+    skipped: list[str] = []
+    found = list(iter_inputs(inputs, notes, include, skipped))
     stems = output_stems(found, notes)
     for note in notes:
         _say(f"note: {note}")
-    return [f.path for f in found], stems
+    return Batch([f.path for f in found], stems, len(skipped))
 
 
 def _output_path(target: str, stem: str, bundle: str, many: bool) -> Path:
@@ -252,6 +262,7 @@ def convert(
     verbose: Verbose = False,
     quiet: Quiet = False,
     jobs: Jobs = 1,
+    include: Include = [],
     validate: Validate = False,
     ig: Ig = None,
     debug: Debug = False,
@@ -267,7 +278,7 @@ def convert(
         max_items=max_items, verbose=verbose, quiet=quiet, jobs=jobs, validate=validate, ig=ig, debug=debug,
         fail_on_ig_defects=fail_on_ig_defects, conditional_references=bundle == BundleType.transaction,
     )
-    files, stems = _batch(inputs)
+    files, stems, skipped = _batch(inputs, include)
     many = len(files) > 1 or any(i != "-" and Path(i).is_dir() for i in inputs)
     folder = output is not None and (many or Path(output).is_dir() or output.endswith(("/", os.sep)))
     if many and output is not None and not Path(output).is_dir() and output.lower().endswith((".json", ".ndjson")):
@@ -281,7 +292,7 @@ def convert(
             _convert_one(f, stem, done, output, outcome, bundle.value, many, folder, cs, results, stdout_broken)
             progress.advance(results[-1].error is not None)
     if many:
-        _summary(results, cs.quiet)
+        _summary(results, cs.quiet, skipped=skipped)
     _where_explained()
     raise typer.Exit(_exit_code(results))
 
@@ -534,6 +545,7 @@ def push(
     verbose: Verbose = False,
     quiet: Quiet = False,
     jobs: Jobs = 1,
+    include: Include = [],
     validate: Validate = False,
     ig: Ig = None,
     debug: Debug = False,
@@ -559,7 +571,7 @@ def push(
         max_items=max_items, verbose=verbose, quiet=quiet, jobs=jobs, validate=validate, ig=ig, debug=debug, fail_on_ig_defects=fail_on_ig_defects,
     )
     conn = Connection(fhir_url, token_env, token_file, basic_user, smart_client_id, smart_key, smart_token_url, smart_scope, smart_kid, ca_bundle, insecure, retries, seed, timeout, connect_timeout)
-    files, stems = _batch(inputs)
+    files, stems, skipped = _batch(inputs, include)
     many = len(files) > 1 or any(Path(i).is_dir() for i in inputs)
     results: list[FileResult] = []
     lost: list[str] = []
@@ -634,9 +646,9 @@ def push(
         except Terminated:
             # SIGTERM: the report in flight may or may not have landed; pushing it again is safe.
             keep_rest(files[done:], "terminated (SIGTERM)")
-            _push_summary(results, lost, cs.quiet)
+            _push_summary(results, lost, cs.quiet, skipped)
             raise typer.Exit(Exit.TERMINATED) from None
-    _push_summary(results, lost, cs.quiet)
+    _push_summary(results, lost, cs.quiet, skipped)
     _where_explained()
     raise typer.Exit(Exit.MIXED if lost else _exit_code(results))
 
@@ -666,20 +678,21 @@ def _terminate_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _push_summary(results: list[FileResult], lost: list[str], quiet: bool) -> None:
-    _summary(results, quiet, verb="pushed")
+def _push_summary(results: list[FileResult], lost: list[str], quiet: bool, skipped: int = 0) -> None:
+    _summary(results, quiet, verb="pushed", skipped=skipped)
     if lost:
         _say(f"error: {len(lost)} input(s) neither delivered nor kept (the spool could not take them):", style="bold red", markup=False)
         for f in lost:
             _say(f"  not kept: {f}", markup=False)
 
 
-def _summary(results: list[FileResult], quiet: bool = False, verb: str = "converted") -> None:
+def _summary(results: list[FileResult], quiet: bool = False, verb: str = "converted", skipped: int = 0) -> None:
     counts = {"converted": 0, "partial": 0, "failed": 0}
     for r in results:
         counts[r.status] += 1
     hidden = " (hidden by -q)" if quiet else ""
-    _say(f"summary: {len(results)} file(s): {counts['converted']} {verb}, {counts['partial']} {verb} with warnings{hidden}, {counts['failed']} failed")
+    left_out = f"; {skipped} file(s) in folders skipped, not DICOM" if skipped else ""
+    _say(f"summary: {len(results)} file(s): {counts['converted']} {verb}, {counts['partial']} {verb} with warnings{hidden}, {counts['failed']} failed{left_out}")
     for r in results:
         if r.error is not None:
             _say(f"  failed: {r.error}", markup=False)

@@ -15,7 +15,7 @@ import typer
 
 from .cli import (
     DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, BatchProgress, CodingScheme, Debug, DiagnosticReport, FailOnIgDefects, FhirVersion, FhirVersionOpt,
-    Ig, Jobs, MaxDepth, MaxItems, Quiet, Strict, Timezone, Validate, Verbose, _batch, _say, _where_explained, app, conversion_options,
+    Ig, Include, Jobs, MaxDepth, MaxItems, Quiet, Strict, Timezone, Validate, Verbose, _batch, _say, _where_explained, app, conversion_options,
 )
 from .errors import Exit
 
@@ -43,6 +43,7 @@ def export(
     engine: Annotated[Engine, typer.Option("--engine", help="local (processes on this machine) or spark (PySpark; pip install sr2fhir[spark]; runs unchanged under spark-submit).")] = Engine.local,
     spark_master: Annotated[Optional[str], typer.Option("--spark-master", metavar="URL", help="Spark master (default local[N] with N = --jobs; under spark-submit, spark-submit's).")] = None,
     jobs: Jobs = 1,
+    include: Include = [],
     diagnostic_report: DiagnosticReport = False,
     fhir_version: FhirVersionOpt = FhirVersion.R5,
     timezone: Timezone = "+00:00",
@@ -71,7 +72,8 @@ def export(
         raise typer.BadParameter(f"-o {output}: not a folder")
     # Absolute: the tables and messages name each input the same way whatever the engine and its
     # executors' working folder.
-    files = [str(Path(f).resolve()) for f in _batch(inputs)[0]]
+    batch = _batch(inputs, include)
+    files = [str(Path(f).resolve()) for f in batch.files]
     request = "sr2fhir export " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     if engine == Engine.spark and importlib.util.find_spec("pyspark") is None:
         _say("error: --engine spark needs PySpark: pip install 'sr2fhir[spark]'", style="bold red")
@@ -105,7 +107,8 @@ def export(
     outputs = ", ".join(f"{o['count']} {o['type']}" for o in manifest["output"]) or "no resources"
     tables = ", ".join(f"{t['rows']} {t['table']}" for t in manifest["extension"]["urn:sr2fhir:tables"])
     _say(f"export: {len(files)} file(s) in {seconds:.1f} s ({len(files) / max(seconds, 1e-9):.1f}/s), {n_failed} failed; "
-         f"{outputs}" + (f"; tables: {tables}" if tables else "") + f"; manifest {out / 'manifest.json'}")
+         f"{outputs}" + (f"; tables: {tables}" if tables else "") + f"; manifest {out / 'manifest.json'}"
+         + (f"; {batch.skipped} file(s) in folders skipped, not DICOM" if batch.skipped else ""))
     if manifest["extension"]["urn:sr2fhir:duplicate-reports"]:
         _say(f"note: {manifest['extension']['urn:sr2fhir:duplicate-reports']} report(s) seen twice (same SOP Instance UID): exported once")
     for reason in failed:

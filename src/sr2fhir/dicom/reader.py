@@ -9,6 +9,7 @@ message that names the file and, where there is one, the content item.
 from __future__ import annotations
 
 import codecs
+import fnmatch
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Iterator, Sequence
 
 from . import part10
 from .content import SRDocument
@@ -127,13 +128,36 @@ def _read_stream(fh: BinaryIO, name: str, limits: Limits, diags: Diagnostics) ->
     data = fh.read()
     if data.startswith(codecs.BOM_UTF8):  # some Windows tools write JSON with a byte order mark
         data = data[len(codecs.BOM_UTF8):]
-    if data.lstrip()[:1] in (b"{", b"["):
+    if _json_start(data):
         datasets = _datasets_from_json(data, name, diags)
     else:
         datasets = [_dataset_from_part10(data, name)]
         del data
     return [document_from_dataset(ds, name if len(datasets) == 1 else f"{name}[{i}]", limits=limits, diagnostics=diags, release=True)
             for i, ds in enumerate(datasets)]
+
+
+def _json_start(data: bytes) -> bool:
+    return data.lstrip()[:1] in (b"{", b"[")
+
+
+SNIFF_BYTES = 4096
+
+
+def plainly_not_dicom(path: str) -> bool:
+    """Whether a file is neither Part 10 (DICM at byte 128) nor JSON (first non-blank byte `{` or
+    `[`), judged from its first bytes as the reader would judge it whole (a folder walk skips such
+    files, issue 27.8). A file that cannot be read, or only blanks so far, is not judged here."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+    except OSError:
+        return False
+    if head.startswith(codecs.BOM_UTF8):
+        head = head[len(codecs.BOM_UTF8):]
+    if len(head) >= SNIFF_BYTES - len(codecs.BOM_UTF8) and not head.strip():
+        return False
+    return head[128:132] != b"DICM" and not _json_start(head)
 
 
 def _dataset_from_part10(data: bytes, name: str) -> DataSet:
@@ -334,11 +358,16 @@ class InputFile:
     relative: str
 
 
-def iter_inputs(inputs: Iterable[str], notes: list[str] | None = None) -> Iterator[InputFile]:
+def iter_inputs(
+    inputs: Iterable[str], notes: list[str] | None = None, include: Sequence[str] = (), skipped: list[str] | None = None,
+) -> Iterator[InputFile]:
     """Expand folders (recursively, sorted, following links) into files; '-' stays as stdin.
 
     A folder that cannot be read is yielded itself, so that it fails with its reason; a link
-    back to a folder already walked is skipped, with a note (issue 10.7).
+    back to a folder already walked is skipped, with a note (issue 10.7). In a folder, only files
+    whose name or relative path matches one of the `include` globs (all files when none) are
+    read, and a file that is plainly not DICOM is left out and added to `skipped` (issue 27.8);
+    a file named on its own is always read.
     """
     for inp in inputs:
         if inp == "-" or not os.path.isdir(inp):
@@ -358,15 +387,17 @@ def iter_inputs(inputs: Iterable[str], notes: list[str] | None = None) -> Iterat
             for f in sorted(files):
                 if not f.startswith("."):
                     full = os.path.join(root, f)
-                    yield InputFile(full, os.path.relpath(full, inp))
+                    rel = os.path.relpath(full, inp)
+                    if include and not any(fnmatch.fnmatchcase(f, g) or fnmatch.fnmatchcase(rel, g) for g in include):
+                        continue
+                    if plainly_not_dicom(full):
+                        if skipped is not None:
+                            skipped.append(full)
+                        continue
+                    yield InputFile(full, rel)
             while unreadable:
                 bad = unreadable.pop(0)
                 yield InputFile(bad, os.path.relpath(bad, inp))
         while unreadable:
             bad = unreadable.pop(0)
             yield InputFile(bad, os.path.relpath(bad, inp) if bad != inp else os.path.basename(bad.rstrip(os.sep)))
-
-
-def iter_input_files(inputs: Iterable[str], notes: list[str] | None = None) -> Iterator[str]:
-    """The paths of iter_inputs."""
-    return (i.path for i in iter_inputs(inputs, notes))
