@@ -28,7 +28,7 @@ cat >> "$WORK/repo/pyproject.toml" <<TOML
 
 [tool.mutmut]
 source_paths = ["src/sr2fhir"]
-also_copy = ["tests/", "scripts/", "examples/"]
+also_copy = ["tests/", "scripts/", "examples/", "docs/", "validator/", "README.md"]
 pytest_add_cli_args_test_selection = [${TESTS%, }]
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-k", "not generator_output and not hash_seed"]
 TOML
