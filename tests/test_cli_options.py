@@ -203,3 +203,30 @@ def test_the_command_line_loads_pydicom_only_when_it_needs_it(tmp_path: Path) ->
         assert out.stat().st_size > 0, r.stderr
         loaded = r.stdout.strip().splitlines()[-1]
         assert ("'pydicom'" in loaded) == pydicom and ("'numpy'" in loaded) == pydicom, (source, loaded)
+
+
+@pytest.mark.parametrize("command", ["convert", "push", "validate", "explain", "export", "serve", "dump", "queue list", "queue purge"])
+def test_every_placeholder_says_what_it_wants(command: str) -> None:
+    """Issue 27.9: `<str>` placeholders, `<r5|r4>` where the docs say R5, and help naming options a command lacks."""
+    import re
+
+    r = run(*command.split(), "-h")
+    assert r.exit_code == 0, r.output
+    assert not re.search(r"<(str|int|float|bool|text|integer)>", r.stdout), r.stdout
+    assert "<r5|r4>" not in r.stdout
+    named = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", r.stdout))
+    offered = set(re.findall(r"^\s+(?:-\w, )?(--[a-z][a-z0-9-]+)(?: / (--[a-z][a-z0-9-]+))?", r.stdout, re.M))
+    offered_names = {o for pair in offered for o in pair if o}
+    assert named - offered_names == set()  # every option a help text names is one this command has
+
+
+@pytest.mark.parametrize("command", ["convert", "push", "export", "validate"])
+def test_usage_says_several_inputs_are_taken(command: str) -> None:
+    assert "...}" in run(command, "-h").stdout.splitlines()[0]
+
+
+def test_the_gateway_http_port_default_is_one_place_and_not_8080() -> None:
+    from sr2fhir.gateway.service import Settings
+
+    r = run("serve", "-h")
+    assert f"[default: {Settings.http_port}]" in " ".join(r.stdout.split()) and Settings.http_port != 8080

@@ -83,12 +83,13 @@ def test_queue_commands(tmp_path: Path) -> None:
     q = Queue(tmp_path)
     for uid in ("1.2.1", "1.2.2"):
         q.add(uid, hashlib.sha256(uid.encode()).hexdigest(), uid.encode(), sop_class="1.2.840.10008.5.1.4.1.1.88.33", study_uid=None, series_uid=None, source="stow")
-    q.dead("1.2.1", "not a TID 1500 Measurement Report")
+    q.dead("1.2.1", f"{q.path('1.2.1')}: not a TID 1500 Measurement Report")  # as a failed conversion words it
     q.delivered("1.2.2")
     listing = json.loads(sr2fhir("queue", "list", "--state", str(tmp_path), "--json").stdout)
     assert listing["counts"] == {"received": 0, "converted": 0, "delivered": 1, "dead": 1}
     text = sr2fhir("queue", "list", "--state", str(tmp_path), "--status", "dead").stdout
     assert "1.2.1" in text and "not a TID 1500" in text and "1.2.2" not in text
+    assert str(q.path("1.2.1")) not in text  # the UID column says which; the path is not repeated
     assert text.splitlines()[0].split()[:4] == ["STATE", "RECEIVED", "(UTC)", "TRIES"]  # column headings
     shown = json.loads(sr2fhir("queue", "show", "1.2.1", "--state", str(tmp_path), "--json").stdout)
     assert shown["state"] == "dead" and shown["object"].endswith("1.2.1.dcm")

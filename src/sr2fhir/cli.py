@@ -61,7 +61,7 @@ def _say(text: str, style: str | None = None, markup: bool = False) -> None:
 
 FailOnIgDefects = Annotated[bool, typer.Option(
     "--fail-on-ig-defects",
-    help="Also fail (--strict, --validate, validate) on findings that known defects of the IG itself cause (docs/conformance.md); by default they are shown as warnings.",
+    help="Let findings that known defects of the IG itself cause (docs/conformance.md) fail --strict and --validate too; by default they are warnings.",
 )]
 
 # --- the conversion and reporting options, one definition for every command that converts ---
@@ -87,7 +87,7 @@ class FhirVersion(str, Enum):
 
 
 FhirVersionOpt = Annotated[FhirVersion, typer.Option(
-    "--fhir-version", case_sensitive=False,
+    "--fhir-version", case_sensitive=False, metavar="R5|R4",
     help="FHIR version of the output: R5 (the IG's) or R4 (down-converted with the HL7 cross-version extensions; docs/r4.md says what R4 loses).",
 )]
 
@@ -247,7 +247,7 @@ class BundleType(str, Enum):
 
 @app.command()
 def convert(
-    inputs: Annotated[list[str], typer.Argument(metavar="INPUT", help="DICOM SR files (Part 10 or DICOM JSON), directories (searched recursively), or - for stdin.", show_default=False)],
+    inputs: Annotated[list[str], typer.Argument(metavar="INPUT...", help="DICOM SR files (Part 10 or DICOM JSON), directories (searched recursively), or - for stdin.", show_default=False)],
     output: Annotated[Optional[str], typer.Option("-o", "--output", metavar="FILE|DIR", help="Output file; a directory (one file per input) when there are several inputs or documents. Default: stdout.")] = None,
     bundle: Annotated[BundleType, typer.Option("-b", "--bundle", help="transaction (POST with ifNoneExist), collection, or ndjson (one resource a line).")] = BundleType.transaction,
     pretty: Annotated[bool, typer.Option("--pretty", help="Indent the JSON.")] = False,
@@ -450,11 +450,12 @@ def _not_fhir(path: str, exc: Exception) -> str:
 
 @app.command("validate")
 def validate_cmd(
-    files: Annotated[list[str], typer.Argument(metavar="FILE", help="FHIR JSON files: Bundles, single resources, or NDJSON.", show_default=False)],
-    ig: Annotated[Optional[str], typer.Option("--ig", help="The IG package folder (default: ~/.fhir/packages/hl7.fhir.uv.dicom-sr#1.0.0 if present, else the copy sr2fhir ships).")] = None,
-    outcome: Annotated[Optional[str], typer.Option("--outcome", help="Write the findings as a FHIR OperationOutcome (a file; a folder for several inputs).")] = None,
-    fail_on_ig_defects: FailOnIgDefects = False,
-    fhir_version: Annotated[FhirVersion, typer.Option("--fhir-version", case_sensitive=False, help="R5 (the IG's profiles) or R4 output of sr2fhir (structure, cross-version extensions, reference targets; docs/r4.md).")] = FhirVersion.R5,
+    files: Annotated[list[str], typer.Argument(metavar="FILE...", help="FHIR JSON files: Bundles, single resources, or NDJSON.", show_default=False)],
+    ig: Annotated[Optional[str], typer.Option("--ig", metavar="DIR", help="The IG package folder (default: ~/.fhir/packages/hl7.fhir.uv.dicom-sr#1.0.0 if present, else the copy sr2fhir ships).")] = None,
+    outcome: Annotated[Optional[str], typer.Option("--outcome", metavar="FILE|DIR", help="Write the findings as a FHIR OperationOutcome (a file; a folder for several inputs).")] = None,
+    fail_on_ig_defects: Annotated[bool, typer.Option(
+        "--fail-on-ig-defects", help="Count findings that known defects of the IG itself cause (docs/conformance.md) as errors; by default they are warnings.")] = False,
+    fhir_version: Annotated[FhirVersion, typer.Option("--fhir-version", case_sensitive=False, metavar="R5|R4", help="R5 (the IG's profiles) or R4 output of sr2fhir (structure, cross-version extensions, reference targets; docs/r4.md).")] = FhirVersion.R5,
 ) -> None:
     """Check FHIR output against R5, the IG's profiles, and Bundle integrity (or, with --fhir-version R4, R4 output)."""
     from .batch import write_atomic
@@ -490,17 +491,17 @@ def validate_cmd(
     raise typer.Exit(1 if failed else 0)
 
 
-FhirUrl = Annotated[str, typer.Option("--fhir-url", help="Base URL of the FHIR server (R5; R4 with --fhir-version R4).")]
-TokenEnv = Annotated[Optional[str], typer.Option("--token-env", help="Environment variable holding a bearer token.")]
-TokenFile = Annotated[Optional[str], typer.Option("--token-file", help="File holding a bearer token.")]
-BasicUser = Annotated[Optional[str], typer.Option("--basic-user", help="HTTP basic user; the password comes from SR2FHIR_PASSWORD.")]
-CaBundle = Annotated[Optional[str], typer.Option("--ca-bundle", help="CA bundle for TLS verification.")]
+FhirUrl = Annotated[str, typer.Option("--fhir-url", metavar="URL", help="Base URL of the FHIR server (R5; R4 with --fhir-version R4).")]
+TokenEnv = Annotated[Optional[str], typer.Option("--token-env", metavar="VAR", help="Environment variable holding a bearer token.")]
+TokenFile = Annotated[Optional[str], typer.Option("--token-file", metavar="FILE", help="File holding a bearer token.")]
+BasicUser = Annotated[Optional[str], typer.Option("--basic-user", metavar="USER", help="HTTP basic user; the password comes from SR2FHIR_PASSWORD.")]
+CaBundle = Annotated[Optional[str], typer.Option("--ca-bundle", metavar="FILE", help="CA bundle for TLS verification.")]
 Insecure = Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates.")]
-SmartClientId = Annotated[Optional[str], typer.Option("--smart-client-id", help="SMART Backend Services client id (signed-JWT client credentials).")]
-SmartKey = Annotated[Optional[str], typer.Option("--smart-key", help="PEM private key (RSA: RS384, EC P-384: ES384) for SMART.")]
-SmartTokenUrl = Annotated[Optional[str], typer.Option("--smart-token-url", help="SMART token endpoint; default: from .well-known/smart-configuration.")]
-SmartScope = Annotated[Optional[str], typer.Option("--smart-scope", help="SMART scopes to ask for; default: what push (with --seed) needs (system/...).")]
-SmartKid = Annotated[Optional[str], typer.Option("--smart-kid", help="Key id (kid) to put in the JWT header.")]
+SmartClientId = Annotated[Optional[str], typer.Option("--smart-client-id", metavar="ID", help="SMART Backend Services client id (signed-JWT client credentials).")]
+SmartKey = Annotated[Optional[str], typer.Option("--smart-key", metavar="FILE", help="PEM private key (RSA: RS384, EC P-384: ES384) for SMART.")]
+SmartTokenUrl = Annotated[Optional[str], typer.Option("--smart-token-url", metavar="URL", help="SMART token endpoint; default: from .well-known/smart-configuration.")]
+SmartScope = Annotated[Optional[str], typer.Option("--smart-scope", metavar="SCOPES", help="SMART scopes to ask for; default: what push (with --seed) needs (system/...).")]
+SmartKid = Annotated[Optional[str], typer.Option("--smart-kid", metavar="KID", help="Key id (kid) to put in the JWT header.")]
 
 
 class MissingPolicy(str, Enum):
@@ -515,7 +516,7 @@ class MultiplePolicy(str, Enum):
 
 @app.command()
 def push(
-    inputs: Annotated[list[str], typer.Argument(metavar="INPUT", help="DICOM SR files or directories.", show_default=False)],
+    inputs: Annotated[list[str], typer.Argument(metavar="INPUT...", help="DICOM SR files or directories (searched recursively).", show_default=False)],
     fhir_url: FhirUrl,
     token_env: TokenEnv = None,
     token_file: TokenFile = None,

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from .cli import (
-    DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, CodingScheme, Debug, DiagnosticReport, FailOnIgDefects, Ig, MaxDepth, MaxItems, Quiet, Timezone,
+    DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, CodingScheme, Debug, DiagnosticReport, Ig, MaxDepth, MaxItems, Quiet, Timezone,
     Verbose, _profiles, _report, _say, _where_explained, app, conversion_options,
 )
 from .errors import Exit
@@ -29,7 +29,6 @@ def explain(
     quiet: Quiet = False,
     ig: Ig = None,
     debug: Debug = False,
-    fail_on_ig_defects: FailOnIgDefects = False,
 ) -> None:
     """Write a page that shows, side by side, what the SR says and what FHIR got."""
     from .batch import convert_path, write_atomic
@@ -38,7 +37,7 @@ def explain(
 
     cs = conversion_options(
         timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, strict=False, max_depth=max_depth, max_items=max_items,
-        verbose=verbose, quiet=quiet, jobs=1, validate=False, ig=ig, debug=debug, fail_on_ig_defects=fail_on_ig_defects,
+        verbose=verbose, quiet=quiet, jobs=1, validate=False, ig=ig, debug=debug, fail_on_ig_defects=False,
         conditional_references=False,
     )
     r = convert_path(input, cs.options, cs.limits, debug=debug)

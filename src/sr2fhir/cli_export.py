@@ -37,7 +37,7 @@ def _formats(value: str) -> tuple[str, ...]:
 
 @app.command()
 def export(
-    inputs: Annotated[list[str], typer.Argument(metavar="INPUT", help="DICOM SR files (Part 10 or DICOM JSON) or directories (searched recursively).", show_default=False)],
+    inputs: Annotated[list[str], typer.Argument(metavar="INPUT...", help="DICOM SR files (Part 10 or DICOM JSON) or directories (searched recursively).", show_default=False)],
     output: Annotated[str, typer.Option("-o", "--output", metavar="DIR", help="The export folder: NDJSON per resource type, manifest.json, a Parquet folder per table.")],
     format: Annotated[str, typer.Option("--format", metavar="ndjson,parquet", help="What to write: FHIR Bulk NDJSON, Parquet research tables, or both.")] = "ndjson,parquet",
     engine: Annotated[Engine, typer.Option("--engine", help="local (processes on this machine) or spark (PySpark; pip install sr2fhir[spark]; runs unchanged under spark-submit).")] = Engine.local,

@@ -97,7 +97,7 @@ def serve(
     max_associations_per_peer: Annotated[int, typer.Option("--max-associations-per-peer", metavar="N", help="DICOM associations at once from one network address; more are rejected (transient, local limit exceeded).")] = 8,
     idle_timeout: Annotated[float, typer.Option("--idle-timeout", metavar="SECONDS", help="Abort a DICOM association that stores nothing for this long (C-ECHO does not count), and close a connection that stalls this long inside a PDU or its TLS handshake.")] = 60.0,
     max_object_mb: Annotated[int, typer.Option("--max-object-mb", metavar="MB", help="The largest object C-STORE may send (held in memory as it arrives); a larger one ends its association as soon as it is declared.")] = 64,
-    http_port: Annotated[int, typer.Option("--http-port", metavar="PORT", help="HTTP port: STOW-RS (POST /studies), /healthz, /readyz, /metrics.")] = 8080,
+    http_port: Annotated[int, typer.Option("--http-port", metavar="PORT", help="HTTP port: STOW-RS (POST /studies), /healthz, /readyz, /metrics.")] = 11180,
     stow_token_env: Annotated[Optional[str], typer.Option("--stow-token-env", metavar="VAR", help="Environment variable holding the bearer token STOW-RS senders must give.")] = None,
     stow_token_file: Annotated[Optional[str], typer.Option("--stow-token-file", metavar="FILE", help="File holding the bearer token STOW-RS senders must give.")] = None,
     tls_cert: Annotated[Optional[str], typer.Option("--tls-cert", metavar="FILE", help="PEM certificate (chain): DICOM TLS (PS3.15 Annex B) and HTTPS on both ports.")] = None,
@@ -284,7 +284,9 @@ def queue_list(
     if reports:
         sys.stdout.write(f"{'STATE':<9}  {'RECEIVED (UTC)':<19}  {'TRIES':>5}  {'SOURCE':<16}  SOP INSTANCE UID  REASON\n")
     for r in reports:
-        reason = f"  {_shown(r.reason)}" if r.reason and r.state != "delivered" else ""
+        # The reason of a failed conversion starts with the stored object's path: the UID column says which.
+        why = (r.reason or "").removeprefix(f"{q.path(r.sop_uid)}: ")
+        reason = f"  {_shown(why)}" if why and r.state != "delivered" else ""
         sys.stdout.write(f"{r.state:<9}  {_when(r.received_at):<19}  {r.attempts:>5}  {_shown(r.source):<16}  {_shown(r.sop_uid)}{reason}\n")
     sys.stdout.write("counts: " + ", ".join(f"{k} {v}" for k, v in q.counts().items()) + "\n")
 

@@ -44,7 +44,8 @@ class Settings:
     dicom_port: int = 11112
     ae_title: str = "SR2FHIR"
     peers: Peers = field(default_factory=Peers)
-    http_port: int = 8080
+    http_port: int = 11180
+    """Not 8080, which most machines' web tools take; beside the DICOM port (issue 27.9)."""
     stow_token: str | None = None
     stow_limits: BodyLimits = field(default_factory=BodyLimits)
     tls: Tls | None = None
