@@ -465,19 +465,27 @@ def validate_cmd(
     profiles = _profiles(ig) if fhir_version == FhirVersion.R5 else None
     failed = False
     # One naming rule for outputs and outcomes: inputs that share a stem get a suffix (issue 26, item 4).
+    # A folder is an export: its NDJSON files (issue 27.6).
+    files = [str(p) for f in files for p in (sorted(Path(f).glob("*.ndjson")) if Path(f).is_dir() else [Path(f)])]
     stems = dict(zip(files, output_stems([InputFile(f, os.path.basename(f)) for f in files], [])))
+    loaded: dict[str, tuple[list[dict[str, Any]], dict[str, dict[str, Any]], dict[str, Any] | None]] = {}
     for f in files:
         try:
-            resources, index, bundle_ = load(f)
+            loaded[f] = load(f)
         except (OSError, ValueError) as exc:
             _say(f"error: {f}: {_not_fhir(f, exc)}", style="bold red", markup=False)
             failed = True
-            continue
+    # Files that are not Bundles (NDJSON) are one set: an export's files reference each other.
+    loose = [f for f, (_, _, b) in loaded.items() if b is None]
+    shared = {url: r for f in loose for url, r in loaded[f][1].items()}
+    for f, (resources, index, bundle_) in loaded.items():
         if not resources:
             _say(f"error: {f}: no FHIR resource in the file", style="bold red")
             failed = True
             continue
-        report = validate_resources(resources, index, bundle=bundle_, profiles=profiles, source=f, fhir_version=fhir_version.value)
+        others = [r for g in loose if g != f for r in loaded[g][0]] if bundle_ is None else []
+        report = validate_resources(resources, shared if bundle_ is None else index, bundle=bundle_, profiles=profiles, source=f,
+                                    fhir_version=fhir_version.value, referrers=others)
         for finding in report.findings:
             typer.echo(printable(f"{f}: {finding.text(fail_on_ig_defects)}"))
         known = report.count("error") - report.errors()

@@ -61,6 +61,10 @@ def assert_same_export(a: Path, b: Path) -> None:
         assert f.read_bytes() == (b / f.name).read_bytes(), f.name
     for t in TABLES:
         assert ds.dataset(a / t).to_table().to_pylist() == ds.dataset(b / t).to_table().to_pylist(), t
+        # One naming whatever the engine (issue 27.6): part-00000.parquet, part-00001.parquet ...
+        for d in (a, b):
+            names = sorted(p.name for p in (d / t).iterdir())
+            assert names == [f"part-{n:05d}.parquet" for n in range(len(names))], (d, t, names)
     ma, mb = (json.loads((d / "manifest.json").read_text()) for d in (a, b))
     assert {k: v for k, v in ma.items() if k not in ("transactionTime", "request")} == {k: v for k, v in mb.items() if k not in ("transactionTime", "request")}
 
@@ -182,3 +186,18 @@ def test_a_full_disk_is_said_plainly_and_leaves_no_manifest(tmp_path: Path) -> N
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
     assert "could not be written (No space left on device)" in r.stderr, r.stderr[-2000:]
     assert "exit=1" in r.stdout and "manifest.json" not in r.stdout.split("exit=1", 1)[1], r.stdout
+
+
+def test_an_exports_ndjson_files_validate_as_one_set(local: Path) -> None:
+    """Issue 27.6: `validate export/*.ndjson` reported thousands of unresolved references, because
+    the files of one export reference each other; the folder itself is taken too."""
+    files = sorted(local.glob("*.ndjson"))
+    by_files = runner.invoke(app, ["validate", *map(str, files)])
+    by_folder = runner.invoke(app, ["validate", str(local)])
+    for r in (by_files, by_folder):
+        assert "unresolved-reference" not in r.stdout and "[orphan]" not in r.stdout and "orphan" not in r.stdout, r.stdout[-3000:]
+        assert sum(1 for line in r.stdout.splitlines() if " resource(s): " in line) == len(files)
+    assert by_files.stdout == by_folder.stdout
+    # Each file alone still misses what the others hold: the check is not simply off.
+    alone = runner.invoke(app, ["validate", str(local / "Observation.ndjson")])
+    assert "unresolved-reference" in alone.stdout

@@ -58,6 +58,7 @@ def test_table_rows_say_what_the_bundle_says(path: Path) -> None:
         for row in tables[name]:
             if name not in ("failures",):
                 assert (row["sop_instance_uid"], row["study_instance_uid"], row["patient_id"]) in keys, name
+                assert row["source"] == str(path), name  # every row names its input (issue 27.6)
 
     obs = [o for o in resources if o["resourceType"] == "Observation"]
     by_id = {x["id"]: x for x in resources}
@@ -74,6 +75,8 @@ def test_table_rows_say_what_the_bundle_says(path: Path) -> None:
         assert row["value"] == (float(q["value"]) if q else None) and row["value_exact"] == (str(q["value"]) if q else None)
         assert triple(row["unit"]) == ((q["code"], q["system"], q["unit"]) if q else None)
         assert triple(row["concept"]) == first(o["code"]) and triple(row["method"]) == first(o.get("method"))
+        # code.text where modifiers made one (D-33), else the concept's meaning: never empty (issue 27.6)
+        assert row["concept_text"] == o["code"].get("text", o["code"]["coding"][0]["display"]) and row["concept_text"]
         assert [triple(m["concept"]) for m in row["modifiers"]] == [first(m["code"]) for m in o.get("component", [])]
         sels = [ref_id(d) for d in o.get("derivedFrom", []) if d["type"] == "ImagingSelection"]
         assert row["selection_fhir_ids"] == sels

@@ -104,6 +104,9 @@ def run(files: list[str], outdir: str | Path, formats: tuple[str, ...], options:
                 rows[table] = part.count()
                 for extra in (staging / table).glob("[._]*"):  # Spark's _SUCCESS and .crc files
                     extra.unlink()
+                # The local engine's names (part-00000.parquet ...), not Spark's part-00000-<uuid>-c000.snappy.parquet.
+                for n, written in enumerate(sorted((staging / table).glob("part-*.parquet"))):
+                    written.rename(written.with_name(f"part-{n:05d}.parquet"))
         counts: dict[str, int] = {}
         if "ndjson" in formats:
             lines = kept.where(F.col("_table") == "_ndjson")

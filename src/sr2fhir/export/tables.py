@@ -30,6 +30,7 @@ SITE = pa.struct([("site", CODE), ("laterality", CODE), ("qualifiers", pa.list_(
 STRINGS = pa.list_(pa.string())
 
 _KEYS = [
+    ("source", pa.string(), "the input file (its absolute path; `path[i]` for the i-th report of a DICOM JSON array)"),
     ("sop_instance_uid", pa.string(), "the SR's SOP Instance UID"),
     ("study_instance_uid", pa.string(), "the SR's Study Instance UID"),
     ("patient_id", pa.string(), "Patient ID (0010,0020)"),
@@ -39,7 +40,7 @@ _CONTEXT = [
     ("group_fhir_id", pa.string(), "the measurement group Observation that has this one as member"),
     ("group_number", pa.int32(), "as IDC's measurementGroup_number: the 0-based position of the group among all the children of the Imaging Measurements container (other items counted)"),
     ("concept", CODE, "Observation.code (the concept name)"),
-    ("concept_text", pa.string(), "Observation.code.text (concept name with its modifiers, D-33)"),
+    ("concept_text", pa.string(), "Observation.code.text (concept name with its modifiers, D-33), else the concept's meaning (its display)"),
     ("status", pa.string(), "Observation.status"),
     ("issued", pa.string(), "Observation.issued"),
     ("method", CODE, "Observation.method (Measurement Method)"),
@@ -140,7 +141,7 @@ class _Report:
     """One report's resources, indexed for the rows."""
 
     def __init__(self, doc: SRDocument, resources: list[dict[str, Any]], sources: dict[str, list[str]]) -> None:
-        self.keys = {"sop_instance_uid": doc.sop_instance_uid, "study_instance_uid": doc.study_instance_uid, "patient_id": doc.header.patient_id}
+        self.keys = {"source": doc.source, "sop_instance_uid": doc.sop_instance_uid, "study_instance_uid": doc.study_instance_uid, "patient_id": doc.header.patient_id}
         self.resources = resources
         self.by_url = {full_url(r["id"]): r for r in resources}
         self.observations = [r for r in resources if r["resourceType"] == "Observation"]
@@ -165,7 +166,7 @@ class _Report:
         return {
             **self.keys, "fhir_id": o["id"],
             "group_fhir_id": group["id"] if group else None, "group_number": number,
-            "concept": code(o.get("code")), "concept_text": (o.get("code") or {}).get("text"),
+            "concept": code(o.get("code")), "concept_text": (o.get("code") or {}).get("text") or (code(o.get("code")) or {}).get("display"),
             "status": o.get("status"), "issued": o.get("issued"), "method": code(o.get("method")),
             "derivation": next((code(m.get("valueCodeableConcept")) for m in mods if (code(m.get("code")) or {}).get("code") == DERIVATION), None),
             "modifiers": [_modifier(m) for m in mods],

@@ -124,9 +124,13 @@ def validate_resources(
     ig: str | None = None,
     source: str = "",
     fhir_version: str = "R5",
+    referrers: list[dict[str, Any]] = [],
 ) -> Report:
     """R5: structure, the IG's profiles, Bundle integrity. R4: structure (R4B models), the
-    cross-version extensions and R4 reference targets (validation/r4.py), Bundle integrity."""
+    cross-version extensions and R4 reference targets (validation/r4.py), Bundle integrity.
+
+    For one file of a set (the NDJSON files of an export), `index` covers the whole set and
+    `referrers` holds the set's other resources, whose references count against orphans."""
     report = Report(source, len(resources))
 
     def resolve(ref: dict[str, Any]) -> dict[str, Any] | None:
@@ -148,7 +152,7 @@ def validate_resources(
             continue
         for issue in pv.validate(r, r.get("resourceType", "")):
             report.findings.append(Finding(issue.severity, "profile", issue.rule, name, issue.location, issue.message))
-    report.findings.extend(_integrity(resources, index, bundle))
+    report.findings.extend(_integrity(resources, index, bundle, referrers))
     for finding in report.findings:
         finding.ig_defect = ig_defects.for_message(finding.message)
     return report
@@ -202,9 +206,10 @@ def _is_tracking(ident: dict[str, Any]) -> bool:
     return any(c.get("code") in ("112039", "112040") for c in codings if isinstance(c, dict))
 
 
-def _integrity(resources: list[dict[str, Any]], index: dict[str, dict[str, Any]], bundle: dict[str, Any] | None) -> list[Finding]:
+def _integrity(resources: list[dict[str, Any]], index: dict[str, dict[str, Any]], bundle: dict[str, Any] | None,
+               referrers: list[dict[str, Any]] = []) -> list[Finding]:
     found: list[Finding] = []
-    referenced: set[int] = set()
+    referenced: set[int] = {id(t) for r in referrers for ref in _references(r) if (t := index.get(ref.get("reference") or "")) is not None}
     for r in resources:
         name = f"{r['resourceType']}/{r.get('id')}"
         for ref in _references(r):
