@@ -60,7 +60,11 @@ def test_the_page_holds_both_sides_and_links_them(path: Path, tmp_path: Path) ->
         assert len(d["items"]) == count_items(path)
     conv = convert_path(str(path)).conversions[0]
     resources = conv.resources.resources()
-    assert [c["id"] for c in d["cards"]] == [r["id"] for r in resources]
+    assert sorted(c["id"] for c in d["cards"]) == sorted(r["id"] for r in resources)
+    # Observations first (groups, then measurements and evaluations), each kind in creation order.
+    rank = {"Observation": 0, "ImagingSelection": 1, "BodyStructure": 2, "Device": 3, "Practitioner": 3}
+    order = [r["id"] for r in sorted(resources, key=lambda r: (rank[r["resourceType"]], "imaging-measurement-group" not in str(r.get("meta")) if rank[r["resourceType"]] == 0 else 0))]
+    assert [c["id"] for c in d["cards"]] == order
     items = {i["p"]: i for i in d["items"]}
     for r in resources:
         if r["resourceType"] == "Observation" and not r.get("category"):  # a measurement: its NUM item
@@ -174,3 +178,59 @@ def test_a_bad_input_gets_a_message_and_no_page(tmp_path: Path) -> None:
     result = runner.invoke(app, ["explain", str(dose), "-o", str(tmp_path / "p.html")])
     assert result.exit_code == 14 and "not a TID 1500 Measurement Report" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "p.html").exists()
+
+
+LAYOUT_CHECK = """<script>
+(function () {
+  const box = e => e.getBoundingClientRect();
+  const overlap = (a, b) => a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5;
+  const out = {};
+  const header = box(document.querySelector("header")), tree = box(document.getElementById("tree")), cards = box(document.getElementById("cards"));
+  out.panesOverlap = overlap(header, tree) || overlap(header, cards) || overlap(tree, cards);
+  out.panesFit = tree.bottom <= innerHeight + 1 && cards.bottom <= innerHeight + 1 && tree.height > innerHeight / 3;
+  out.firstCard = document.querySelector("#cards .card h3 .k").textContent.trim();
+  out.folded = [...document.querySelectorAll("#cards details.more summary")].map(s => s.textContent);
+  document.getElementById("show-graph").click();
+  out.graphShown = getComputedStyle(document.querySelector("main")).display === "none" && box(document.getElementById("graphbox")).height > innerHeight / 2;
+  const heads = [...document.querySelectorAll(".graph > text")].map(box);
+  out.headingsOverlap = heads.some((a, i) => heads.some((b, j) => i < j && overlap(a, b)));
+  out.headingsFit = heads.every((h, i) => i + 1 >= heads.length || h.right <= heads[i + 1].left);
+  const nodes = [...document.querySelectorAll(".graph .node")];
+  out.nodes = nodes.length;
+  out.labelsOutside = nodes.filter(g => { const t = box(g.querySelector("text")), r = box(g.querySelector("rect"));
+    return t.left < r.left || t.right > r.right || t.top < r.top - 1.5 || t.bottom > r.bottom + 1.5; }).map(g => g.querySelector("text").textContent);
+  const rects = nodes.map(g => box(g.querySelector("rect")));
+  out.nodesOverlap = rects.some((a, i) => rects.some((b, j) => i < j && overlap(a, b)));
+  out.graphWidth = document.querySelector(".graph").getBoundingClientRect().width;
+  document.body.dataset.layout = JSON.stringify(out);
+})();
+</script></body>"""
+
+
+@pytest.mark.chromium
+@pytest.mark.parametrize("size", ["1280,800", "1920,1080"])
+def test_the_layout_holds_in_a_browser(tmp_path: Path, size: str) -> None:
+    """Issue 27, item 5: the graph sat below two full-height panes, its headings overlapped and its
+    labels overflowed their nodes, and 190 instance UIDs came before the first measurement. Measured
+    in headless Chromium at two window sizes, on the pyradiomics report (1,562 Observations) and the
+    IG's example (every column of the graph)."""
+    import html as html_lib
+
+    pyradiomics = next(p for p in shared_files("tid1500") if "pyradiomics" in p.name)
+    for path in (pyradiomics, IG_EXAMPLE):
+        out = tmp_path / "p.html"
+        page(path, out)
+        checked = tmp_path / "checked.html"
+        checked.write_text(out.read_text().replace("</body>", LAYOUT_CHECK))
+        r = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--window-size={size}", "--virtual-time-budget=10000",
+                            "--dump-dom", f"file://{checked}"], capture_output=True, text=True, timeout=300)
+        m = re.search(r'data-layout="([^"]*)"', r.stdout)
+        assert m, r.stderr[-2000:]
+        got = json.loads(html_lib.unescape(m.group(1)))
+        assert not got["panesOverlap"] and got["panesFit"] and got["graphShown"], (path.name, got)
+        assert not got["headingsOverlap"] and got["headingsFit"] and not got["nodesOverlap"] and got["nodes"] >= 6, (path.name, got)
+        assert got["labelsOutside"] == [], (path.name, got)
+        assert got["graphWidth"] <= int(size.split(",")[0]), (path.name, got)  # six columns fit the window
+        assert got["firstCard"] == "Observation", (path.name, got)  # measurements first
+        if "pyradiomics" in path.name:
+            assert any(re.fullmatch(r"\d{3} more instance rows", s) for s in got["folded"]), got["folded"]

@@ -89,10 +89,11 @@ def _card(r: dict[str, Any], by_url: dict[str, dict[str, Any]]) -> dict[str, Any
 
 
 def device_label(d: dict[str, Any]) -> str:
-    """A Device as a reader knows it: its name (the model, D-28), its manufacturer and model, and
-    only without either its id."""
-    name = d.get("displayName") or next((n.get("value", "") for n in d.get("name", []) if n.get("value")), "")
-    label = " ".join(x for x in (d.get("manufacturer"), name) if x)
+    """A Device as a reader knows it: its manufacturer, its user-friendly name (Device Observer
+    Name, pyradiomics) and its model (displayName, D-28), and only without any of them its id."""
+    model = d.get("displayName") or ""
+    friendly = next((n.get("value", "") for n in d.get("name", []) if n.get("value") and n.get("value") != model), "")
+    label = " ".join(x for x in (d.get("manufacturer"), friendly, model) if x)
     return label or f"device {d['id'][:8]}"
 
 
@@ -147,9 +148,12 @@ def _shape(kind: str, pts: list[tuple[float, float]], w: float) -> str:
 
 
 COLUMNS = (
-    ("existing", "Patient, ImagingStudy, ServiceRequest"), ("group", "measurement groups"), ("observation", "measurements and evaluations"),
-    ("ImagingSelection", "ImagingSelections"), ("BodyStructure", "BodyStructures"), ("Device", "Devices and readers"),
+    ("existing", "Patient, study, order"), ("group", "measurement groups"), ("observation", "measurements, evaluations"),
+    ("ImagingSelection", "ImagingSelections"), ("BodyStructure", "BodyStructures"), ("Device", "Devices, readers"),
 )
+"""The graph's columns, left to right, and their headings (each fits its column)."""
+CARD_ORDER = ("group", "observation", "ImagingSelection", "BodyStructure", "Device", "existing")
+"""Cards in this order: what the report measured first, then where and with what (issue 27.5)."""
 
 
 def _column(r: dict[str, Any]) -> str:
@@ -169,7 +173,7 @@ def _graph(resources: list[dict[str, Any]]) -> str:
     for r in resources:
         key = f"urn:uuid:{r['id']}"
         cols[_column(r)].append(key)
-        labels[key] = (display(r.get("code")) if r.get("code") else "") or r.get("displayName") or r["resourceType"]
+        labels[key] = device_label(r) if r["resourceType"] == "Device" else (display(r.get("code")) if r.get("code") else "") or r["resourceType"]
     edges: set[tuple[str, str]] = set()
     for r in resources:
         src = f"urn:uuid:{r['id']}"
@@ -186,7 +190,7 @@ def _graph(resources: list[dict[str, Any]]) -> str:
             edges.add((src, target))
     cols["existing"] = sorted(external)
     labels.update(external)
-    width, step = 190, 16
+    width, step, box = 205, 16, 185  # six columns fit a 1280-pixel window
     height = 40
     for i, (c, title) in enumerate(COLUMNS):
         keys = cols[c]
@@ -211,13 +215,15 @@ def _graph(resources: list[dict[str, Any]]) -> str:
         if (na, nb) in drawn or na == nb:
             continue
         drawn.add((na, nb))
-        parts.append(f'<line x1="{ia * width + 150}" y1="{30 + ja * step}" x2="{ib * width + 4}" y2="{30 + jb * step}" stroke="#999" stroke-width="0.6"/>')
+        parts.append(f'<line x1="{ia * width + box + 2}" y1="{30 + ja * step}" x2="{ib * width + 2}" y2="{30 + jb * step}" stroke="#999" stroke-width="0.6"/>')
     for key, (i, j, name) in nodes.items():
         if name != key:
             continue
         rid = key.removeprefix("urn:uuid:")
-        parts.append(f'<g class="node" data-id="{escape(rid)}"><rect x="{i * width + 2}" y="{22 + j * step}" width="148" height="13" rx="3" fill="#eef" stroke="#88a"/>'
-                     f'<text x="{i * width + 5}" y="{32 + j * step}">{escape(labels.get(key, rid)[:28])}</text></g>')
+        label = labels.get(key, rid)
+        # The page's script shortens a label that is still wider than its box (fitLabels).
+        parts.append(f'<g class="node" data-id="{escape(rid)}"><title>{escape(label)}</title><rect x="{i * width + 2}" y="{22 + j * step}" width="{box}" height="13" rx="3" fill="#eef" stroke="#88a"/>'
+                     f'<text x="{i * width + 5}" y="{32 + j * step}">{escape(label[:40])}</text></g>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -239,7 +245,7 @@ def render(conversion: Conversion, source: str, validation: dict[str, list[str]]
         if d.path:
             notes.setdefault(d.path, []).append({"s": d.severity.fhir, "rule": d.rule, "text": d.message, "action": d.action or ""})
     cards = []
-    for r in resources:
+    for r in sorted(resources, key=lambda r: CARD_ORDER.index(_column(r))):
         card = _card(r, by_url)
         light = {k: v for k, v in r.items() if k != "text"}
         cards.append({"id": r["id"], "type": r["resourceType"], "profile": _kind(r), "src": conversion.sources.get(r["id"], []),
@@ -265,7 +271,13 @@ _TEMPLATE = """<!DOCTYPE html>
 body{font:13px system-ui,sans-serif;margin:0;color:#222}
 header{padding:8px 12px;background:#f4f4f8;border-bottom:1px solid #ccd}
 header h1{font-size:15px;margin:0 0 4px}
-main{display:flex;height:calc(100vh - 60px)}
+#views{display:flex;flex-direction:column;height:100vh}
+header{flex:none}
+main,#graphbox{flex:1;min-height:0}
+main{display:flex}
+body.graph-view main,body:not(.graph-view) #graphbox{display:none}
+nav button{font:inherit;margin:4px 4px 0 0;padding:2px 8px;border:1px solid #aab;border-radius:4px;background:#fff;cursor:pointer}
+nav button[aria-pressed="true"]{background:#dde6ff;border-color:#67c}
 #tree,#cards{overflow:auto;padding:6px 10px;flex:1}
 #tree{border-right:1px solid #ccd;font-family:ui-monospace,monospace;font-size:12px}
 .item{white-space:nowrap;cursor:pointer;padding:1px 2px;border-radius:3px}
@@ -282,13 +294,16 @@ main{display:flex;height:calc(100vh - 60px)}
 pre{font-size:11px;background:#f7f7f7;overflow:auto;max-height:300px}
 .region{display:inline-block;margin:4px}.region figcaption{font-size:10px;color:#555;max-width:200px}
 .region svg{background:#111}
-#graphbox{padding:6px 10px;overflow:auto;border-top:1px solid #ccd}
+#graphbox{padding:6px 10px;overflow:auto}
+#graphbox h2{font-size:13px;margin:0 0 4px}
+.card details.more summary{color:#06a}
 </style></head><body>
-<header><h1>%TITLE%</h1><div id="counts">%COUNTS%</div>
+<div id="views"><header><h1>%TITLE%</h1><div id="counts">%COUNTS%</div>
 <div>Click an item to see what it became; click a card to see where it came from. Items marked yellow were not mapped:
-each carries its diagnostic and rule (explained in docs/diagnostics.md; D-n rules in docs/decisions.md).</div></header>
+each carries its diagnostic and rule (explained in docs/diagnostics.md; D-n rules in docs/decisions.md).</div>
+<nav><button id="show-side" aria-pressed="true">SR and FHIR side by side</button><button id="show-graph" aria-pressed="false">References graph</button></nav></header>
 <main><section id="tree"></section><section id="cards"></section></main>
-<section id="graphbox"><h2>References</h2>%GRAPH%</section>
+<section id="graphbox"><h2>References between the resources (click a node for its card)</h2>%GRAPH%</section></div>
 <script type="application/json" id="data">%DATA%</script>
 <script>
 "use strict";
@@ -313,7 +328,21 @@ for (const c of D.cards) {
   const h = el("h3"); h.append(el("span", "k", c.type + " "), document.createTextNode(c.title)); card.append(h);
   if (c.profile) card.append(el("div", "prof", "profile " + c.profile));
   const t = el("table");
-  for (const [k, v] of c.rows) { const tr = el("tr"); tr.append(el("td", "k", k), el("td", "", v)); t.append(tr); }
+  // A long run of rows of one kind (190 instances of a pyradiomics selection) shows 3, the rest folded.
+  let run = [];
+  const flush = () => {
+    const shown = run.length > 5 ? run.slice(0, 3) : run;
+    for (const [k, v] of shown) { const tr = el("tr"); tr.append(el("td", "k", k), el("td", "", v)); t.append(tr); }
+    if (run.length > 5) {
+      const tr = el("tr"), td = el("td"), more = el("details", "more"); td.colSpan = 2;
+      more.append(el("summary", "", (run.length - 3) + " more " + run[0][0] + " rows"));
+      for (const [, v] of run.slice(3)) more.append(el("div", "", v));
+      td.append(more); tr.append(el("td", "k", ""), td); t.append(tr);
+    }
+    run = [];
+  };
+  for (const row of c.rows) { if (run.length && run[0][0] !== row[0]) flush(); run.push(row); }
+  flush();
   card.append(t);
   if (c.regions) { const r = el("div"); r.innerHTML = c.regions; card.append(r); }
   for (const f of c.findings) card.append(el("div", "bad", f));
@@ -347,10 +376,30 @@ tree.addEventListener("click", e => {
   }
   location.hash = "item=" + row.dataset.path; });
 cardsBox.addEventListener("click", e => { if (e.target.closest("details")) return; const card = e.target.closest(".card"); if (card) location.hash = "resource=" + card.dataset.id; });
-document.querySelector(".graph")?.addEventListener("click", e => { const n = e.target.closest(".node"); if (n && cardEl[n.dataset.id]) location.hash = "resource=" + n.dataset.id; });
+function view(graph) {
+  document.body.classList.toggle("graph-view", graph);
+  document.getElementById("show-graph").setAttribute("aria-pressed", String(graph));
+  document.getElementById("show-side").setAttribute("aria-pressed", String(!graph));
+  if (graph) fitLabels();
+}
+document.getElementById("show-graph").addEventListener("click", () => view(true));
+document.getElementById("show-side").addEventListener("click", () => view(false));
+document.querySelector(".graph")?.addEventListener("click", e => {
+  const n = e.target.closest(".node"); if (n && cardEl[n.dataset.id]) { view(false); location.hash = "resource=" + n.dataset.id; } });
+let fitted = false;
+function fitLabels() {
+  // Shorten every node label that is wider than its box (measured: fonts differ between machines).
+  if (fitted) return; fitted = true;
+  for (const g of document.querySelectorAll(".graph .node")) {
+    const box = g.querySelector("rect"), text = g.querySelector("text"), room = box.width.baseVal.value - 6;
+    let s = text.textContent;
+    while (s.length > 1 && text.getComputedTextLength() > room) { s = s.slice(0, -2); text.textContent = s + "\u2026"; }
+  }
+}
 function route() {
   const h = decodeURIComponent(location.hash.slice(1));
-  if (h.startsWith("item=")) selectItem(h.slice(5)); else if (h.startsWith("resource=")) selectCard(h.slice(9));
+  if (h === "graph") view(true);
+  else if (h.startsWith("item=")) selectItem(h.slice(5)); else if (h.startsWith("resource=")) selectCard(h.slice(9));
 }
 window.addEventListener("hashchange", route); route();
 document.body.dataset.ready = "1";
