@@ -136,7 +136,7 @@ def test_progress_plain_when_not_a_terminal(tmp_path: Path) -> None:
     env = {**os.environ, "SR2FHIR_PROGRESS_SECONDS": "0"}
     r = subprocess.run([sys.executable, "-m", "sr2fhir", "convert", *files, "-o", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=300)
     lines = [l for l in r.stderr.splitlines() if l.startswith("progress: ")]
-    assert len(lines) == 3 and lines[0].startswith("progress: 1/4 file(s) converted, 0 failed,") and "s left" in lines[0]
+    assert len(lines) == 3 and lines[0].startswith("progress: 1/4 file(s) done, 0 failed,") and "s left" in lines[0]
     q = subprocess.run([sys.executable, "-m", "sr2fhir", "convert", "-q", *files, "-o", str(tmp_path / "out2")], capture_output=True, text=True, env=env, timeout=300)
     assert "progress:" not in q.stderr
 
@@ -230,3 +230,12 @@ def test_the_gateway_http_port_default_is_one_place_and_not_8080() -> None:
 
     r = run("serve", "-h")
     assert f"[default: {Settings.http_port}]" in " ".join(r.stdout.split()) and Settings.http_port != 8080
+
+
+def test_a_failed_file_is_reported_once(tmp_path: Path) -> None:
+    """Issue 27.3: a failure was printed as it happened and again in the summary."""
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(GOOD.read_bytes()[:1000])
+    r = run("convert", str(GOOD), str(cut), "-o", str(tmp_path / "out"))
+    assert sum(1 for line in r.stderr.splitlines() if str(cut) in line) == 1, r.stderr
+    assert "summary: 2 file(s): 1 converted, 0 converted with warnings, 1 failed" in r.stderr

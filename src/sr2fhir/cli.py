@@ -326,6 +326,10 @@ def _convert_one(f: str, stem: str, done: Processed, output: str | None, outcome
         _write(r, f, oo_target, dumps(oo, pretty=True) + "\n", cs.verbose, cs.quiet, what="OperationOutcome")
 
 
+DOING = {"converted": "converting", "pushed": "pushing", "exported": "exporting"}
+"""The live bar's label: what is being done, not a claim about files that may have failed."""
+
+
 class BatchProgress:
     """Progress of a batch on stderr (issue 11.1): a live bar on a terminal (files done, failures,
     rate, time left); otherwise a plain line every SR2FHIR_PROGRESS_SECONDS (default 10) seconds.
@@ -344,7 +348,7 @@ class BatchProgress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.live = Progress(
-                TextColumn(f"{self.verb}"), BarColumn(), MofNCompleteColumn(), TextColumn("files, {task.fields[failed]} failed, {task.fields[rate]}"),
+                TextColumn(DOING.get(self.verb, self.verb)), BarColumn(), MofNCompleteColumn(), TextColumn("files, {task.fields[failed]} failed, {task.fields[rate]}"),
                 TimeRemainingColumn(), TextColumn("{task.fields[now]}"), console=_err(), transient=True,
             )
             self.live.__enter__()
@@ -368,7 +372,7 @@ class BatchProgress:
         elif now - self.last >= self.every and self.done < self.total:
             self.last = now
             left = (self.total - self.done) / rate if rate else 0
-            _err().print(f"progress: {self.done}/{self.total} file(s) {self.verb}, {self.failed} failed, {rate:.1f} file(s)/s, about {left:.0f} s left", markup=False, highlight=False)
+            _err().print(f"progress: {self.done}/{self.total} file(s) done, {self.failed} failed, {rate:.1f} file(s)/s, about {left:.0f} s left", markup=False, highlight=False)
 
     def __exit__(self, *exc: object) -> None:
         if self.live is not None:
@@ -701,10 +705,8 @@ def _summary(results: list[FileResult], quiet: bool = False, verb: str = "conver
         counts[r.status] += 1
     hidden = " (hidden by -q)" if quiet else ""
     left_out = f"; {skipped} file(s) in folders skipped, not DICOM" if skipped else ""
+    # Each failure was said as it happened (issue 27.3: once, not twice); --outcome keeps them.
     _say(f"summary: {len(results)} file(s): {counts['converted']} {verb}, {counts['partial']} {verb} with warnings{hidden}, {counts['failed']} failed{left_out}")
-    for r in results:
-        if r.error is not None:
-            _say(f"  failed: {r.error}", markup=False)
 
 
 def _exit_code(results: list[FileResult]) -> int:

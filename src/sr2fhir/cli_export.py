@@ -111,8 +111,9 @@ def export(
          + (f"; {batch.skipped} file(s) in folders skipped, not DICOM" if batch.skipped else ""))
     if manifest["extension"]["urn:sr2fhir:duplicate-reports"]:
         _say(f"note: {manifest['extension']['urn:sr2fhir:duplicate-reports']} report(s) seen twice (same SOP Instance UID): exported once")
-    for reason in failed:
-        _say(f"  failed: {reason}", markup=False)
+    if engine == Engine.spark:
+        for reason in failed:  # Spark's executors do not print: said here, once
+            _say(f"error: {reason}", style="bold red", markup=False)
     _where_explained()
     raise typer.Exit(Exit.MIXED if n_failed else 0)
 
