@@ -89,3 +89,14 @@ def test_only_the_spark_engine_knows_pyspark_and_only_export_knows_pyarrow() -> 
 
     assert users("pyspark") == ["export/spark.py"]
     assert users("pyarrow") and all(u.startswith("export/") or u == "cli_export.py" for u in users("pyarrow")), users("pyarrow")
+
+
+def test_every_layer_is_in_the_documented_table() -> None:
+    """Issue 26: docs/architecture.md once lacked `explain/`."""
+    doc = (PKG.parents[1] / "docs" / "architecture.md").read_text()
+    rows = [line for line in doc.splitlines() if line.startswith("| ")]
+    for name in ALLOWED:
+        if name in ("base", "__main__"):
+            continue
+        spelt = f"`{name}/`" if (PKG / name).is_dir() else f"`{name}.py`"
+        assert any(spelt in row for row in rows), spelt

@@ -1,7 +1,8 @@
-"""The README's examples, run as written (issue 11): the quick start, "Using it", the library example.
+"""The README's examples and the docs', run as written (issue 11, and 26 since they moved into docs/):
+the quick start, "Using it", the library example, the export's worked example.
 
-The delivery examples (push, the HAPI walk-through) run against the test server in
-tests/delivery/test_hapi.py::test_readme_delivery_examples.
+The delivery examples of docs/delivery.md (push, the HAPI walk-through) run against the test
+server in tests/delivery/test_hapi.py::test_readme_delivery_examples.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ README = (ROOT / "README.md").read_text()
 BIN = Path(sys.executable).parent
 
 
-def block(after_heading: str, lang: str) -> str:
+def block(after_heading: str, lang: str, text: str = README) -> str:
     """The first fenced block of `lang` after the heading."""
-    part = README.split(after_heading, 1)[1]
+    part = text.split(after_heading, 1)[1]
     m = re.search(rf"```{lang}\n(.*?)```", part, re.S)
     assert m, after_heading
     return m.group(1)
@@ -77,11 +78,12 @@ def test_export_worked_example(tmp_path: Path) -> None:
     import duckdb
 
     (tmp_path / "shared").symlink_to(ROOT.parent / "shared")
-    cmd = block("## Export an archive", "sh").strip().replace("../shared", str(tmp_path / "shared"))
+    export_doc = (ROOT / "docs" / "export.md").read_text()
+    cmd = block("## Worked example", "sh", export_doc).strip().replace("../shared", str(tmp_path / "shared"))
     r = sh(cmd, tmp_path)
     assert r.returncode == 1, r.stderr[-2000:]  # the images and non-TID 1500 files fail; the export completes
     con = duckdb.connect()
-    answer = con.sql(block("## Export an archive", "sql").replace("export/", f"{tmp_path}/export/")).fetchall()
+    answer = con.sql(block("## Worked example", "sql", export_doc).replace("export/", f"{tmp_path}/export/")).fetchall()
     from sr2fhir.batch import convert_path
 
     pet = convert_path(str(ROOT.parent / "shared" / "data" / "tid1500" / "dcmqi__sr-example__sr.dcm")).conversions[0].resources.resources()

@@ -290,7 +290,7 @@ def test_a_correction_whose_answer_is_lost_is_retried_idempotently(fhir_url: str
 
 @pytest.mark.java
 def test_readme_delivery_examples(fhir_url: str, tmp_path: Path) -> None:
-    """The README's push examples, as written, against this server (issue 11: every README example runs).
+    """The push examples of docs/delivery.md and the README, as written, against this server (issue 11: every example runs).
 
     `scripts/hapi-server.sh start/stop` is how this test run's server was started; the other
     lines run with the server's URL for `$U` and for the example URL."""
@@ -302,11 +302,13 @@ def test_readme_delivery_examples(fhir_url: str, tmp_path: Path) -> None:
 
     from tests.helpers import ROOT
 
-    readme = (ROOT / "README.md").read_text()
-    hapi = re.search(r"### Trying it end to end with HAPI FHIR.*?```sh\n(.*?)```", readme, re.S)
-    deliver = re.search(r"## Delivering to a FHIR server.*?```sh\n(.*?)```", readme, re.S)
-    assert hapi and deliver
-    lines = [l.split("  #")[0].strip() for l in hapi.group(1).splitlines() + deliver.group(1).splitlines()]
+    delivery = (ROOT / "docs" / "delivery.md").read_text()
+    hapi = re.search(r"## Trying it end to end with HAPI FHIR.*?```sh\n(.*?)```", delivery, re.S)
+    deliver = re.search(r"# Delivering to a FHIR server.*?```sh\n(.*?)```", delivery, re.S)
+    readme = re.search(r"## Beyond one file.*?```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert hapi and deliver and readme
+    push_line = next(l for l in readme.group(1).splitlines() if l.startswith("sr2fhir push"))
+    lines = [l.split("  #")[0].strip() for l in hapi.group(1).splitlines() + deliver.group(1).splitlines() + [push_line]]
     lines = [l for l in lines if l and "hapi-server.sh" not in l]
     (tmp_path / "reports").mkdir()
     shutil.copy(ROOT / "examples" / "measurement-report.dcm", tmp_path / "reports" / "demo.dcm")
