@@ -135,3 +135,82 @@ def test_suv_units_of_a_real_report_are_valid_ucum() -> None:
     codes_ = {o["valueQuantity"]["code"] for o in c.profile("imaging-measurement") if "valueQuantity" in o}
     assert "{SUVbw}.g/ml" in codes_
     assert not [code for code in codes_ if re.match(r"^\{[^}]*\}[^./]", code)]
+
+
+# --- what mutation testing found unasserted (issue 25): each test fails on one surviving mutant ---
+
+FINDING_SITE, LATERALITY = Code("363698007", "SCT", "Finding Site"), Code("272741003", "SCT", "Laterality")
+KIDNEY, RIGHT = Code("64033007", "SCT", "Kidney"), Code("24028007", "SCT", "Right")
+
+
+def test_a_measurement_is_created_conditionally_on_its_observation_uid() -> None:
+    """The transaction entry of a NUM with an Observation UID is a conditional create on that UID (D-21)."""
+    from sr2fhir.fhir import bundle as fhir_bundle
+
+    num = item("CONTAINS", "NUM", DIAMETER, MeasuredValue("4", unit=MM), observation_uid="2.25.77")
+    c = convert_doc(document(group(num)))
+    m = c.one("imaging-measurement")
+    b = fhir_bundle.transaction(c.conversion.resources, "2.25.3")
+    assert b["type"] == "transaction"
+    (entry,) = [e for e in b["entry"] if e["resource"] is m]
+    assert entry["fullUrl"] == f"urn:uuid:{m['id']}"
+    assert entry["request"] == {"method": "POST", "url": "Observation", "ifNoneExist": "identifier=urn:dicom:uid|urn:oid:2.25.77"}
+
+
+def test_a_measurement_records_the_num_it_came_from() -> None:
+    """Conversion.sources (the explain page's links, D-29's provenance) names the NUM's path."""
+    num = item("CONTAINS", "NUM", DIAMETER, MeasuredValue("4", unit=MM))
+    doc = document(group(num))
+    c = convert_doc(doc)
+    m = c.one("imaging-measurement")
+    assert c.conversion.sources[m["id"]] == [num.path] == ["1.1.1.1"]
+
+
+def test_a_nums_own_algorithm_is_its_device_with_the_equipment_as_parent() -> None:
+    """TID 1419 / TID 4019 under a NUM: the measurement's device is that algorithm, whose parent
+    is the report's general equipment (docs/architecture.md, D-7)."""
+    alg = [item("HAS CONCEPT MOD", "TEXT", Code("111001", "DCM", "Algorithm Name"), "segmenter"),
+           item("HAS CONCEPT MOD", "TEXT", Code("111003", "DCM", "Algorithm Version"), "2.1")]
+    num = item("CONTAINS", "NUM", DIAMETER, MeasuredValue("4", unit=MM), alg)
+    plain = item("CONTAINS", "NUM", DIAMETER, MeasuredValue("5", unit=MM))
+    c = convert_doc(document(group(num, plain)))
+    m1, m2 = c.profile("imaging-measurement")
+    device = c.resolve(m1["device"])
+    assert device["displayName"] == "segmenter" and device["version"][0]["value"] == "2.1"
+    equipment = c.one("dicom-general-equipment")
+    assert device["parent"]["reference"] == f"urn:uuid:{equipment['id']}"
+    assert c.resolve(m2["device"]) is not device  # the sibling keeps the inherited device
+    assert not [x for x in m1.get("component", []) if codings(x["code"])[0][1] in ("111001", "111003")]  # consumed, not components
+
+
+def test_a_nums_own_region_of_any_concept_name_is_taken() -> None:
+    """D-8: any SCOORD the NUM is INFERRED FROM is its region, whatever its concept name."""
+    own = item("INFERRED FROM", "SCOORD", Code("999", "99X", "A private name"), SpatialCoordinates("POLYLINE", [1, 1, 2, 2]),
+               [item("SELECTED FROM", "IMAGE", None, SopReference("1.2.840.10008.5.1.4.1.1.2", "2.25.9"))])
+    num = item("CONTAINS", "NUM", DIAMETER, MeasuredValue("4", unit=MM), [own])
+    c = convert_doc(document(group(num)))
+    m = c.one("imaging-measurement")
+    (sel,) = [c.resolve(r) for r in m["derivedFrom"]]
+    assert sel["instance"][0]["uid"] == "2.25.9" and sel["instance"][0]["imageRegion2D"][0]["regionType"] == "polyline"
+    assert not m.get("component") and c.rules() == []  # the region is not also a modifier, nor reported as not mapped
+
+
+def test_laterality_beside_a_nums_own_site_belongs_to_the_site() -> None:
+    site = item("HAS CONCEPT MOD", "CODE", FINDING_SITE, KIDNEY, [item("HAS CONCEPT MOD", "CODE", LATERALITY, RIGHT)])
+    beside = item("HAS CONCEPT MOD", "CODE", FINDING_SITE, KIDNEY)
+    for children in ([site], [beside, item("HAS CONCEPT MOD", "CODE", LATERALITY, RIGHT)]):
+        num = item("CONTAINS", "NUM", DIAMETER, MeasuredValue("4", unit=MM), children)
+        c = convert_doc(document(group(num)))
+        m = c.one("imaging-measurement")
+        inc = c.resolve(m["bodyStructure"])["includedStructure"]
+        assert [(codings(i["structure"])[0][1], codings(i.get("laterality"))) for i in inc] == [("64033007", [("http://snomed.info/sct", "24028007")])]
+        assert not m.get("component"), m.get("component")
+
+
+def test_laterality_without_a_site_is_kept_as_a_component() -> None:
+    """Issue 25: a NUM with only a Laterality child lost it (no site to carry it): a component, D-33."""
+    num = item("CONTAINS", "NUM", DIAMETER, MeasuredValue("4", unit=MM), [item("HAS CONCEPT MOD", "CODE", LATERALITY, RIGHT)])
+    c = convert_doc(document(group(num)))
+    m = c.one("imaging-measurement")
+    assert [(codings(x["code"])[0][1], codings(x["valueCodeableConcept"])[0][1]) for x in m["component"]] == [("272741003", "24028007")]
+    assert "bodyStructure" not in m and "bodySite" not in m
