@@ -239,3 +239,14 @@ def test_a_failed_file_is_reported_once(tmp_path: Path) -> None:
     r = run("convert", str(GOOD), str(cut), "-o", str(tmp_path / "out"))
     assert sum(1 for line in r.stderr.splitlines() if str(cut) in line) == 1, r.stderr
     assert "summary: 2 file(s): 1 converted, 0 converted with warnings, 1 failed" in r.stderr
+
+
+@pytest.mark.parametrize(("made", "checked", "hint"), [("R4", "R5", "give --fhir-version R4"), ("R5", "R4", "drop --fhir-version R4")])
+def test_output_of_the_other_fhir_version_is_named_not_drowned(tmp_path: Path, made: str, checked: str, hint: str) -> None:
+    """Issue 27.7: validating R4 output without --fhir-version R4 gave a page of pydantic errors."""
+    out = tmp_path / "b.json"
+    assert run("convert", str(GOOD), "--fhir-version", made, "-o", str(out)).exit_code == 0
+    r = run("validate", str(out), "--fhir-version", checked)
+    assert r.exit_code == 1 and f"this is FHIR {made} output, and it is being checked as {checked}: {hint}" in r.stderr
+    assert "[structure" not in r.stdout  # no structure noise
+    assert run("validate", str(out), "--fhir-version", made).exit_code == 0

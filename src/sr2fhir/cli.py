@@ -464,7 +464,7 @@ def validate_cmd(
     """Check FHIR output against R5, the IG's profiles, and Bundle integrity (or, with --fhir-version R4, R4 output)."""
     from .batch import write_atomic
     from .dicom.reader import InputFile
-    from .validation.validator import load, validate_resources
+    from .validation.validator import fhir_version_of, load, validate_resources
 
     profiles = _profiles(ig) if fhir_version == FhirVersion.R5 else None
     failed = False
@@ -485,6 +485,13 @@ def validate_cmd(
     for f, (resources, index, bundle_) in loaded.items():
         if not resources:
             _say(f"error: {f}: no FHIR resource in the file", style="bold red")
+            failed = True
+            continue
+        found = fhir_version_of(resources)
+        if found is not None and found != fhir_version.value:
+            # Checking R4 against R5 (or back) would drown the real findings in structure noise.
+            hint = "give --fhir-version R4" if found == "R4" else "drop --fhir-version R4 (R5 is the default)"
+            _say(f"error: {f}: this is FHIR {found} output, and it is being checked as {fhir_version.value}: {hint}", style="bold red", markup=False)
             failed = True
             continue
         others = [r for g in loose if g != f for r in loaded[g][0]] if bundle_ is None else []

@@ -115,6 +115,26 @@ def load(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, An
     return resources, index, bundle
 
 
+XVER_R5 = "http://hl7.org/fhir/5.0/StructureDefinition/"
+"""The canonical base of the R5-in-R4 cross-version extensions and profiles (docs/r4.md)."""
+R5_ONLY = frozenset({"ImagingSelection"})
+"""Resource types that exist in R5 and not in R4."""
+
+
+def fhir_version_of(resources: list[dict[str, Any]]) -> str | None:
+    """R4 or R5, when the resources say which beyond doubt (sr2fhir's R4 output claims the
+    cross-version profile-ImagingSelection or uses cross-version extensions; an ImagingSelection is
+    R5 only); None when they do not (issue 27.7)."""
+    for r in resources:
+        if r.get("resourceType") in R5_ONLY:
+            return "R5"
+        if any(str(p).startswith(XVER_R5) for p in r.get("meta", {}).get("profile", []) if isinstance(r.get("meta"), dict)):
+            return "R4"
+        if any(isinstance(e, dict) and str(e.get("url", "")).startswith(XVER_R5) for e in r.get("extension", []) if isinstance(r.get("extension"), list)):
+            return "R4"
+    return None
+
+
 def validate_resources(
     resources: list[dict[str, Any]],
     index: dict[str, dict[str, Any]],
