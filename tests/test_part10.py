@@ -55,3 +55,52 @@ def test_a_corrupt_sop_class_vr_is_a_clear_failure(tmp_path: Path) -> None:
     bad.write_bytes(data[:body] + b"\x08\x00\x16\x00U\x8f" + data[body + len(tag):])
     r = convert_path(str(bad))
     assert r.error is not None and r.error.code != "exception", r.error
+
+
+def deflated_bomb(inflated: int) -> bytes:
+    """A Part 10 file whose Deflated data set inflates to `inflated` zero bytes (a deflate bomb)."""
+    import struct
+    import zlib
+
+    ts = b"1.2.840.10008.1.2.1.99\x00"
+    meta = struct.pack("<HH2sH", 2, 0x10, b"UI", len(ts)) + ts
+    c = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    chunk, body = bytes(2**20), []
+    for _ in range(inflated // 2**20):
+        body.append(c.compress(chunk))
+    body.append(c.flush())
+    return bytes(128) + b"DICM" + meta + b"".join(body)
+
+
+def test_a_deflate_bomb_is_refused_before_it_is_inflated(tmp_path: Path) -> None:
+    """Issue 26.5: a Deflated data set was inflated whole, whatever it asked for (about 1,000:1)."""
+    import tracemalloc
+
+    bomb = deflated_bomb(300 * 2**20)
+    assert len(bomb) < 2**20  # under a MiB on the wire
+    with pytest.raises(part10.TooLarge, match="more than 256 MiB"):
+        part10.parse(bomb)
+    tracemalloc.start()
+    try:
+        with pytest.raises(part10.TooLarge, match="more than 256 MiB"):
+            part10.check_inflation(bomb)  # the gateway's check before pydicom reads it
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, peak  # counted in pieces, nothing kept
+    small = deflated_bomb(4 * 2**20)
+    part10.check_inflation(small)  # within the limit: not refused
+    with pytest.raises(part10.TooLarge, match="more than 2 MiB"):
+        part10.parse(small, max_inflated=2 * 2**20)
+    (tmp_path / "bomb.dcm").write_bytes(bomb)
+    r = convert_path(str(tmp_path / "bomb.dcm"))
+    assert r.error is not None and r.error.code == "too-large" and r.error.exit_code == 15 and "inflates to more than 256 MiB" in str(r.error)
+
+
+def test_the_gateway_refuses_a_deflate_bomb_and_keeps_it(tmp_path: Path) -> None:
+    from sr2fhir.dicom.identify import identify
+    from sr2fhir.errors import ConversionError
+
+    with pytest.raises(ConversionError, match="inflates to more than 256 MiB") as e:
+        identify(deflated_bomb(300 * 2**20), "bomb")
+    assert e.value.code == "too-large"

@@ -11,6 +11,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from ..errors import ConversionError
+from . import part10
 from .dictionary import SR_STORAGE, uid_ok
 
 
@@ -37,6 +38,11 @@ _WANTED = ["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceU
 def identify(data: bytes, name: str) -> Identity:
     """The identity of a DICOM Part 10 object. Raises ConversionError (naming `name`) when it is
     not one, or lacks a valid SOP Class or Instance UID."""
+    try:
+        # pydicom inflates a Deflated data set whole before it reads a tag: bounded first.
+        part10.check_inflation(data)
+    except part10.TooLarge as exc:
+        raise ConversionError(f"{name}: {exc}", code="too-large") from None
     try:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=_WANTED)
         values = {k: ds.get(k) for k in _WANTED}

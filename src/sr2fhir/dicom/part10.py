@@ -49,6 +49,16 @@ class Corrupt(Exception):
     """An element header no writer could have meant (an invalid VR); the message says where."""
 
 
+class TooLarge(Exception):
+    """A Deflated data set that would inflate beyond the limit (a deflate bomb)."""
+
+
+MAX_INFLATED = 256 * 2**20
+"""The most a Deflated data set (PS3.5 A.5) may inflate to. Deflate reaches about 1,000:1, so a
+64 MiB object could ask for 64 GiB; the largest real SR seen is 1.2 MB, and 250,000 content items
+(--max-items' default) take about 70 MB."""
+
+
 def _where(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
@@ -241,11 +251,66 @@ def _guess_explicit(data: bytes, pos: int) -> bool:
     return data[pos + 4 : pos + 6] in _VR_TEXT
 
 
-def parse(data: bytes, *, boundaries: list[int] | None = None) -> Parsed:
-    """Parse a whole Part 10 file (preamble optional); raise Incomplete where it ends too soon.
+def parse(data: bytes, *, boundaries: list[int] | None = None, max_inflated: int = MAX_INFLATED) -> Parsed:
+    """Parse a whole Part 10 file (preamble optional); raise Incomplete where it ends too soon,
+    TooLarge where a Deflated data set would inflate beyond `max_inflated` bytes.
 
     `boundaries`, if given, collects the byte offset of every element (for truncation tests).
     """
+    pos, ts = _file_meta(data, boundaries)
+    if ts == DEFLATED_LE:
+        body = _inflate(data[pos:], max_inflated)
+        r = _Reader(body, little=True, boundaries=None)
+        start, explicit = 0, True
+    else:
+        little = ts != EXPLICIT_BE
+        explicit = ts != IMPLICIT_LE if ts is not None else _guess_explicit(data, pos)
+        r = _Reader(data, little=little, boundaries=boundaries)
+        start = pos
+    ds = DataSet()
+    if not r.little:
+        ds.little = False
+    top: list[int] = []
+    r.elements(ds, start, len(r.data), 0, explicit, until_item_end=False, top=top)
+    return Parsed(ds, top)
+
+
+def check_inflation(data: bytes, max_inflated: int = MAX_INFLATED) -> None:
+    """Raise TooLarge if `data` is a Deflated Part 10 object whose data set inflates beyond
+    `max_inflated` bytes; counted in 1 MiB pieces that are thrown away, so the check itself stays
+    small. For a reader that would inflate it whole (pydicom, in the gateway's identification)."""
+    try:
+        pos, ts = _file_meta(data, None)
+    except (Incomplete, Corrupt, struct.error):
+        return  # not this check's business: the reader reports it
+    if ts != DEFLATED_LE:
+        return
+    d, size, rest = zlib.decompressobj(-zlib.MAX_WBITS), 0, data[pos:]
+    try:
+        while rest and not d.eof:
+            size += len(d.decompress(rest, 2**20))
+            if size > max_inflated:
+                raise TooLarge(f"the deflated data set inflates to more than {max_inflated // 2**20} MiB")
+            rest = d.unconsumed_tail
+    except zlib.error:
+        return
+
+
+def _inflate(deflated: bytes, max_inflated: int) -> bytes:
+    try:
+        d = zlib.decompressobj(-zlib.MAX_WBITS)
+        body = d.decompress(deflated, max_inflated)
+        if d.unconsumed_tail:
+            raise TooLarge(f"the deflated data set inflates to more than {max_inflated // 2**20} MiB")
+        if not d.eof:
+            raise Incomplete("the deflated data set ends before its end of stream")
+    except zlib.error as exc:
+        raise Incomplete(f"the deflated data set is corrupt ({exc})") from None
+    return body
+
+
+def _file_meta(data: bytes, boundaries: list[int] | None) -> tuple[int, str | None]:
+    """Where the data set starts, after the File Meta Information (group 0002), and the Transfer Syntax UID."""
     pos = 132 if data[128:132] == b"DICM" else 0
     ts: str | None = None
     while pos + 8 <= len(data) and data[pos : pos + 2] == b"\x02\x00":
@@ -267,24 +332,4 @@ def parse(data: bytes, *, boundaries: list[int] | None = None) -> Parsed:
         if tag == TRANSFER_SYNTAX_UID:
             ts = data[pos : pos + length].rstrip(b"\x00 ").decode("ascii", "replace")
         pos += length
-    if ts == DEFLATED_LE:
-        try:
-            d = zlib.decompressobj(-zlib.MAX_WBITS)
-            body = d.decompress(data[pos:])
-            if not d.eof:
-                raise Incomplete("the deflated data set ends before its end of stream")
-        except zlib.error as exc:
-            raise Incomplete(f"the deflated data set is corrupt ({exc})") from None
-        r = _Reader(body, little=True, boundaries=None)
-        start, explicit = 0, True
-    else:
-        little = ts != EXPLICIT_BE
-        explicit = ts != IMPLICIT_LE if ts is not None else _guess_explicit(data, pos)
-        r = _Reader(data, little=little, boundaries=boundaries)
-        start = pos
-    ds = DataSet()
-    if not r.little:
-        ds.little = False
-    top: list[int] = []
-    r.elements(ds, start, len(r.data), 0, explicit, until_item_end=False, top=top)
-    return Parsed(ds, top)
+    return pos, ts

@@ -170,6 +170,8 @@ def _dataset_from_part10(data: bytes, name: str) -> DataSet:
         raise ConversionError(f"{name}: truncated DICOM file: {exc}", code="truncated") from None
     except part10.Corrupt as exc:
         raise ConversionError(f"{name}: corrupt DICOM file: {exc}", code="truncated") from None
+    except part10.TooLarge as exc:
+        raise ConversionError(f"{name}: {exc}", code="too-large") from None
     except (struct.error, IndexError, ValueError):
         raise ConversionError(f"{name}: truncated or corrupt DICOM file (element structure)", code="truncated") from None
     except RecursionError:
