@@ -100,3 +100,19 @@ def test_every_layer_is_in_the_documented_table() -> None:
             continue
         spelt = f"`{name}/`" if (PKG / name).is_dir() else f"`{name}.py`"
         assert any(spelt in row for row in rows), spelt
+
+
+def test_every_error_sr2fhir_raises_on_purpose_has_one_root() -> None:
+    """Issue 26.7: one error base class, as highdicom has (a caller catches sr2fhir.Sr2fhirError)."""
+    import sr2fhir
+    from sr2fhir.delivery.client import DeliveryError
+    from sr2fhir.dicom import part10
+    from sr2fhir.gateway.follow import ArchiveError
+
+    for error in (sr2fhir.ConversionError, DeliveryError, ArchiveError, part10.Incomplete, part10.Corrupt, part10.TooLarge):
+        assert issubclass(error, sr2fhir.Sr2fhirError), error
+    for module in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ClassDef) and any(isinstance(b, ast.Name) and b.id == "Exception" for b in node.bases):
+                # Only the root, and signals that never leave the module that raises them.
+                assert (module.name, node.name) in {("errors.py", "Sr2fhirError"), ("cli.py", "Terminated"), ("web.py", "BodyRefused")}, (module, node.name)

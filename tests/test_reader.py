@@ -12,7 +12,8 @@ import pytest
 from sr2fhir.dicom.content import MeasuredValue, SpatialCoordinates
 from sr2fhir.diagnostics import Diagnostics
 from sr2fhir.errors import ConversionError
-from sr2fhir.dicom.reader import Limits, read
+from sr2fhir.dicom.limits import Limits
+from sr2fhir.dicom.reader import read
 from tests.helpers import FIXTURES, IG_EXAMPLE, SHARED
 
 

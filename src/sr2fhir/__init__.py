@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Conversion", "Options", "bundle", "convert", "dumps", "read", "__version__"]
+__all__ = ["Conversion", "ConversionError", "Options", "Sr2fhirError", "bundle", "convert", "dumps", "read", "__version__"]
 
 if TYPE_CHECKING:
     from .fhir.bundle import dumps
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .batch import convert_document as convert
     from .mapping.report import Conversion
     from .dicom.reader import read
+    from .errors import ConversionError, Sr2fhirError
 
 _LAZY = {
     "Options": ("mapping.context", "Options"),
@@ -30,6 +31,8 @@ _LAZY = {
     "convert": ("batch", "convert_document"),
     "read": ("dicom.reader", "read"),
     "dumps": ("fhir.bundle", "dumps"),
+    "ConversionError": ("errors", "ConversionError"),
+    "Sr2fhirError": ("errors", "Sr2fhirError"),
 }
 
 

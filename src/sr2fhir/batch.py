@@ -23,7 +23,8 @@ from .fhir import bundle, r4
 from .mapping.context import Options
 from .mapping.report import Conversion, convert
 from .dicom.content import SRDocument
-from .dicom.reader import Limits, read, read_stream
+from .dicom.limits import Limits
+from .dicom.reader import read, read_stream
 
 if TYPE_CHECKING:
     from concurrent.futures import Future

@@ -55,7 +55,7 @@ def _err() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _say(text: str, style: str | None = None, markup: bool = False) -> None:
+def _say(text: str, style: str | None = None) -> None:
     """A message on stderr, with control characters escaped (never markup, never raw escapes)."""
     _err().print(printable(text), style=style, markup=False)
 
@@ -179,9 +179,9 @@ def _report(result: FileResult, verbose: bool, quiet: bool) -> None:
         if d.severity >= floor:
             _SHOWN[0] += 1
             style = "red" if d.severity >= Severity.ERROR else ("yellow" if d.severity == Severity.WARNING else "dim")
-            _say(d.text(result.source), style=style, markup=False)
+            _say(d.text(result.source), style=style)
     if result.error is not None:
-        _say(f"error: {result.error}", style="bold red", markup=False)
+        _say(f"error: {result.error}", style="bold red")
 
 
 def output_stems(files: list[InputFile], notes: list[str]) -> list[str]:
@@ -426,7 +426,7 @@ def _remove_stale(r: FileResult, target: Path, verbose: bool, quiet: bool) -> No
     except OSError:
         return
     if not quiet:
-        _say(f"{r.source}: note: removed {target}, the output of an earlier run, which this run could not replace", markup=False)
+        _say(f"{r.source}: note: removed {target}, the output of an earlier run, which this run could not replace")
 
 
 def _profiles(ig: str | None) -> Any:
@@ -435,8 +435,8 @@ def _profiles(ig: str | None) -> Any:
     try:
         return load_profiles(ig)
     except FileNotFoundError as exc:
-        _say(f"error: {exc}", style="bold red", markup=False)
-        raise typer.Exit(2) from None
+        _say(f"error: {exc}", style="bold red")
+        raise typer.Exit(Exit.USAGE) from None
 
 
 def _not_fhir(path: str, exc: Exception) -> str:
@@ -477,7 +477,7 @@ def validate_cmd(
         try:
             loaded[f] = load(f)
         except (OSError, ValueError) as exc:
-            _say(f"error: {f}: {_not_fhir(f, exc)}", style="bold red", markup=False)
+            _say(f"error: {f}: {_not_fhir(f, exc)}", style="bold red")
             failed = True
     # Files that are not Bundles (NDJSON) are one set: an export's files reference each other.
     loose = [f for f, (_, _, b) in loaded.items() if b is None]
@@ -491,7 +491,7 @@ def validate_cmd(
         if found is not None and found != fhir_version.value:
             # Checking R4 against R5 (or back) would drown the real findings in structure noise.
             hint = "give --fhir-version R4" if found == "R4" else "drop --fhir-version R4 (R5 is the default)"
-            _say(f"error: {f}: this is FHIR {found} output, and it is being checked as {fhir_version.value}: {hint}", style="bold red", markup=False)
+            _say(f"error: {f}: this is FHIR {found} output, and it is being checked as {fhir_version.value}: {hint}", style="bold red")
             failed = True
             continue
         others = [r for g in loose if g != f for r in loaded[g][0]] if bundle_ is None else []
@@ -507,7 +507,7 @@ def validate_cmd(
         if outcome is not None:
             target = Path(outcome) / f"{stems[f]}.outcome.json" if len(files) > 1 else Path(outcome)
             write_atomic(target, dumps(report.operation_outcome(), pretty=True) + "\n")
-    raise typer.Exit(1 if failed else 0)
+    raise typer.Exit(Exit.MIXED if failed else Exit.OK)
 
 
 FhirUrl = Annotated[str, typer.Option("--fhir-url", metavar="URL", help="Base URL of the FHIR server (R5; R4 with --fhir-version R4).")]
@@ -701,9 +701,9 @@ def _terminate_on_sigterm() -> Iterator[None]:
 def _push_summary(results: list[FileResult], lost: list[str], quiet: bool, skipped: int = 0) -> None:
     _summary(results, quiet, verb="pushed", skipped=skipped)
     if lost:
-        _say(f"error: {len(lost)} input(s) neither delivered nor kept (the spool could not take them):", style="bold red", markup=False)
+        _say(f"error: {len(lost)} input(s) neither delivered nor kept (the spool could not take them):", style="bold red")
         for f in lost:
-            _say(f"  not kept: {f}", markup=False)
+            _say(f"  not kept: {f}")
 
 
 def _summary(results: list[FileResult], quiet: bool = False, verb: str = "converted", skipped: int = 0) -> None:
@@ -735,7 +735,7 @@ def dump(
     try:
         docs = read_stream(sys.stdin.buffer, "<stdin>") if input == "-" else read(input)
     except ConversionError as exc:
-        _say(f"error: {exc}", style="bold red", markup=False)
+        _say(f"error: {exc}", style="bold red")
         raise typer.Exit(exc.exit_code) from None
     for doc in docs:
         sys.stdout.write(f"# {doc.source}: SOP class {doc.sop_class_uid}\n")

@@ -113,7 +113,7 @@ def export(
         _say(f"note: {manifest['extension']['urn:sr2fhir:duplicate-reports']} report(s) seen twice (same SOP Instance UID): exported once")
     if engine == Engine.spark:
         for reason in failed:  # Spark's executors do not print: said here, once
-            _say(f"error: {reason}", style="bold red", markup=False)
+            _say(f"error: {reason}", style="bold red")
     _where_explained()
     raise typer.Exit(Exit.MIXED if n_failed else 0)
 
@@ -124,10 +124,10 @@ def _show(piece: Any, verbose: bool, quiet: bool, failed: list[str]) -> None:
     least = 0 if verbose else (2 if quiet else 1)
     for d in piece.tables["diagnostics"]:
         if floor.get(d["severity"], 3) >= least:
-            _say(d["message"], style="red" if floor.get(d["severity"], 3) >= 2 else "yellow", markup=False)
+            _say(d["message"], style="red" if floor.get(d["severity"], 3) >= 2 else "yellow")
     for f in piece.tables["failures"]:
         failed.append(f["reason"])
-        _say(f"error: {f['reason']}", style="bold red", markup=False)
+        _say(f"error: {f['reason']}", style="bold red")
 
 
 def _diagnostic_counts(out: Path, quiet: bool) -> None:

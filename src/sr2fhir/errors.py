@@ -49,7 +49,12 @@ FAILURES: dict[str, Exit] = {
 """Failure code (ConversionError.code, docs/diagnostics.md) -> exit code."""
 
 
-class ConversionError(Exception):
+class Sr2fhirError(Exception):
+    """The root of every error sr2fhir raises on purpose (bad input, a refusing server, an
+    archive that cannot be read); its message is safe to show: no patient data."""
+
+
+class ConversionError(Sr2fhirError):
     """A report that cannot be converted (or written, or delivered); the message is safe to show."""
 
     def __init__(self, message: str, *, code: str = "processing", exit_code: int | None = None) -> None:

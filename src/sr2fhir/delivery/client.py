@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import httpx
 
+from ..errors import Sr2fhirError
 from ..fhir.bundle import dumps
 
 FHIR_JSON = "application/fhir+json"
@@ -30,7 +31,7 @@ results unless told not to."""
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
-class DeliveryError(Exception):
+class DeliveryError(Sr2fhirError):
     """A request the server refused or that could not be completed; the message is safe to show.
 
     `retryable`: the server could not be reached in time (later inputs would fare no better);

@@ -27,7 +27,7 @@ from ..fhir import bundle as fhir_bundle
 from ..fhir.references import PRE_EXISTING, dicts, identifier_token
 from ..fhir.r4 import status_of, with_status
 from ..mapping.context import Options
-from ..dicom.reader import Limits
+from ..dicom.limits import Limits
 from ..files import replace_file
 from .client import LANDED, DeliveryError, FhirClient
 from .seed import seed_bundle
@@ -63,8 +63,6 @@ class PushResult:
     """The HTTP status of the refusal, when the server gave one."""
     retry_after: float | None = None
     """The server asked to wait this long (Retry-After) before trying again."""
-    waiting: bool = False
-    """A Patient / ImagingStudy / ServiceRequest it refers to is not on the server (yet)."""
     lost: bool = False
     """Neither delivered nor kept: the spool could not take it (a full disk)."""
     notes: list[str] = field(default_factory=list)
@@ -201,7 +199,6 @@ def push_path(
         except DeliveryError as exc:
             result.error = f"{path}: {scrub(str(exc), patient_ids)}"
             result.unreachable = exc.retryable
-            result.waiting = isinstance(exc, MissingTarget)
             result.retry_after = exc.retry_after
             result.status = exc.status
             result.stop = scrub(str(exc), patient_ids) if exc.stop else None

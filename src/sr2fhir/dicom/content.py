@@ -110,11 +110,6 @@ class ContentItem:
             yield item
             stack.extend(reversed(item.children))
 
-    def label(self) -> str:
-        """A short, patient-data-free description for messages: path, value type, concept."""
-        concept = str(self.concept) if self.concept else "(no concept name)"
-        return f"content item {self.path} {self.value_type or 'BY-REFERENCE'} {concept}"
-
 
 @dataclass(slots=True)
 class SRDocument:

@@ -20,6 +20,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+from ..errors import Sr2fhirError
 from .dataset import DataSet, dictionary_vr
 
 UNDEFINED = 0xFFFFFFFF
@@ -41,15 +42,15 @@ _VR_TEXT = {vr.encode("ascii"): vr for vr in _VRS}
 _SHARED_VRS = frozenset({"CS", "SH", "LO"})  # values.py caches their text alike (_REPEATED)
 
 
-class Incomplete(Exception):
+class Incomplete(Sr2fhirError):
     """The file ends before its structure does; the message says where (offsets and tags only)."""
 
 
-class Corrupt(Exception):
+class Corrupt(Sr2fhirError):
     """An element header no writer could have meant (an invalid VR); the message says where."""
 
 
-class TooLarge(Exception):
+class TooLarge(Sr2fhirError):
     """A Deflated data set that would inflate beyond the limit (a deflate bomb)."""
 
 

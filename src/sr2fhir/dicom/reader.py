@@ -28,14 +28,13 @@ from .dictionary import uid_name
 from .header import SRHeader
 from ..diagnostics import Diagnostics
 from ..errors import ConversionError
-from .tree import Limits, TreeBuilder
+from .limits import Limits
+from .tree import TreeBuilder
 from .values import BINARY_FORMATS, CONTENT_SEQUENCE, VALUE_TYPE, multi_text, numbers, sequence, text
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-DEFAULT_MAX_DEPTH = Limits().max_depth
-DEFAULT_MAX_ITEMS = Limits().max_items
 
 
 # Header attributes the mapping reads, by keyword (PS3.3 C.7, C.17.2).

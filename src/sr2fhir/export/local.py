@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..batch import Checks, run_all
-from ..dicom.reader import Limits
+from ..dicom.limits import Limits
 from ..diagnostics import Diagnostics
 from ..errors import ConversionError
 from ..fhir.bundle import dumps

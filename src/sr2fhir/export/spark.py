@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator
 import pyarrow as pa
 
 from ..batch import Checks
-from ..dicom.reader import Limits
+from ..dicom.limits import Limits
 from ..mapping.context import Options
 from .output import PER_REPORT, UNKEYED, finish
 from .tables import COLUMNS, TABLES

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..batch import Checks, checked
-from ..dicom.reader import Limits
+from ..dicom.limits import Limits
 from ..fhir import bundle, r4
 from ..fhir.bundle import dumps
 from ..mapping.context import Options

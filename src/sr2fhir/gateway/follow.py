@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ..errors import Sr2fhirError
 from ..dicom.dictionary import SR_STORAGE, uid_ok
 from . import multipart
 from .intake import Intake
@@ -37,7 +38,7 @@ def _value(attrs: dict[str, Any], tag: str) -> str | None:
     return str(v[0]) if v else None
 
 
-class ArchiveError(Exception):
+class ArchiveError(Sr2fhirError):
     pass
 
 
