@@ -159,7 +159,7 @@ def serve(
     """
     from .delivery.client import DeliveryError
     from .delivery.connection import Connection
-    from .gateway.deliver import Backoff, Conversion
+    from .gateway.deliver import Backoff, DeliveryPolicy
     from .gateway.logs import configure
     from .gateway.service import GatewayFailed, Settings, serve as run
     from .gateway.peers import Peers, split_entry
@@ -201,7 +201,7 @@ def serve(
     conn = Connection(fhir_url, token_env, token_file, basic_user, smart_client_id, smart_key, smart_token_url, smart_scope, smart_kid, ca_bundle, insecure, retries, seed, timeout, connect_timeout)
     settings = Settings(
         connection=conn,
-        conversion=Conversion(cs.options, cs.limits, cs.checks, missing.value, multiple.value, seed),
+        conversion=DeliveryPolicy(cs.options, cs.limits, cs.checks, missing.value, multiple.value, seed),
         backoff=Backoff(max_attempts=max_attempts, retry_delay=retry_delay, max_delay=max_delay),
         state=Path(state), bind=bind, dicom_port=dicom_port, ae_title=ae_title, http_port=http_port,
         peers=Peers(tuple(allowed_ae), per_peer=max_associations_per_peer, maximum=max_associations, idle=idle_timeout,

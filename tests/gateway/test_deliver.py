@@ -14,7 +14,7 @@ from typing import Any, Callable
 import pytest
 
 from sr2fhir.delivery.client import FhirClient, RetryPolicy
-from sr2fhir.gateway.deliver import Backoff, Conversion, Deliverer
+from sr2fhir.gateway.deliver import Backoff, DeliveryPolicy, Deliverer
 from sr2fhir.gateway.intake import Intake
 from sr2fhir.gateway.metrics import Metrics
 from sr2fhir.gateway.queue import Queue, Report
@@ -46,7 +46,7 @@ def fhir_server(post: tuple[int, dict[str, str], bytes], found: bytes = FOUND, v
 
 
 class Setup:
-    def __init__(self, state: Path, url: str, backoff: Backoff = Backoff(retry_delay=0.1, max_delay=600), conversion: Conversion = Conversion()) -> None:
+    def __init__(self, state: Path, url: str, backoff: Backoff = Backoff(retry_delay=0.1, max_delay=600), conversion: DeliveryPolicy = DeliveryPolicy()) -> None:
         self.queue = Queue(state)
         self.metrics = Metrics(self.queue)
         self.client = FhirClient(url, retry=RetryPolicy(attempts=1), timeout=30, connect_timeout=5)
@@ -232,7 +232,7 @@ def test_a_report_without_a_patient_id_is_dead_at_once_with_the_reason(state: Pa
         r = s.after(s.queued(tmp_path / "no-patient-id.dcm"))
         assert r.state == "dead" and r.attempts == 0 and "no Patient ID (0010,0020)" in (r.reason or "")
         assert server.requests == []
-        logical = Setup(tmp_path / "logical", server.url, conversion=Conversion(missing="logical"))
+        logical = Setup(tmp_path / "logical", server.url, conversion=DeliveryPolicy(missing="logical"))
         assert logical.after(logical.queued(tmp_path / "no-patient-id.dcm")).state == "delivered"  # the operator chose so
 
 

@@ -51,8 +51,8 @@ class Backoff:
 
 
 @dataclass(frozen=True)
-class Conversion:
-    """How reports are converted and pushed: `convert`'s and `push`'s options."""
+class DeliveryPolicy:
+    """How the gateway converts and pushes each report: `convert`'s and `push`'s options (named apart from mapping.report.Conversion, a converted report)."""
 
     options: Options = field(default_factory=Options)
     limits: Limits = field(default_factory=Limits)
@@ -63,7 +63,7 @@ class Conversion:
 
 
 class Deliverer:
-    def __init__(self, queue: Queue, intake: Intake, metrics: Metrics, client: FhirClient, conversion: Conversion, backoff: Backoff) -> None:
+    def __init__(self, queue: Queue, intake: Intake, metrics: Metrics, client: FhirClient, conversion: DeliveryPolicy, backoff: Backoff) -> None:
         self.queue = queue
         self.intake = intake
         self.metrics = metrics

@@ -16,7 +16,7 @@ from ..delivery.connection import Connection
 from ..batch import FileResult
 from . import audit
 from .audit import Target
-from .deliver import Backoff, Conversion, Deliverer
+from .deliver import Backoff, DeliveryPolicy, Deliverer
 from .follow import Access
 from .intake import READY_ROOM, Intake, Outcome
 from .metrics import Metrics
@@ -37,7 +37,7 @@ STOW-RS senders can make the process hold."""
 @dataclass(frozen=True)
 class Settings:
     connection: Connection
-    conversion: Conversion = field(default_factory=Conversion)
+    conversion: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     backoff: Backoff = field(default_factory=Backoff)
     state: Path = Path("sr2fhir-state")
     bind: str = "127.0.0.1"
