@@ -263,6 +263,27 @@ def test_missing_patient_fails_clearly_and_keeps_the_report(fhir_url: str, fhir:
     assert stored and all(o["subject"] == {"type": "Patient", "identifier": {"value": "NOT-SEEDED-0001"}} for o in stored)
 
 
+def test_seed_pushes_a_report_without_a_patient_id(fhir_url: str, fhir: FhirClient, tmp_path: Path) -> None:
+    """Issue 27.4: --seed created nothing for an SR without a Patient ID, and push then failed on the
+    missing ImagingStudy. Now the study is seeded with the report's display-only subject."""
+    import pydicom
+
+    ds = pydicom.dcmread(FIXTURES / "tid1410_planar_regions.dcm")
+    del ds.PatientID
+    ds.SOPInstanceUID = ds.SOPInstanceUID + ".7"
+    ds.StudyInstanceUID = ds.StudyInstanceUID + ".7"  # a study no other test seeded
+    report = tmp_path / "no-patient-id.json"
+    report.write_text(json.dumps([ds.to_json_dict()]))
+    result = cli("push", str(report), "--fhir-url", fhir_url, "--seed")
+    assert result.exit_code == 0, result.output
+    assert "no Patient is seeded" in result.output
+    studies = fhir.search("ImagingStudy", identifier=f"urn:dicom:uid|urn:oid:{ds.StudyInstanceUID}")
+    assert len(studies) == 1 and "reference" not in studies[0]["subject"]
+    stored = fhir.search("Observation", _source=urn_oid(ds.SOPInstanceUID))
+    assert stored and all("reference" not in o["subject"] for o in stored)
+    assert all(o["partOf"][0]["reference"] == f"ImagingStudy/{studies[0]['id']}" for o in stored)
+
+
 def test_a_correction_whose_answer_is_lost_is_retried_idempotently(fhir_url: str, fhir: FhirClient, tmp_path: Path, manifest: dict[str, Any]) -> None:
     """Issue 10.14: the retry of a committed correction got HTTP 409/412 (If-Match on a version the
     lost attempt had replaced), exit 1, and the delivered report was spooled."""
