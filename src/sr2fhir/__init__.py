@@ -41,12 +41,34 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(f".{module}", __name__), attr)
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value  # once imported, an attribute like any other (pdoc reads __dict__)
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def bundle(result: "Conversion", type: str = "transaction") -> dict[str, Any]:
-    """The Bundle of one conversion: `transaction` (POST with ifNoneExist, as `convert` writes it) or `collection`."""
+    """The Bundle of one conversion.
+
+    Parameters
+    ----------
+    result : Conversion
+        What ``sr2fhir.convert`` returned.
+    type : {"transaction", "collection"}
+        ``transaction``: every entry a POST with ``ifNoneExist`` on the resource's identity, as
+        ``sr2fhir convert`` writes it (convert with the default Options); ``collection``: convert
+        with ``Options(conditional_references=False)``.
+
+    Returns
+    -------
+    dict
+        The Bundle, as FHIR JSON (write it with ``sr2fhir.dumps``).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``type``.
+    """
     from .fhir.bundle import collection, transaction
 
     key = result.document.sop_instance_uid or result.document.source

@@ -80,8 +80,33 @@ def _without_cyclic_gc() -> Iterator[None]:
 
 
 def convert_document(doc: SRDocument, options: Options = Options(), diagnostics: Diagnostics | None = None) -> Conversion:
-    """Map one SR document and give its resources in `options.fhir_version`: the IG's R5 mapping,
-    then for R4 the down-conversion (D-38). `sr2fhir.convert` is this function."""
+    """Convert one SR document into the IG's FHIR resources (``sr2fhir.convert``).
+
+    The IG's R5 mapping runs; for ``options.fhir_version == "R4"`` its output is then
+    down-converted (docs/r4.md, D-38).
+
+    Parameters
+    ----------
+    doc : SRDocument
+        One TID 1500 document, as ``sr2fhir.read`` gives it.
+    options : Options, optional
+        The choices where the IG leaves them open (time zone, coding schemes, FHIR version ...).
+    diagnostics : Diagnostics, optional
+        Where to add what could not be mapped; a new collection when not given.
+
+    Returns
+    -------
+    Conversion
+        ``resources`` (a ResourceSet of plain FHIR JSON dicts), ``diagnostics``, and ``sources``
+        (resource id -> the content item paths it came from).
+
+    Raises
+    ------
+    ConversionError
+        The document is not a TID 1500 Measurement Report, or a limit was exceeded.
+    ValueError
+        ``options.fhir_version`` is neither "R5" nor "R4".
+    """
     if options.fhir_version not in ("R5", "R4"):
         raise ValueError(f"Options.fhir_version {options.fhir_version!r}: expected 'R5' or 'R4'")
     conversion = convert(doc, options, diagnostics)

@@ -74,9 +74,28 @@ SR_SOP_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
 
 
 def read(path: str | os.PathLike[str] | Dataset, *, limits: Limits = Limits(), diagnostics: Diagnostics | None = None) -> list[SRDocument]:
-    """Read one file: a Part 10 file gives one document, a DICOM JSON array one per object.
+    """Read SR documents (``sr2fhir.read``).
 
-    A pydicom Dataset that the caller already has is read as it is (one document).
+    Parameters
+    ----------
+    path : str, os.PathLike or pydicom.Dataset
+        A DICOM Part 10 file (read by sr2fhir's own reader, without pydicom), a DICOM JSON file
+        (an object or an array of them), or a pydicom Dataset the caller already has.
+    limits : Limits, optional
+        Bounds against hostile input: deepest content tree, most content items.
+    diagnostics : Diagnostics, optional
+        Where to add what the reader repaired or could not read.
+
+    Returns
+    -------
+    list of SRDocument
+        One per SR document: a Part 10 file or a Dataset gives one, a DICOM JSON array one per object.
+
+    Raises
+    ------
+    ConversionError
+        Not a file, not DICOM, truncated or corrupt, not an SR, or a limit exceeded; ``code`` and
+        ``exit_code`` say which (docs/diagnostics.md). The message never holds patient data.
     """
     if not isinstance(path, (str, os.PathLike)):
         name = str(getattr(path, "filename", "") or "<dataset>")

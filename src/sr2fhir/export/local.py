@@ -25,7 +25,31 @@ def _killed(path: str, err: ConversionError) -> Piece:
 
 def run(files: list[str], outdir: str | Path, formats: tuple[str, ...], options: Options, limits: Limits, checks: Checks,
         jobs: int, request: str, progress: Callable[[Piece], Any] = lambda p: None) -> dict[str, Any]:
-    """Export `files` into `outdir`; return the manifest."""
+    """Export `files` into `outdir` (docs/export.md); the local and Spark engines write the same.
+
+    Parameters
+    ----------
+    files : list of str
+        DICOM SR files (absolute paths: the tables name each input by it).
+    outdir : str or Path
+        The export folder: NDJSON per resource type, a Parquet folder per table, ``manifest.json``;
+        written into ``outdir/.staging`` and moved into place at the end, the manifest last.
+    formats : tuple of str
+        ``"ndjson"``, ``"parquet"``, or both.
+    options, limits, checks : Options, Limits, Checks
+        The conversion's choices, bounds and checks, as ``sr2fhir convert`` takes them.
+    jobs : int
+        Processes (local) or Spark's ``local[N]`` when no master is given.
+    request : str
+        The command line, recorded in the manifest.
+    progress : callable, optional
+        Called with each input's piece (its rows, diagnostics and status) as it is added.
+
+    Returns
+    -------
+    dict
+        The manifest (Bulk Data ``$export`` style), also written as ``manifest.json``.
+    """
     out = Export(outdir, formats, request)
     work = functools.partial(export_one, options=options, limits=limits, checks=checks)
     for piece in run_all(work, files, jobs, _killed):

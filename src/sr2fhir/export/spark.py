@@ -51,7 +51,31 @@ def _rows(ordinal: int, path: str, options: Options, limits: Limits, checks: Che
 
 def run(files: list[str], outdir: str | Path, formats: tuple[str, ...], options: Options, limits: Limits, checks: Checks,
         jobs: int, request: str, master: str | None = None) -> dict[str, Any]:
-    """Export `files` into `outdir` with Spark; return the manifest."""
+    """Export `files` into `outdir` with Spark (docs/export.md); the local and Spark engines write the same.
+
+    Parameters
+    ----------
+    files : list of str
+        DICOM SR files (absolute paths: the tables name each input by it).
+    outdir : str or Path
+        The export folder: NDJSON per resource type, a Parquet folder per table, ``manifest.json``;
+        written into ``outdir/.staging`` and moved into place at the end, the manifest last.
+    formats : tuple of str
+        ``"ndjson"``, ``"parquet"``, or both.
+    options, limits, checks : Options, Limits, Checks
+        The conversion's choices, bounds and checks, as ``sr2fhir convert`` takes them.
+    jobs : int
+        Processes (local) or Spark's ``local[N]`` when no master is given.
+    request : str
+        The command line, recorded in the manifest.
+    master : str, optional
+        A Spark master URL; without it, ``local[jobs]`` (under ``spark-submit``, the cluster's).
+
+    Returns
+    -------
+    dict
+        The manifest (Bulk Data ``$export`` style), also written as ``manifest.json``.
+    """
     import datetime as dt
     import shutil
 

@@ -36,6 +36,8 @@ STOW-RS senders can make the process hold."""
 
 @dataclass(frozen=True)
 class Settings:
+    """Everything ``serve`` needs; ``sr2fhir serve``'s options build one (docs/gateway.md)."""
+
     connection: Connection
     conversion: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     backoff: Backoff = field(default_factory=Backoff)
@@ -75,6 +77,9 @@ def _check_port(host: str, port: int) -> None:
 
 
 class Gateway:
+    """The gateway's parts (queue, intake, listeners, followers, delivery loop) for one state
+    folder; ``start`` them, then ``stop`` (``serve`` does both around the signals)."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = s = settings
         s.state.mkdir(parents=True, exist_ok=True)
@@ -233,7 +238,19 @@ class GatewayFailed(RuntimeError):
 
 
 def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT; raises GatewayFailed when a part of it stops by itself."""
+    """Run the gateway (``sr2fhir serve``; docs/gateway.md) until SIGTERM or SIGINT.
+
+    Parameters
+    ----------
+    settings : Settings
+        Where to listen, who may send, the state folder, the FHIR server and how to convert and
+        push (``DeliveryPolicy``), TLS, limits, archives to follow.
+
+    Raises
+    ------
+    GatewayFailed
+        A part of the gateway (a listener, the delivery loop, a follower) stopped by itself.
+    """
     gateway = Gateway(settings)
     done = threading.Event()
 

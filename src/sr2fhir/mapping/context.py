@@ -38,7 +38,21 @@ def profile_label(profile_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    """Choices a user can make where the IG leaves them open (docs/decisions.md)."""
+    """Choices a user can make where the IG leaves them open (``sr2fhir.Options``; docs/decisions.md).
+
+    Attributes
+    ----------
+    default_timezone : str
+        A UTC offset (``+01:00``) for ``issued`` when the SR gives none (D-5).
+    coding_schemes : dict of str to str
+        Extra Coding Scheme Designator -> FHIR system URI (D-17).
+    diagnostic_report : bool
+        Also emit a DiagnosticReport grouping the top-level Observations (D-24).
+    fhir_version : str
+        "R5" (the IG's) or "R4" (down-converted, D-38).
+    conditional_references : bool
+        Conditional references to Patient / ImagingStudy / ServiceRequest, for transactions (D-1).
+    """
 
     default_timezone: str = "+00:00"
     """Zone for `issued` when the SR gives none (D-5)."""

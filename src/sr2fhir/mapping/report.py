@@ -35,7 +35,19 @@ _ROOT_CONSUMED: frozenset[tuple[str, str]] = frozenset(
 
 @dataclass(slots=True)
 class Conversion:
-    """The result of converting one report."""
+    """The result of converting one report (``sr2fhir.Conversion``).
+
+    Attributes
+    ----------
+    document : SRDocument
+        The document converted.
+    resources : ResourceSet
+        The FHIR resources, in creation order; ``resources.resources()`` gives them as dicts.
+    diagnostics : Diagnostics
+        What could not be mapped, or was repaired; ``diagnostics.items``.
+    sources : dict of str to list of str
+        Resource id -> the content item paths it was made from.
+    """
 
     document: SRDocument
     resources: ResourceSet
