@@ -116,3 +116,25 @@ def test_every_error_sr2fhir_raises_on_purpose_has_one_root() -> None:
             if isinstance(node, ast.ClassDef) and any(isinstance(b, ast.Name) and b.id == "Exception" for b in node.bases):
                 # Only the root, and signals that never leave the module that raises them.
                 assert (module.name, node.name) in {("errors.py", "Sr2fhirError"), ("cli.py", "Terminated"), ("web.py", "BodyRefused")}, (module, node.name)
+
+
+def test_dependencies_are_ranges_whose_floor_ci_tests() -> None:
+    """Issue 26.8: exact pins made `pip install sr2fhir` beside highdicom fail to resolve. Each
+    runtime dependency is now a range, and its lower bound is the version constraints.txt pins, so
+    CI (which installs with the constraints) tests the lowest versions allowed."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    root = PKG.parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    pinned = {}
+    for line in (root / "constraints.txt").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==")
+            pinned[name.lower().replace("_", "-").replace(".", "-")] = version
+    runtime = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["spark"]]
+    for req in runtime:
+        floors = [s.version for s in req.specifier if s.operator == ">="]
+        assert floors and not any(s.operator == "==" for s in req.specifier), f"{req}: not a range with a floor"
+        assert floors[0] == pinned[req.name.lower().replace("_", "-").replace(".", "-")], f"{req}: floor is not the tested version"
