@@ -63,7 +63,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.max_delay)
-        return min(self.base_delay * 2 ** (attempt - 1), self.max_delay) * random.uniform(0.8, 1.2)
+        return min(self.base_delay * 2.0 ** (attempt - 1), self.max_delay) * random.uniform(0.8, 1.2)
 
 
 class BearerAuth(httpx.Auth):

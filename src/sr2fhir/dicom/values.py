@@ -117,7 +117,8 @@ def _strings(ds: DataSet, tag: int) -> list[Any] | None:
         return [s] if vr in _UNSPLIT else s.split("\\")
     if v is None or vr == "SQ":
         return []
-    return v
+    values: list[Any] = v
+    return values
 
 
 def text(ds: DataSet, tag: int) -> str | None:
@@ -170,7 +171,8 @@ def sequence(ds: DataSet, tag: int) -> list[DataSet]:
     vr, v = e
     if vr != "SQ":
         raise CorruptElement(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) is not a sequence")
-    return v
+    items: list[DataSet] = v
+    return items
 
 
 def code(ds: DataSet, tag: int) -> Code | None:

@@ -111,9 +111,13 @@ _SUMMARIES: dict[str, Callable[[dict[str, Any]], list[tuple[str, str]]]] = {
 }
 
 
+def _no_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    return []
+
+
 def add_narrative(r: dict[str, Any], title: str) -> None:
     """Set `r['text']` to a generated narrative."""
-    rows = _SUMMARIES.get(r["resourceType"], lambda _r: [])(r)
+    rows = _SUMMARIES.get(r["resourceType"], _no_rows)(r)
     cells = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in rows if v)
     table = f"<table>{cells}</table>" if cells else ""  # never an empty table
     r["text"] = {

@@ -130,7 +130,8 @@ class _Down:
         self._elements(rtype, {k: v for k, v in r5.items() if k not in ("resourceType", "id")}, out, r5["id"])
         if rtype == "ImagingSelection":
             out.setdefault("meta", {})["profile"] = [SELECTION_PROFILE]
-        return _retyped(_ordered(out))
+        converted: dict[str, Any] = _retyped(_ordered(out))
+        return converted
 
     def _elements(self, path: str, r5: dict[str, Any], out: dict[str, Any], rid: str) -> None:
         specials: list[tuple[Row, Any]] = []  # after the plain elements they may add to (deviceName)

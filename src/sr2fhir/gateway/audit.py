@@ -136,7 +136,8 @@ def message(event: Event, source_id: str, site: str | None = None, when: dt.date
         obj = ET.SubElement(root, "ParticipantObjectIdentification", {
             "ParticipantObjectID": pid, "ParticipantObjectTypeCode": "1", "ParticipantObjectTypeCodeRole": "1"})
         _code(obj, "ParticipantObjectIDTypeCode", PATIENT_NUMBER)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    text: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return text
 
 
 def syslog(xml: bytes, hostname: str, when: dt.datetime | None = None) -> bytes:

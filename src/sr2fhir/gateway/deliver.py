@@ -47,7 +47,7 @@ class Backoff:
     max_pause: float = 30.0
 
     def delay(self, attempts: int) -> float:
-        return min(self.retry_delay * 2 ** max(0, attempts - 1), self.max_delay) * random.uniform(0.9, 1.1)
+        return min(self.retry_delay * 2.0 ** max(0, attempts - 1), self.max_delay) * random.uniform(0.9, 1.1)
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ def _reference_type(ref: dict[str, Any]) -> str | None:
     As in the HL7 validator, a `urn:uuid:` reference names no type (Reference.reference is a
     string), so it matches every such slice.
     """
-    r = ref.get("reference", "")
+    r = str(ref.get("reference", ""))
     head = r.split("?")[0].split("/")[0]
     if head and head[0].isupper() and not r.startswith("urn:"):
         return head
