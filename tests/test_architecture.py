@@ -20,11 +20,8 @@ ALLOWED: dict[str, set[str]] = {
     "delivery": BASE | {"dicom", "codes", "fhir", "mapping", "batch", "delivery"},
     "gateway": BASE | {"dicom", "mapping", "fhir", "batch", "delivery", "gateway"},
     "export": BASE | {"dicom", "mapping", "fhir", "batch", "export"},
-    "cli": BASE | {"dicom", "codes", "fhir", "mapping", "validation", "batch", "delivery", "__init__", "cli_serve", "cli_export", "cli_explain"},
-    "cli_serve": BASE | {"cli", "dicom", "delivery", "gateway"},
-    "cli_export": BASE | {"cli", "export"},
+    "cli": BASE | {"dicom", "codes", "fhir", "mapping", "validation", "batch", "delivery", "gateway", "export", "explain", "__init__"},
     "explain": BASE | {"dicom", "mapping", "fhir", "explain"},
-    "cli_explain": BASE | {"cli", "batch", "explain", "fhir", "validation"},
     "__init__": BASE | {"dicom", "mapping", "fhir", "batch"},  # the public API: sr2fhir.convert is batch.convert_document
     "__main__": {"cli"},
 }
@@ -88,7 +85,7 @@ def test_only_the_spark_engine_knows_pyspark_and_only_export_knows_pyarrow() -> 
         return sorted({str(m.relative_to(PKG)) for m in PKG.rglob("*.py") for name, _ in imported(m) if name.split(".")[0] == package})
 
     assert users("pyspark") == ["export/spark.py"]
-    assert users("pyarrow") and all(u.startswith("export/") or u == "cli_export.py" for u in users("pyarrow")), users("pyarrow")
+    assert users("pyarrow") and all(u.startswith("export/") or u == "cli/export.py" for u in users("pyarrow")), users("pyarrow")
 
 
 def test_every_layer_is_in_the_documented_table() -> None:
@@ -115,7 +112,7 @@ def test_every_error_sr2fhir_raises_on_purpose_has_one_root() -> None:
         for node in ast.walk(ast.parse(module.read_text())):
             if isinstance(node, ast.ClassDef) and any(isinstance(b, ast.Name) and b.id == "Exception" for b in node.bases):
                 # Only the root, and signals that never leave the module that raises them.
-                assert (module.name, node.name) in {("errors.py", "Sr2fhirError"), ("cli.py", "Terminated"), ("web.py", "BodyRefused")}, (module, node.name)
+                assert (module.name, node.name) in {("errors.py", "Sr2fhirError"), ("push.py", "Terminated"), ("web.py", "BodyRefused")}, (module, node.name)
 
 
 def test_dependencies_are_ranges_whose_floor_ci_tests() -> None:
@@ -138,3 +135,20 @@ def test_dependencies_are_ranges_whose_floor_ci_tests() -> None:
         floors = [s.version for s in req.specifier if s.operator == ">="]
         assert floors and not any(s.operator == "==" for s in req.specifier), f"{req}: not a range with a floor"
         assert floors[0] == pinned[req.name.lower().replace("_", "-").replace(".", "-")], f"{req}: floor is not the tested version"
+
+
+def test_the_command_line_has_no_import_circle() -> None:
+    """Issue 26.4: cli.py and cli_serve/cli_export/cli_explain imported each other. Now the commands
+    import `app`, `options` and `output`, which import no command, and only the package's
+    `__init__` imports the commands."""
+    cli = PKG / "cli"
+    shared = {"app", "options", "output"}
+    commands = {p.stem for p in cli.glob("*.py")} - shared - {"__init__"}
+    assert commands >= {"convert", "validate", "push", "dump", "serve", "export", "explain"}
+    for module in cli.glob("*.py"):
+        targets = {name.split(".")[2] for name, _ in imported(module) if name.startswith("sr2fhir.cli.")}
+        if module.stem in shared:
+            assert not targets & commands, (module.name, targets)
+            assert "__init__" not in targets, module.name
+        elif module.stem != "__init__":
+            assert targets <= shared, (module.name, targets)

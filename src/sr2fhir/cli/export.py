@@ -13,11 +13,12 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .cli import (
-    DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, BatchProgress, CodingScheme, Debug, DiagnosticReport, FailOnIgDefects, FhirVersion, FhirVersionOpt,
-    Ig, Include, Jobs, MaxDepth, MaxItems, Quiet, Strict, Timezone, Validate, Verbose, _batch, _say, _where_explained, app, conversion_options,
+from .app import app
+from .options import (
+    DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, conversion_options, CodingScheme, Debug, DiagnosticReport, FailOnIgDefects, FhirVersion, FhirVersionOpt, Ig, Include, Jobs, MaxDepth, MaxItems, Quiet, Strict, Timezone, Validate, Verbose,
 )
-from .errors import Exit
+from .output import BatchProgress, batch_inputs, say, where_explained
+from ..errors import Exit
 
 
 class Engine(str, Enum):
@@ -26,7 +27,7 @@ class Engine(str, Enum):
 
 
 def _formats(value: str) -> tuple[str, ...]:
-    from .export.output import FORMATS
+    from ..export.output import FORMATS
 
     chosen = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
     bad = [v for v in chosen if v not in FORMATS]
@@ -72,17 +73,17 @@ def export(
         raise typer.BadParameter(f"-o {output}: not a folder")
     # Absolute: the tables and messages name each input the same way whatever the engine and its
     # executors' working folder.
-    batch = _batch(inputs, include)
+    batch = batch_inputs(inputs, include)
     files = [str(Path(f).resolve()) for f in batch.files]
     request = "sr2fhir export " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     if engine == Engine.spark and importlib.util.find_spec("pyspark") is None:
-        _say("error: --engine spark needs PySpark: pip install 'sr2fhir[spark]'", style="bold red")
+        say("error: --engine spark needs PySpark: pip install 'sr2fhir[spark]'", style="bold red")
         raise typer.Exit(Exit.USAGE)
     start = time.monotonic()
     failed: list[str] = []
     try:
         if engine == Engine.local:
-            from .export import local
+            from ..export import local
 
             with BatchProgress(len(files), "exported", cs.quiet) as progress:
                 def shown(piece: Any) -> None:
@@ -91,7 +92,7 @@ def export(
 
                 manifest = local.run(files, out, formats, cs.options, cs.limits, cs.checks, cs.jobs, request, shown)
         else:
-            from .export import spark
+            from ..export import spark
 
             manifest = spark.run(files, out, formats, cs.options, cs.limits, cs.checks, cs.jobs, request, spark_master)
             if "parquet" in formats:
@@ -99,22 +100,22 @@ def export(
                 _diagnostic_counts(out, cs.quiet)
     except OSError as exc:
         # Nothing half-written is left in place: the staged files never replaced the old ones.
-        _say(f"error: {output}: the export could not be written ({exc.strerror or exc}); it has no new manifest.json, so nothing half-written "
+        say(f"error: {output}: the export could not be written ({exc.strerror or exc}); it has no new manifest.json, so nothing half-written "
              "passes for an export (an earlier one stays whole unless the failure came while moving files into place)", style="bold red")
         raise typer.Exit(Exit.MIXED)
     seconds = time.monotonic() - start
     n_failed = sum(e["count"] for e in manifest["error"]) if "ndjson" in formats else len(failed)
     outputs = ", ".join(f"{o['count']} {o['type']}" for o in manifest["output"]) or "no resources"
     tables = ", ".join(f"{t['rows']} {t['table']}" for t in manifest["extension"]["urn:sr2fhir:tables"])
-    _say(f"export: {len(files)} file(s) in {seconds:.1f} s ({len(files) / max(seconds, 1e-9):.1f}/s), {n_failed} failed; "
+    say(f"export: {len(files)} file(s) in {seconds:.1f} s ({len(files) / max(seconds, 1e-9):.1f}/s), {n_failed} failed; "
          f"{outputs}" + (f"; tables: {tables}" if tables else "") + f"; manifest {out / 'manifest.json'}"
          + (f"; {batch.skipped} file(s) in folders skipped, not DICOM" if batch.skipped else ""))
     if manifest["extension"]["urn:sr2fhir:duplicate-reports"]:
-        _say(f"note: {manifest['extension']['urn:sr2fhir:duplicate-reports']} report(s) seen twice (same SOP Instance UID): exported once")
+        say(f"note: {manifest['extension']['urn:sr2fhir:duplicate-reports']} report(s) seen twice (same SOP Instance UID): exported once")
     if engine == Engine.spark:
         for reason in failed:  # Spark's executors do not print: said here, once
-            _say(f"error: {reason}", style="bold red")
-    _where_explained()
+            say(f"error: {reason}", style="bold red")
+    where_explained()
     raise typer.Exit(Exit.MIXED if n_failed else 0)
 
 
@@ -124,10 +125,10 @@ def _show(piece: Any, verbose: bool, quiet: bool, failed: list[str]) -> None:
     least = 0 if verbose else (2 if quiet else 1)
     for d in piece.tables["diagnostics"]:
         if floor.get(d["severity"], 3) >= least:
-            _say(d["message"], style="red" if floor.get(d["severity"], 3) >= 2 else "yellow")
+            say(d["message"], style="red" if floor.get(d["severity"], 3) >= 2 else "yellow")
     for f in piece.tables["failures"]:
         failed.append(f["reason"])
-        _say(f"error: {f['reason']}", style="bold red")
+        say(f"error: {f['reason']}", style="bold red")
 
 
 def _diagnostic_counts(out: Path, quiet: bool) -> None:
@@ -139,7 +140,7 @@ def _diagnostic_counts(out: Path, quiet: bool) -> None:
     rows = pq.read_table(out / "diagnostics", columns=["severity", "rule"]).to_pylist()
     least = ("error", "fatal") if quiet else ("warning", "error", "fatal")
     for (severity, rule), n in sorted(Counter((r["severity"], r["rule"]) for r in rows if r["severity"] in least).items()):
-        _say(f"{severity}: {n} x [{rule}] (every one in {out / 'diagnostics'})", style="yellow" if severity == "warning" else "red")
+        say(f"{severity}: {n} x [{rule}] (every one in {out / 'diagnostics'})", style="yellow" if severity == "warning" else "red")
 
 
 def _failures(out: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""`sr2fhir explain`: the SR and its FHIR side by side in one HTML page (registered on cli.app;
+"""`sr2fhir explain`: the SR and its FHIR side by side in one HTML page (registered on cli.app.app;
 explain/page.py)."""
 
 from __future__ import annotations
@@ -8,11 +8,12 @@ from typing import Annotated
 
 import typer
 
-from .cli import (
-    DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, CodingScheme, Debug, DiagnosticReport, Ig, MaxDepth, MaxItems, Quiet, Timezone,
-    Verbose, _profiles, _report, _say, _where_explained, app, conversion_options,
+from .app import app
+from .options import (
+    DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, conversion_options, CodingScheme, Debug, DiagnosticReport, Ig, MaxDepth, MaxItems, Quiet, Timezone, Verbose,
 )
-from .errors import Exit
+from .output import load_ig_profiles, say, show_diagnostics, where_explained
+from ..errors import Exit
 
 
 @app.command()
@@ -31,9 +32,9 @@ def explain(
     debug: Debug = False,
 ) -> None:
     """Write a page that shows, side by side, what the SR says and what FHIR got."""
-    from .batch import convert_path, write_atomic
-    from .explain.page import render
-    from .fhir.ids import full_url
+    from ..batch import convert_path, write_atomic
+    from ..explain.page import render
+    from ..fhir.ids import full_url
 
     cs = conversion_options(
         timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, strict=False, max_depth=max_depth, max_items=max_items,
@@ -41,18 +42,18 @@ def explain(
         conditional_references=False,
     )
     r = convert_path(input, cs.options, cs.limits, debug=debug)
-    _report(r, cs.verbose, cs.quiet)
+    show_diagnostics(r, cs.verbose, cs.quiet)
     if r.error is not None:
         raise typer.Exit(r.error.exit_code)
     conversion = r.conversions[0]
     if len(r.conversions) > 1:
-        _say(f"note: {input} holds {len(r.conversions)} SR documents; the page shows the first")
+        say(f"note: {input} holds {len(r.conversions)} SR documents; the page shows the first")
     findings: dict[str, list[str]] | None = None
     if validate:
-        from .validation import validate_resources
+        from ..validation import validate_resources
 
         resources = conversion.resources.resources()
-        report = validate_resources(resources, {full_url(x["id"]): x for x in resources}, profiles=_profiles(ig), source=input)
+        report = validate_resources(resources, {full_url(x["id"]): x for x in resources}, profiles=load_ig_profiles(ig), source=input)
         findings = {x["id"]: [] for x in resources}
         for f in report.findings:
             rid = f.resource.split("/", 1)[-1]
@@ -61,8 +62,8 @@ def explain(
     try:
         write_atomic(Path(output), render(conversion, Path(input).name, findings))
     except OSError as exc:
-        _say(f"error: {output}: cannot write the page ({exc.strerror or exc})", style="bold red")
+        say(f"error: {output}: cannot write the page ({exc.strerror or exc})", style="bold red")
         raise typer.Exit(Exit.MIXED)
-    _say(f"{input}: page written to {output}")
-    _where_explained()
+    say(f"{input}: page written to {output}")
+    where_explained()
 

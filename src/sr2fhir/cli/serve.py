@@ -1,5 +1,5 @@
 """The gateway's commands: `sr2fhir serve` and `sr2fhir queue list|show|retry|purge`
-(registered on cli.app; docs/gateway.md)."""
+(registered on cli.app.app; docs/gateway.md)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .cli import (
-    DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, BasicUser, CaBundle, CodingScheme, Debug, DiagnosticReport, FailOnIgDefects, FhirVersion, FhirVersionOpt, FhirUrl, Ig,
-    Insecure, MaxDepth, MaxItems, MissingPolicy, MultiplePolicy, SmartClientId, SmartKey, SmartKid, SmartScope, SmartTokenUrl,
-    Strict, Timezone, TokenEnv, TokenFile, Validate, _check_url, _say, app, conversion_options,
+from .app import app
+from .options import (
+    DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, check_url, conversion_options, BasicUser, CaBundle, CodingScheme, Debug, DiagnosticReport, FailOnIgDefects, FhirUrl, FhirVersion, FhirVersionOpt, Ig, Insecure, MaxDepth, MaxItems, MissingPolicy, MultiplePolicy, SmartClientId, SmartKey, SmartKid, SmartScope, SmartTokenUrl, Strict, Timezone, TokenEnv, TokenFile, Validate,
 )
-from .errors import Exit
+from .output import say
+from ..errors import Exit
 
 
 def _load_config(ctx: typer.Context, value: Optional[str]) -> Optional[str]:
@@ -46,7 +46,7 @@ def _load_config(ctx: typer.Context, value: Optional[str]) -> Optional[str]:
 
 def _stow_token(env: str | None, file: str | None) -> str | None:
     """The bearer token STOW-RS senders must give, read as push reads its own (never from the command line)."""
-    from .delivery.client import DeliveryError, bearer_from
+    from ..delivery.client import DeliveryError, bearer_from
 
     if env and file:
         raise typer.BadParameter("give the STOW-RS token by environment variable or by file, not both")
@@ -68,8 +68,8 @@ class VerifyClient(str, Enum):
 
 def _archive_access(token_env: str | None, token_file: str | None, basic_user: str | None, ca_bundle: str | None, timeout: float, max_bytes: int) -> Any:
     """The archive's credentials, read as push reads the FHIR server's (never from the command line)."""
-    from .delivery.client import BasicAuthFromEnv, DeliveryError, bearer_from
-    from .gateway.follow import Access
+    from ..delivery.client import BasicAuthFromEnv, DeliveryError, bearer_from
+    from ..gateway.follow import Access
 
     if sum(map(bool, (token_env or token_file, basic_user))) > 1 or (token_env and token_file):
         raise typer.BadParameter("give the archive one credential: --archive-token-env, --archive-token-file or --archive-basic-user")
@@ -157,16 +157,16 @@ def serve(
 
     One JSON log line per report on stderr; SIGTERM stops intake, finishes the report in hand and exits 0.
     """
-    from .delivery.client import DeliveryError
-    from .delivery.connection import Connection
-    from .gateway.deliver import Backoff, DeliveryPolicy
-    from .gateway.logs import configure
-    from .gateway.service import GatewayFailed, Settings, serve as run
-    from .gateway.peers import Peers, split_entry
-    from .gateway.tls import Tls
-    from .gateway.web import BodyLimits
+    from ..delivery.client import DeliveryError
+    from ..delivery.connection import Connection
+    from ..gateway.deliver import Backoff, DeliveryPolicy
+    from ..gateway.logs import configure
+    from ..gateway.service import GatewayFailed, Settings, serve as run
+    from ..gateway.peers import Peers, split_entry
+    from ..gateway.tls import Tls
+    from ..gateway.web import BodyLimits
 
-    _check_url(fhir_url)
+    check_url(fhir_url)
     for url, opt in ((follow_orthanc, "--follow-orthanc"), (follow_dicomweb, "--follow-dicomweb")):
         if url and not url.startswith(("http://", "https://")):
             raise typer.BadParameter(f"{opt} {url!r}: expected an http(s) base URL")
@@ -184,7 +184,7 @@ def serve(
         raise typer.BadParameter("--max-associations, --max-associations-per-peer and --max-object-mb must be at least 1, --idle-timeout more than 0")
     target = None
     if audit_syslog:
-        from .gateway.audit import Target
+        from ..gateway.audit import Target
 
         target = Target(audit_syslog, audit_ca, audit_site)
         try:
@@ -219,10 +219,10 @@ def serve(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     except (DeliveryError, OSError) as exc:
-        _say(f"error: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}", style="bold red")
+        say(f"error: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}", style="bold red")
         raise typer.Exit(Exit.USAGE) from None
     except GatewayFailed as exc:
-        _say(f"error: {exc}", style="bold red")
+        say(f"error: {exc}", style="bold red")
         raise typer.Exit(Exit.MIXED) from None
 
 
@@ -249,10 +249,10 @@ Json = Annotated[bool, typer.Option("--json", help="JSON instead of a table.")]
 
 
 def _open(state: str) -> Any:
-    from .gateway.queue import Queue
+    from ..gateway.queue import Queue
 
     if not (Path(state) / "queue.sqlite").is_file():
-        _say(f"error: {state} is not a gateway state folder (no queue.sqlite)", style="bold red")
+        say(f"error: {state} is not a gateway state folder (no queue.sqlite)", style="bold red")
         raise typer.Exit(Exit.USAGE)
     return Queue(Path(state))
 
@@ -301,7 +301,7 @@ def queue_show(
     q = _open(state)
     r = q.get(uid)
     if r is None:
-        _say(f"error: {_shown(uid)} is not in the queue", style="bold red")
+        say(f"error: {_shown(uid)} is not in the queue", style="bold red")
         raise typer.Exit(Exit.USAGE)
     data = {**r.as_json(), "object": str(q.path(uid))}
     if as_json:
@@ -320,11 +320,11 @@ def queue_retry(
     q = _open(state)
     unknown = [u for u in uids or [] if not q.known(u)]
     if unknown:
-        _say(f"error: not in the queue: {', '.join(_shown(u) for u in unknown)}; nothing was queued again", style="bold red")
+        say(f"error: not in the queue: {', '.join(_shown(u) for u in unknown)}; nothing was queued again", style="bold red")
         raise typer.Exit(Exit.USAGE)
     rows = [r for r in (q.get(u) for u in uids) if r is not None] if uids else q.reports("dead", limit=1 << 30)
     n = q.retry(uids or None, "dead")
-    _say(f"{n} report(s) queued again")
+    say(f"{n} report(s) queued again")
     _audit(state, False, rows)
 
 
@@ -341,13 +341,13 @@ def queue_purge(
         gone = _open(state).purged(status.value, older_than_days * 86400)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    _say(f"{len(gone)} report(s) purged")
+    say(f"{len(gone)} report(s) purged")
     _audit(state, True, gone)
 
 
 def _audit(state: str, deleted: bool, rows: list[Any]) -> None:
     """Tell the gateway's audit repository (the one `serve --audit-syslog` recorded in the state folder)."""
-    from .gateway import audit
+    from ..gateway import audit
 
     target = audit.Target.load(Path(state))
     if target is None or not rows:
@@ -356,6 +356,6 @@ def _audit(state: str, deleted: bool, rows: list[Any]) -> None:
     try:
         audit.send_now(target, audit.queue_operation(audit.operator(), deleted, studies))
     except (OSError, ValueError) as exc:
-        _say(f"error: done, but not audited: the audit repository {target.url} cannot be reached ({exc})", style="bold red")
+        say(f"error: done, but not audited: the audit repository {target.url} cannot be reached ({exc})", style="bold red")
         raise typer.Exit(Exit.MIXED) from None
 

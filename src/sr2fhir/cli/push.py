@@ -1,0 +1,188 @@
+"""`sr2fhir push`: convert and post one transaction per report (docs/delivery.md)."""
+
+from __future__ import annotations
+
+import functools
+import signal
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
+
+import typer
+
+from ..errors import ConversionError, Exit
+from ..fhir.bundle import dumps
+from .app import app
+from .options import (
+    DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, BasicUser, CaBundle, CodingScheme, Debug, DiagnosticReport, FailOnIgDefects, FhirUrl, FhirVersion,
+    FhirVersionOpt, Ig, Include, Insecure, Jobs, MaxDepth, MaxItems, MissingPolicy, MultiplePolicy, Outcome, Quiet, SmartClientId, SmartKey,
+    SmartKid, SmartScope, SmartTokenUrl, Strict, Timezone, TokenEnv, TokenFile, Validate, Verbose, check_url, conversion_options,
+)
+from .output import BatchProgress, batch_exit_code, batch_inputs, say, say_summary, show_diagnostics, where_explained, write_output
+
+if TYPE_CHECKING:
+    from ..batch import FileResult
+
+
+@app.command()
+def push(
+    inputs: Annotated[list[str], typer.Argument(metavar="INPUT...", help="DICOM SR files or directories (searched recursively).", show_default=False)],
+    fhir_url: FhirUrl,
+    token_env: TokenEnv = None,
+    token_file: TokenFile = None,
+    basic_user: BasicUser = None,
+    smart_client_id: SmartClientId = None,
+    smart_key: SmartKey = None,
+    smart_token_url: SmartTokenUrl = None,
+    smart_scope: SmartScope = None,
+    smart_kid: SmartKid = None,
+    ca_bundle: CaBundle = None,
+    insecure: Insecure = False,
+    missing: Annotated[MissingPolicy, typer.Option("--missing", help="When the Patient/ImagingStudy/ServiceRequest is not on the server: fail, or push with a logical reference.")] = MissingPolicy.fail,
+    multiple: Annotated[MultiplePolicy, typer.Option("--multiple", help="When several match: fail, or take the first.")] = MultiplePolicy.fail,
+    spool: Annotated[Optional[str], typer.Option("--spool", metavar="DIR", help="Copy every input that could not be pushed here, for a retry.")] = None,
+    retries: Annotated[int, typer.Option("--retries", metavar="N", help="Retries after a network error, 429 or 5xx (exponential backoff, Retry-After honoured).")] = 5,
+    seed: Annotated[bool, typer.Option("--seed", help="First create the Patient/ImagingStudy/ServiceRequest each report refers to (test and demo servers).")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS", help="Seconds one request may take, from sending to the last byte of the answer (each retry has its own).")] = 120.0,
+    connect_timeout: Annotated[float, typer.Option("--connect-timeout", metavar="SECONDS", help="Seconds to wait for a connection.")] = 10.0,
+    diagnostic_report: DiagnosticReport = False,
+    fhir_version: FhirVersionOpt = FhirVersion.R5,
+    timezone: Timezone = "+00:00",
+    coding_scheme: CodingScheme = [],
+    outcome: Outcome = None,
+    strict: Strict = False,
+    max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
+    max_items: MaxItems = DEFAULT_MAX_ITEMS,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+    jobs: Jobs = 1,
+    include: Include = [],
+    validate: Validate = False,
+    ig: Ig = None,
+    debug: Debug = False,
+    fail_on_ig_defects: FailOnIgDefects = False,
+) -> None:
+    """Convert and post one transaction Bundle per SR to a FHIR server (idempotent).
+
+    The conversion options are those of `convert`; `-j` converts ahead in processes while the
+    reports are posted one at a time, in input order.
+    """
+    from ..batch import FileResult, checked_processed, run_all
+    from ..delivery.client import DeliveryError, version_mismatch
+    from ..delivery.connection import Connection
+    from ..delivery.push import keep, push_path
+
+    if retries < 0:
+        raise typer.BadParameter("--retries must be 0 or more")
+    if timeout <= 0 or connect_timeout <= 0:
+        raise typer.BadParameter("--timeout and --connect-timeout must be more than 0 seconds")
+    check_url(fhir_url)
+    cs = conversion_options(
+        timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, fhir_version=fhir_version, strict=strict, max_depth=max_depth,
+        max_items=max_items, verbose=verbose, quiet=quiet, jobs=jobs, validate=validate, ig=ig, debug=debug, fail_on_ig_defects=fail_on_ig_defects,
+    )
+    conn = Connection(fhir_url, token_env, token_file, basic_user, smart_client_id, smart_key, smart_token_url, smart_scope, smart_kid, ca_bundle, insecure, retries, seed, timeout, connect_timeout)
+    files, stems, skipped = batch_inputs(inputs, include)
+    many = len(files) > 1 or any(Path(i).is_dir() for i in inputs)
+    results: list[FileResult] = []
+    lost: list[str] = []
+    spool_dir = Path(spool) if spool else None
+
+    def keep_rest(rest: list[str], why: str) -> None:
+        kept = 0
+        for g in rest:
+            notes: list[str] = []
+            if keep(g, spool_dir, notes):
+                kept += 1
+            else:
+                lost.append(g)
+            for note in notes:
+                say(f"{g}: {note}")
+            results.append(FileResult(g, error=ConversionError(f"{g}: not attempted ({why})", code="not-attempted")))
+        where = f", {kept} kept in {spool_dir}" if spool_dir else ""
+        say(f"error: {why}: {len(rest)} more file(s) not attempted{where}", style="bold red")
+
+    def write_outcome(r: FileResult, stem: str) -> None:
+        if outcome is not None:
+            oo = r.diagnostics.operation_outcome(r.source, str(r.error) if r.error is not None else None)
+            target = Path(outcome) / f"{stem}.outcome.json" if many else Path(outcome)
+            write_output(r, r.source, target, dumps(oo, pretty=True) + "\n", cs.verbose, cs.quiet, what="OperationOutcome")
+
+    work = functools.partial(checked_processed, options=cs.options, limits=cs.limits, checks=cs.checks)
+    done = 0
+    try:
+        auth = conn.auth()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    except (DeliveryError, OSError) as exc:
+        say(f"error: {exc}", style="bold red")
+        raise typer.Exit(Exit.USAGE) from None
+    with _terminate_on_sigterm(), conn.client(auth) as client, BatchProgress(len(files), "pushed", cs.quiet) as progress:
+        mismatch = version_mismatch(client.server_fhir_version(), cs.options.fhir_version)
+        if mismatch:
+            say(f"error: {mismatch}; nothing sent", style="bold red")
+            raise typer.Exit(Exit.USAGE)
+        try:
+            for i, (f, stem, processed) in enumerate(zip(files, stems, run_all(work, files, cs.jobs))):
+                conv = processed.result
+                show_diagnostics(conv, cs.verbose, cs.quiet)
+                progress.now(f"{Path(f).name}: {sum(len(c.resources) for c in conv.conversions)} resources")
+
+                def told(message: str, f: str = f) -> None:
+                    if not cs.quiet:
+                        say(f"{f}: {message}")
+
+                r = push_path(client, f, options=cs.options, missing=missing.value, multiple=multiple.value, spool=spool_dir, seed=seed, conversion=conv, progress=told)
+                done = i + 1
+                progress.advance(not r.ok)
+                for note in r.notes:
+                    say(f"{f}: {note}")
+                if r.ok:
+                    retired = f", {r.retired} earlier set to entered-in-error" if r.retired else ""
+                    say(f"{f}: pushed, {r.entries} entries ({r.created} created{retired})")
+                else:
+                    if conv.error is None:
+                        conv.error = ConversionError(r.error or f"{f}: not delivered", code="delivery")
+                        say(f"error: {r.error}", style="bold red")
+                    if r.lost:
+                        lost.append(f)
+                conv.conversions = []
+                results.append(conv)
+                write_outcome(conv, stem)
+                if (r.stop or (r.unreachable and not client.answers())) and i + 1 < len(files):
+                    # Stop rather than wait out the retries for every remaining input; keep them all.
+                    # A server that still answers was only too slow for this report: the next may fare better.
+                    keep_rest(files[i + 1 :], "the server is unreachable" if not r.stop else "no later input can succeed")
+                    break
+        except Terminated:
+            # SIGTERM: the report in flight may or may not have landed; pushing it again is safe.
+            keep_rest(files[done:], "terminated (SIGTERM)")
+            _push_summary(results, lost, cs.quiet, skipped)
+            raise typer.Exit(Exit.TERMINATED) from None
+    _push_summary(results, lost, cs.quiet, skipped)
+    where_explained()
+    raise typer.Exit(Exit.MIXED if lost else batch_exit_code(results))
+
+
+class Terminated(Exception):
+    """SIGTERM arrived: stop, keep what was not delivered, exit."""
+
+
+@contextmanager
+def _terminate_on_sigterm() -> Iterator[None]:
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _push_summary(results: list[FileResult], lost: list[str], quiet: bool, skipped: int = 0) -> None:
+    say_summary(results, quiet, verb="pushed", skipped=skipped)
+    if lost:
+        say(f"error: {len(lost)} input(s) neither delivered nor kept (the spool could not take them):", style="bold red")
+        for f in lost:
+            say(f"  not kept: {f}")
