@@ -250,3 +250,25 @@ def test_output_of_the_other_fhir_version_is_named_not_drowned(tmp_path: Path, m
     assert r.exit_code == 1 and f"this is FHIR {made} output, and it is being checked as {checked}: {hint}" in r.stderr
     assert "[structure" not in r.stdout  # no structure noise
     assert run("validate", str(out), "--fhir-version", made).exit_code == 0
+
+
+def test_the_shared_options_are_declared_once_and_offered_alike() -> None:
+    """Issue 26.4: the same 13 options were declared in five command signatures. Now one table
+    (cli/options.py CONVERSION, CONNECTION) gives them to every command, with the same flags."""
+    import typer.main
+
+    from sr2fhir.cli.options import CONNECTION, CONVERSION
+
+    group = typer.main.get_command(app)
+    def flags(command: str) -> dict[str, tuple[str, ...]]:
+        return {p.name: tuple(p.opts) for p in group.commands[command].params}  # type: ignore[attr-defined]
+
+    conversion = {o.name for o in CONVERSION}
+    for command, expected in [("convert", conversion), ("push", conversion | {o.name for o in CONNECTION}), ("export", conversion),
+                              ("serve", conversion - {"verbose", "quiet", "jobs"} | {o.name for o in CONNECTION})]:
+        got = flags(command)
+        assert expected <= set(got), (command, expected - set(got))
+    assert {n: flags("convert")[n] for n in conversion} == {n: flags("push")[n] for n in conversion} == {n: flags("export")[n] for n in conversion}
+    src = (Path(__file__).parents[1] / "src" / "sr2fhir" / "cli")
+    declared = [p.name for p in src.glob("*.py") if 'typer.Option("--timezone"' in p.read_text()]
+    assert declared == ["options.py"]

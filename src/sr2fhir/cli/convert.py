@@ -6,17 +6,14 @@ import functools
 import os
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from ..errors import ConversionError
 from ..fhir.bundle import dumps
 from .app import app
-from .options import (
-    DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, CodingScheme, ConversionSettings, Debug, DiagnosticReport, FailOnIgDefects, FhirVersion, FhirVersionOpt,
-    Ig, Include, Jobs, MaxDepth, MaxItems, Outcome, Quiet, Strict, Timezone, Validate, Verbose, conversion_options,
-)
+from .options import CONVERSION, with_options, ConversionSettings, Include, Outcome, conversion_options
 from .output import (
     BatchProgress, batch_exit_code, batch_inputs, remove_stale, say, say_summary, show_diagnostics, target_path, to_stdout, where_explained,
     write_output, write_parts,
@@ -33,38 +30,23 @@ class BundleType(str, Enum):
 
 
 @app.command()
+@with_options(CONVERSION)
 def convert(
     inputs: Annotated[list[str], typer.Argument(metavar="INPUT...", help="DICOM SR files (Part 10 or DICOM JSON), directories (searched recursively), or - for stdin.", show_default=False)],
     output: Annotated[Optional[str], typer.Option("-o", "--output", metavar="FILE|DIR", help="Output file; a directory (one file per input) when there are several inputs or documents. Default: stdout.")] = None,
     bundle: Annotated[BundleType, typer.Option("-b", "--bundle", help="transaction (POST with ifNoneExist), collection, or ndjson (one resource a line).")] = BundleType.transaction,
     pretty: Annotated[bool, typer.Option("--pretty", help="Indent the JSON.")] = False,
-    diagnostic_report: DiagnosticReport = False,
-    fhir_version: FhirVersionOpt = FhirVersion.R5,
-    timezone: Timezone = "+00:00",
-    coding_scheme: CodingScheme = [],
     outcome: Outcome = None,
-    strict: Strict = False,
-    max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
-    max_items: MaxItems = DEFAULT_MAX_ITEMS,
-    verbose: Verbose = False,
-    quiet: Quiet = False,
-    jobs: Jobs = 1,
     include: Include = [],
-    validate: Validate = False,
-    ig: Ig = None,
-    debug: Debug = False,
-    fail_on_ig_defects: FailOnIgDefects = False,
+    *,
+    shared: dict[str, Any],
 ) -> None:
     """Convert SR Measurement Reports into a FHIR Bundle (or NDJSON) per input."""
     from ..batch import process, run_all
     
     if output == "-":
         output = None  # standard output, as without -o (never a file named "-")
-    cs = conversion_options(
-        timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, fhir_version=fhir_version, strict=strict, max_depth=max_depth,
-        max_items=max_items, verbose=verbose, quiet=quiet, jobs=jobs, validate=validate, ig=ig, debug=debug,
-        fail_on_ig_defects=fail_on_ig_defects, conditional_references=bundle == BundleType.transaction,
-    )
+    cs = conversion_options(shared, conditional_references=bundle == BundleType.transaction)
     files, stems, skipped = batch_inputs(inputs, include)
     many = len(files) > 1 or any(i != "-" and Path(i).is_dir() for i in inputs)
     folder = output is not None and (many or Path(output).is_dir() or output.endswith(("/", os.sep)))

@@ -4,44 +4,32 @@ explain/page.py)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from .app import app
-from .options import (
-    DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, conversion_options, CodingScheme, Debug, DiagnosticReport, Ig, MaxDepth, MaxItems, Quiet, Timezone, Verbose,
-)
+from .options import CONVERSION, with_options, conversion_options
 from .output import load_ig_profiles, say, show_diagnostics, where_explained
 from ..errors import Exit
 
 
 @app.command()
+@with_options(CONVERSION, without=("fhir_version", "strict", "jobs", "validate", "fail_on_ig_defects"))
 def explain(
     input: Annotated[str, typer.Argument(metavar="INPUT", help="A DICOM SR file (Part 10 or DICOM JSON).", show_default=False)],
     output: Annotated[str, typer.Option("-o", "--output", metavar="FILE", help="The HTML page to write (self-contained: opens from disk, no network).")],
     validate: Annotated[bool, typer.Option("--validate", help="Also show the validation result (R5 and the IG's profiles) on each resource.")] = False,
-    diagnostic_report: DiagnosticReport = False,
-    timezone: Timezone = "+00:00",
-    coding_scheme: CodingScheme = [],
-    max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
-    max_items: MaxItems = DEFAULT_MAX_ITEMS,
-    verbose: Verbose = False,
-    quiet: Quiet = False,
-    ig: Ig = None,
-    debug: Debug = False,
+    *,
+    shared: dict[str, Any],
 ) -> None:
     """Write a page that shows, side by side, what the SR says and what FHIR got."""
     from ..batch import convert_path, write_atomic
     from ..explain.page import render
     from ..fhir.ids import full_url
 
-    cs = conversion_options(
-        timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, strict=False, max_depth=max_depth, max_items=max_items,
-        verbose=verbose, quiet=quiet, jobs=1, validate=False, ig=ig, debug=debug, fail_on_ig_defects=False,
-        conditional_references=False,
-    )
-    r = convert_path(input, cs.options, cs.limits, debug=debug)
+    cs = conversion_options(shared, conditional_references=False)
+    r = convert_path(input, cs.options, cs.limits, debug=cs.checks.debug)
     show_diagnostics(r, cs.verbose, cs.quiet)
     if r.error is not None:
         raise typer.Exit(r.error.exit_code)
@@ -53,7 +41,7 @@ def explain(
         from ..validation import validate_resources
 
         resources = conversion.resources.resources()
-        report = validate_resources(resources, {full_url(x["id"]): x for x in resources}, profiles=load_ig_profiles(ig), source=input)
+        report = validate_resources(resources, {full_url(x["id"]): x for x in resources}, profiles=load_ig_profiles(cs.checks.ig), source=input)
         findings = {x["id"]: [] for x in resources}
         for f in report.findings:
             rid = f.resource.split("/", 1)[-1]

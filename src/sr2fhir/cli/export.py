@@ -14,9 +14,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .app import app
-from .options import (
-    DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, conversion_options, CodingScheme, Debug, DiagnosticReport, FailOnIgDefects, FhirVersion, FhirVersionOpt, Ig, Include, Jobs, MaxDepth, MaxItems, Quiet, Strict, Timezone, Validate, Verbose,
-)
+from .options import CONVERSION, with_options, conversion_options, Include
 from .output import BatchProgress, batch_inputs, say, where_explained
 from ..errors import Exit
 
@@ -37,35 +35,20 @@ def _formats(value: str) -> tuple[str, ...]:
 
 
 @app.command()
+@with_options(CONVERSION)
 def export(
     inputs: Annotated[list[str], typer.Argument(metavar="INPUT...", help="DICOM SR files (Part 10 or DICOM JSON) or directories (searched recursively).", show_default=False)],
     output: Annotated[str, typer.Option("-o", "--output", metavar="DIR", help="The export folder: NDJSON per resource type, manifest.json, a Parquet folder per table.")],
     format: Annotated[str, typer.Option("--format", metavar="ndjson,parquet", help="What to write: FHIR Bulk NDJSON, Parquet research tables, or both.")] = "ndjson,parquet",
     engine: Annotated[Engine, typer.Option("--engine", help="local (processes on this machine) or spark (PySpark; pip install sr2fhir[spark]; runs unchanged under spark-submit).")] = Engine.local,
     spark_master: Annotated[Optional[str], typer.Option("--spark-master", metavar="URL", help="Spark master (default local[N] with N = --jobs; under spark-submit, spark-submit's).")] = None,
-    jobs: Jobs = 1,
     include: Include = [],
-    diagnostic_report: DiagnosticReport = False,
-    fhir_version: FhirVersionOpt = FhirVersion.R5,
-    timezone: Timezone = "+00:00",
-    coding_scheme: CodingScheme = [],
-    strict: Strict = False,
-    max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
-    max_items: MaxItems = DEFAULT_MAX_ITEMS,
-    verbose: Verbose = False,
-    quiet: Quiet = False,
-    validate: Validate = False,
-    ig: Ig = None,
-    debug: Debug = False,
-    fail_on_ig_defects: FailOnIgDefects = False,
+    *,
+    shared: dict[str, Any],
 ) -> None:
     """Export SR Measurement Reports as FHIR Bulk NDJSON and Parquet research tables (docs/export.md)."""
     formats = _formats(format)
-    cs = conversion_options(
-        timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, fhir_version=fhir_version, strict=strict, max_depth=max_depth,
-        max_items=max_items, verbose=verbose, quiet=quiet, jobs=jobs, validate=validate, ig=ig, debug=debug, fail_on_ig_defects=fail_on_ig_defects,
-        conditional_references=False,
-    )
+    cs = conversion_options(shared, conditional_references=False)
     if "-" in inputs:
         raise typer.BadParameter("export reads files and folders, not standard input")
     out = Path(output)

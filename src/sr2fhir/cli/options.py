@@ -4,10 +4,12 @@ checks them (usage errors, exit 2) and makes one ConversionSettings."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Collection, Mapping, Optional
 from urllib.parse import urlsplit
 
 import typer
@@ -98,15 +100,108 @@ class ConversionSettings:
     jobs: int
 
 
-def conversion_options(
-    *, timezone: str, coding_scheme: list[str], diagnostic_report: bool, strict: bool, max_depth: int, max_items: int,
-    verbose: bool, quiet: bool, jobs: int, validate: bool, ig: str | None, debug: bool, fail_on_ig_defects: bool,
-    conditional_references: bool = True, fhir_version: "FhirVersion | str" = "R5",
-) -> ConversionSettings:
-    """Check the shared options (usage errors, exit 2) and bundle them."""
+FhirUrl = Annotated[str, typer.Option("--fhir-url", metavar="URL", help="Base URL of the FHIR server (R5; R4 with --fhir-version R4).")]
+
+
+TokenEnv = Annotated[Optional[str], typer.Option("--token-env", metavar="VAR", help="Environment variable holding a bearer token.")]
+
+
+TokenFile = Annotated[Optional[str], typer.Option("--token-file", metavar="FILE", help="File holding a bearer token.")]
+
+
+BasicUser = Annotated[Optional[str], typer.Option("--basic-user", metavar="USER", help="HTTP basic user; the password comes from SR2FHIR_PASSWORD.")]
+
+
+CaBundle = Annotated[Optional[str], typer.Option("--ca-bundle", metavar="FILE", help="CA bundle for TLS verification.")]
+
+
+Insecure = Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates.")]
+
+
+SmartClientId = Annotated[Optional[str], typer.Option("--smart-client-id", metavar="ID", help="SMART Backend Services client id (signed-JWT client credentials).")]
+
+
+SmartKey = Annotated[Optional[str], typer.Option("--smart-key", metavar="FILE", help="PEM private key (RSA: RS384, EC P-384: ES384) for SMART.")]
+
+
+SmartTokenUrl = Annotated[Optional[str], typer.Option("--smart-token-url", metavar="URL", help="SMART token endpoint; default: from ..well-known/smart-configuration.")]
+
+
+SmartScope = Annotated[Optional[str], typer.Option("--smart-scope", metavar="SCOPES", help="SMART scopes to ask for; default: what push (with --seed) needs (system/...).")]
+
+
+SmartKid = Annotated[Optional[str], typer.Option("--smart-kid", metavar="KID", help="Key id (kid) to put in the JWT header.")]
+
+
+@dataclass(frozen=True, slots=True)
+class SharedOption:
+    """One option that several commands take: its parameter name, its declaration (an Annotated
+    typer.Option above) and its default (none: required)."""
+
+    name: str
+    annotation: Any
+    default: Any = inspect.Parameter.empty
+
+
+CONVERSION: tuple[SharedOption, ...] = (
+    SharedOption("diagnostic_report", DiagnosticReport, False), SharedOption("fhir_version", FhirVersionOpt, FhirVersion.R5),
+    SharedOption("timezone", Timezone, "+00:00"), SharedOption("coding_scheme", CodingScheme, []), SharedOption("strict", Strict, False),
+    SharedOption("max_depth", MaxDepth, DEFAULT_MAX_DEPTH), SharedOption("max_items", MaxItems, DEFAULT_MAX_ITEMS),
+    SharedOption("verbose", Verbose, False), SharedOption("quiet", Quiet, False), SharedOption("jobs", Jobs, 1),
+    SharedOption("validate", Validate, False), SharedOption("ig", Ig, None), SharedOption("debug", Debug, False),
+    SharedOption("fail_on_ig_defects", FailOnIgDefects, False),
+)
+"""The conversion and reporting options of `convert`, `push`, `export`, `serve` (and, in part, `explain`)."""
+CONNECTION: tuple[SharedOption, ...] = (
+    SharedOption("fhir_url", FhirUrl), SharedOption("token_env", TokenEnv, None), SharedOption("token_file", TokenFile, None),
+    SharedOption("basic_user", BasicUser, None), SharedOption("smart_client_id", SmartClientId, None), SharedOption("smart_key", SmartKey, None),
+    SharedOption("smart_token_url", SmartTokenUrl, None), SharedOption("smart_scope", SmartScope, None), SharedOption("smart_kid", SmartKid, None),
+    SharedOption("ca_bundle", CaBundle, None), SharedOption("insecure", Insecure, False),
+)
+"""The FHIR server and how to reach it: `push` and `serve`."""
+
+Command = Callable[..., None]
+
+
+def with_options(*groups: tuple[SharedOption, ...], without: Collection[str] = ()) -> Callable[[Command], Command]:
+    """Give a command the options of `groups` (but those named in `without`), declared here once
+    for every command that takes them (issue 26, item 4).
+
+    Typer reads the command's signature: its own parameters, then these. The command is called
+    with its own, and with these as one dict, `shared` (a keyword-only parameter it declares).
+    """
+    chosen = [o for g in groups for o in g if o.name not in without]
+
+    def decorate(func: Command) -> Command:
+        sig = inspect.signature(func, eval_str=True)  # the annotations as objects: Typer reads them off this signature
+        own = [p for p in sig.parameters.values() if p.name != "shared"]
+        added = [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default, annotation=o.annotation) for o in chosen]
+
+        @functools.wraps(func)
+        def command(*args: Any, **kwargs: Any) -> None:
+            shared = {o.name: kwargs.pop(o.name) for o in chosen if o.name in kwargs}
+            func(*args, shared=shared, **kwargs)
+
+        command.__signature__ = sig.replace(parameters=own + added)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in own} | {o.name: o.annotation for o in chosen} | {"return": None}
+        return command
+
+    return decorate
+
+
+def conversion_options(shared: Mapping[str, Any], **fixed: Any) -> ConversionSettings:
+    """Check the conversion options (usage errors, exit 2) and bundle them: the command's `shared`
+    values, `fixed` ones it sets itself (e.g. `conditional_references`), the table's defaults for
+    the rest."""
     from ..batch import Checks
     from ..mapping.context import Options
-    
+
+    v = {o.name: o.default for o in CONVERSION} | {k: x for k, x in shared.items() if k in {o.name for o in CONVERSION}} | fixed
+    timezone, coding_scheme, diagnostic_report, strict = v["timezone"], v["coding_scheme"], v["diagnostic_report"], v["strict"]
+    max_depth, max_items, verbose, quiet, jobs = v["max_depth"], v["max_items"], v["verbose"], v["quiet"], v["jobs"]
+    validate, ig, debug, fail_on_ig_defects = v["validate"], v["ig"], v["debug"], v["fail_on_ig_defects"]
+    conditional_references, fhir_version = v.get("conditional_references", True), v["fhir_version"]
+
     if verbose and quiet:
         raise typer.BadParameter("-v and -q ask for opposite things; give one")
     if jobs < 1:
@@ -142,37 +237,6 @@ def parse_schemes(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-FhirUrl = Annotated[str, typer.Option("--fhir-url", metavar="URL", help="Base URL of the FHIR server (R5; R4 with --fhir-version R4).")]
-
-
-TokenEnv = Annotated[Optional[str], typer.Option("--token-env", metavar="VAR", help="Environment variable holding a bearer token.")]
-
-
-TokenFile = Annotated[Optional[str], typer.Option("--token-file", metavar="FILE", help="File holding a bearer token.")]
-
-
-BasicUser = Annotated[Optional[str], typer.Option("--basic-user", metavar="USER", help="HTTP basic user; the password comes from SR2FHIR_PASSWORD.")]
-
-
-CaBundle = Annotated[Optional[str], typer.Option("--ca-bundle", metavar="FILE", help="CA bundle for TLS verification.")]
-
-
-Insecure = Annotated[bool, typer.Option("--insecure", help="Do not verify TLS certificates.")]
-
-
-SmartClientId = Annotated[Optional[str], typer.Option("--smart-client-id", metavar="ID", help="SMART Backend Services client id (signed-JWT client credentials).")]
-
-
-SmartKey = Annotated[Optional[str], typer.Option("--smart-key", metavar="FILE", help="PEM private key (RSA: RS384, EC P-384: ES384) for SMART.")]
-
-
-SmartTokenUrl = Annotated[Optional[str], typer.Option("--smart-token-url", metavar="URL", help="SMART token endpoint; default: from ..well-known/smart-configuration.")]
-
-
-SmartScope = Annotated[Optional[str], typer.Option("--smart-scope", metavar="SCOPES", help="SMART scopes to ask for; default: what push (with --seed) needs (system/...).")]
-
-
-SmartKid = Annotated[Optional[str], typer.Option("--smart-kid", metavar="KID", help="Key id (kid) to put in the JWT header.")]
 
 
 class MissingPolicy(str, Enum):

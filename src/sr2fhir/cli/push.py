@@ -14,9 +14,7 @@ from ..errors import ConversionError, Exit
 from ..fhir.bundle import dumps
 from .app import app
 from .options import (
-    DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, BasicUser, CaBundle, CodingScheme, Debug, DiagnosticReport, FailOnIgDefects, FhirUrl, FhirVersion,
-    FhirVersionOpt, Ig, Include, Insecure, Jobs, MaxDepth, MaxItems, MissingPolicy, MultiplePolicy, Outcome, Quiet, SmartClientId, SmartKey,
-    SmartKid, SmartScope, SmartTokenUrl, Strict, Timezone, TokenEnv, TokenFile, Validate, Verbose, check_url, conversion_options,
+    CONNECTION, CONVERSION, with_options, Include, MissingPolicy, MultiplePolicy, Outcome, check_url, conversion_options,
 )
 from .output import BatchProgress, batch_exit_code, batch_inputs, say, say_summary, show_diagnostics, where_explained, write_output
 
@@ -25,19 +23,9 @@ if TYPE_CHECKING:
 
 
 @app.command()
+@with_options(CONNECTION, CONVERSION)
 def push(
     inputs: Annotated[list[str], typer.Argument(metavar="INPUT...", help="DICOM SR files or directories (searched recursively).", show_default=False)],
-    fhir_url: FhirUrl,
-    token_env: TokenEnv = None,
-    token_file: TokenFile = None,
-    basic_user: BasicUser = None,
-    smart_client_id: SmartClientId = None,
-    smart_key: SmartKey = None,
-    smart_token_url: SmartTokenUrl = None,
-    smart_scope: SmartScope = None,
-    smart_kid: SmartKid = None,
-    ca_bundle: CaBundle = None,
-    insecure: Insecure = False,
     missing: Annotated[MissingPolicy, typer.Option("--missing", help="When the Patient/ImagingStudy/ServiceRequest is not on the server: fail, or push with a logical reference.")] = MissingPolicy.fail,
     multiple: Annotated[MultiplePolicy, typer.Option("--multiple", help="When several match: fail, or take the first.")] = MultiplePolicy.fail,
     spool: Annotated[Optional[str], typer.Option("--spool", metavar="DIR", help="Copy every input that could not be pushed here, for a retry.")] = None,
@@ -45,22 +33,10 @@ def push(
     seed: Annotated[bool, typer.Option("--seed", help="First create the Patient/ImagingStudy/ServiceRequest each report refers to (test and demo servers).")] = False,
     timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS", help="Seconds one request may take, from sending to the last byte of the answer (each retry has its own).")] = 120.0,
     connect_timeout: Annotated[float, typer.Option("--connect-timeout", metavar="SECONDS", help="Seconds to wait for a connection.")] = 10.0,
-    diagnostic_report: DiagnosticReport = False,
-    fhir_version: FhirVersionOpt = FhirVersion.R5,
-    timezone: Timezone = "+00:00",
-    coding_scheme: CodingScheme = [],
     outcome: Outcome = None,
-    strict: Strict = False,
-    max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
-    max_items: MaxItems = DEFAULT_MAX_ITEMS,
-    verbose: Verbose = False,
-    quiet: Quiet = False,
-    jobs: Jobs = 1,
     include: Include = [],
-    validate: Validate = False,
-    ig: Ig = None,
-    debug: Debug = False,
-    fail_on_ig_defects: FailOnIgDefects = False,
+    *,
+    shared: dict[str, Any],
 ) -> None:
     """Convert and post one transaction Bundle per SR to a FHIR server (idempotent).
 
@@ -76,12 +52,9 @@ def push(
         raise typer.BadParameter("--retries must be 0 or more")
     if timeout <= 0 or connect_timeout <= 0:
         raise typer.BadParameter("--timeout and --connect-timeout must be more than 0 seconds")
-    check_url(fhir_url)
-    cs = conversion_options(
-        timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, fhir_version=fhir_version, strict=strict, max_depth=max_depth,
-        max_items=max_items, verbose=verbose, quiet=quiet, jobs=jobs, validate=validate, ig=ig, debug=debug, fail_on_ig_defects=fail_on_ig_defects,
-    )
-    conn = Connection(fhir_url, token_env, token_file, basic_user, smart_client_id, smart_key, smart_token_url, smart_scope, smart_kid, ca_bundle, insecure, retries, seed, timeout, connect_timeout)
+    check_url(shared["fhir_url"])
+    cs = conversion_options(shared)
+    conn = Connection(**{o.name: shared[o.name] for o in CONNECTION}, retries=retries, seed=seed, timeout=timeout, connect_timeout=connect_timeout)
     files, stems, skipped = batch_inputs(inputs, include)
     many = len(files) > 1 or any(Path(i).is_dir() for i in inputs)
     results: list[FileResult] = []

@@ -14,9 +14,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .app import app
-from .options import (
-    DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, check_url, conversion_options, BasicUser, CaBundle, CodingScheme, Debug, DiagnosticReport, FailOnIgDefects, FhirUrl, FhirVersion, FhirVersionOpt, Ig, Insecure, MaxDepth, MaxItems, MissingPolicy, MultiplePolicy, SmartClientId, SmartKey, SmartKid, SmartScope, SmartTokenUrl, Strict, Timezone, TokenEnv, TokenFile, Validate,
-)
+from .options import CONNECTION, CONVERSION, with_options, check_url, conversion_options, MissingPolicy, MultiplePolicy
 from .output import say
 from ..errors import Exit
 
@@ -85,8 +83,8 @@ def _archive_access(token_env: str | None, token_file: str | None, basic_user: s
 
 
 @app.command()
+@with_options(CONNECTION, CONVERSION, without=("verbose", "quiet", "jobs"))
 def serve(
-    fhir_url: FhirUrl,
     config: Annotated[Optional[str], typer.Option("--config", metavar="FILE", is_eager=True, callback=_load_config, help="A TOML file of these options (names as here, e.g. dicom-port = 104); the command line wins.")] = None,
     state: Annotated[str, typer.Option("--state", metavar="DIR", help="The queue, the received objects and the cursors.")] = "sr2fhir-state",
     bind: Annotated[str, typer.Option("--bind", metavar="ADDRESS", help="The address to listen on (DICOM and HTTP).")] = "127.0.0.1",
@@ -124,33 +122,14 @@ def serve(
     max_attempts: Annotated[int, typer.Option("--max-attempts", metavar="N", help="Delivery attempts per report (server errors, missing Patient...) before the dead letter.")] = 10,
     retry_delay: Annotated[float, typer.Option("--retry-delay", metavar="SECONDS", help="First delay before a report is tried again; doubles each attempt.")] = 5.0,
     max_delay: Annotated[float, typer.Option("--max-delay", metavar="SECONDS", help="Longest delay between attempts.")] = 600.0,
-    token_env: TokenEnv = None,
-    token_file: TokenFile = None,
-    basic_user: BasicUser = None,
-    smart_client_id: SmartClientId = None,
-    smart_key: SmartKey = None,
-    smart_token_url: SmartTokenUrl = None,
-    smart_scope: SmartScope = None,
-    smart_kid: SmartKid = None,
-    ca_bundle: CaBundle = None,
-    insecure: Insecure = False,
     missing: Annotated[MissingPolicy, typer.Option("--missing", help="When the Patient/ImagingStudy/ServiceRequest is not on the server: fail (retry later, then the dead letter), or push with a logical reference.")] = MissingPolicy.fail,
     multiple: Annotated[MultiplePolicy, typer.Option("--multiple", help="When several match: fail, or take the first.")] = MultiplePolicy.fail,
     retries: Annotated[int, typer.Option("--retries", metavar="N", help="Immediate retries of one request (network error, 429, 5xx) before the report waits its turn again.")] = 2,
     seed: Annotated[bool, typer.Option("--seed", help="First create the Patient/ImagingStudy/ServiceRequest each report refers to (test and demo servers).")] = False,
     timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS", help="Seconds one FHIR request may take.")] = 120.0,
     connect_timeout: Annotated[float, typer.Option("--connect-timeout", metavar="SECONDS", help="Seconds to wait for a connection to the FHIR server.")] = 10.0,
-    diagnostic_report: DiagnosticReport = False,
-    fhir_version: FhirVersionOpt = FhirVersion.R5,
-    timezone: Timezone = "+00:00",
-    coding_scheme: CodingScheme = [],
-    strict: Strict = False,
-    max_depth: MaxDepth = DEFAULT_MAX_DEPTH,
-    max_items: MaxItems = DEFAULT_MAX_ITEMS,
-    validate: Validate = False,
-    ig: Ig = None,
-    debug: Debug = False,
-    fail_on_ig_defects: FailOnIgDefects = False,
+    *,
+    shared: dict[str, Any],
 ) -> None:
     """Run the gateway: receive SRs by DICOM C-STORE and STOW-RS (and from archives it follows),
     keep them in a durable queue, convert them and deliver them to the FHIR server.
@@ -166,7 +145,7 @@ def serve(
     from ..gateway.tls import Tls
     from ..gateway.web import BodyLimits
 
-    check_url(fhir_url)
+    check_url(shared["fhir_url"])
     for url, opt in ((follow_orthanc, "--follow-orthanc"), (follow_dicomweb, "--follow-dicomweb")):
         if url and not url.startswith(("http://", "https://")):
             raise typer.BadParameter(f"{opt} {url!r}: expected an http(s) base URL")
@@ -194,11 +173,8 @@ def serve(
         if audit_ca and not Path(audit_ca).is_file():
             raise typer.BadParameter(f"--audit-ca {audit_ca}: no such file")
     archive = _archive_access(archive_token_env, archive_token_file, archive_basic_user, archive_ca_bundle, timeout, max_stow_mb << 20)
-    cs = conversion_options(
-        timezone=timezone, coding_scheme=coding_scheme, diagnostic_report=diagnostic_report, fhir_version=fhir_version, strict=strict, max_depth=max_depth,
-        max_items=max_items, verbose=False, quiet=True, jobs=1, validate=validate, ig=ig, debug=debug, fail_on_ig_defects=fail_on_ig_defects,
-    )
-    conn = Connection(fhir_url, token_env, token_file, basic_user, smart_client_id, smart_key, smart_token_url, smart_scope, smart_kid, ca_bundle, insecure, retries, seed, timeout, connect_timeout)
+    cs = conversion_options(shared, verbose=False, quiet=True, jobs=1)
+    conn = Connection(**{o.name: shared[o.name] for o in CONNECTION}, retries=retries, seed=seed, timeout=timeout, connect_timeout=connect_timeout)
     settings = Settings(
         connection=conn,
         conversion=DeliveryPolicy(cs.options, cs.limits, cs.checks, missing.value, multiple.value, seed),
