@@ -152,3 +152,18 @@ def test_a_derived_vital_sign_follows_r5s_profile() -> None:
     cats = {cc["code"] for cat in obs["category"] for cc in cat["coding"]}
     assert {"vital-signs", "126011"} <= cats
     assert [d.path for d in c.diagnostics.items if d.rule == "vital-sign-not-conformant"] == ["1.2.2"]  # /s: not a unit the profile allows
+
+
+def test_a_derived_measurement_is_created_on_its_identity_and_listed_in_the_report() -> None:
+    """The transaction entry is a conditional create on the Observation UID (D-21), and
+    --diagnostic-report lists the derived measurement among its results (D-24)."""
+    from sr2fhir import Options
+    from sr2fhir.fhir import bundle as fhir_bundle
+
+    num = item("CONTAINS", "NUM", PEAK, MeasuredValue("7", unit=MM), [ref_to([1, 1, 1])], observation_uid="2.25.66")
+    c = convert_doc(derived_doc(num), Options(diagnostic_report=True))
+    d = c.one("derived-imaging-measurement")
+    (entry,) = [e for e in fhir_bundle.transaction(c.conversion.resources, "2.25.3")["entry"] if e["resource"] is d]
+    assert entry["request"]["ifNoneExist"] == "identifier=urn:dicom:uid|urn:oid:2.25.66"
+    (report,) = c.of_type("DiagnosticReport")
+    assert {"reference": f"urn:uuid:{d['id']}", "type": "Observation"} in report["result"]
