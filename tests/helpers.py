@@ -66,12 +66,12 @@ def convert_one(path: Path | str, options: Options = Options()) -> Converted:
     return Converted(convert(docs[0], options, diags))
 
 
-def transaction_bundles(path: Path | str, options: Options = Options()) -> list[dict[str, Any]]:
+def transaction_bundles(path: Path | str, fhir_version: str = "R5") -> list[dict[str, Any]]:
     """The transaction Bundles of one input, as `push` posts them (before reference resolution)."""
     from sr2fhir.batch import convert_path
     from sr2fhir.fhir import bundle as fhir_bundle
 
-    r = convert_path(str(path), options)
+    r = convert_path(str(path), fhir_version=fhir_version)
     assert r.error is None, r.error
     return [fhir_bundle.transaction(c.resources, c.document.sop_instance_uid) for c in r.conversions]
 
@@ -153,7 +153,7 @@ def _kill_or_convert(marker: str, path: str) -> Any:
     import signal
 
     from sr2fhir.batch import process
-    from sr2fhir.mapping.context import Options
+    from sr2fhir.settings import Options
     from sr2fhir.dicom.tree import Limits
 
     if marker in Path(path).name:

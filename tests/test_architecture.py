@@ -7,7 +7,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "sr2fhir"
 
-BASE = {"errors", "diagnostics", "ig_defects", "datetimes", "ig_facts", "files"}
+BASE = {"errors", "diagnostics", "ig_defects", "datetimes", "ig_facts", "files", "settings"}
 ALLOWED: dict[str, set[str]] = {
     # layer: the layers (top-level modules or folders of sr2fhir) it may import
     "base": BASE,

@@ -16,7 +16,6 @@ import pyarrow.parquet as pq
 import pytest
 
 import sr2fhir
-from sr2fhir import Options
 from sr2fhir.export.tables import SCHEMAS, rows
 from tests.generated_reports import Record, compare, compare_r4, compare_rows, write
 
@@ -37,7 +36,7 @@ def through_parquet(tables: dict[str, list[dict[str, Any]]]) -> dict[str, list[d
 def converted(path: Path) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
     (doc,) = list(sr2fhir.read(str(path)))
     r5 = sr2fhir.convert(doc).resources.resources()
-    r4 = sr2fhir.convert(doc, Options(fhir_version="R4")).resources.resources()
+    r4 = sr2fhir.convert(doc, fhir_version="R4").resources.resources()
     return doc, r5, r4
 
 

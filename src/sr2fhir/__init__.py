@@ -2,7 +2,7 @@
 
     import sr2fhir
     for doc in sr2fhir.read("report.dcm"):         # a path, or a pydicom Dataset
-        result = sr2fhir.convert(doc)               # Options(fhir_version="R4") for R4
+        result = sr2fhir.convert(doc)               # fhir_version="R4" for R4
         bundle = sr2fhir.bundle(result)              # a transaction Bundle (a dict)
         text = sr2fhir.dumps(bundle)                 # its JSON, decimals exact
 
@@ -19,14 +19,14 @@ __all__ = ["Conversion", "ConversionError", "Options", "Sr2fhirError", "bundle",
 
 if TYPE_CHECKING:
     from .fhir.bundle import dumps
-    from .mapping.context import Options
+    from .settings import Options
     from .batch import convert_document as convert
     from .mapping.report import Conversion
     from .dicom.reader import read
     from .errors import ConversionError, Sr2fhirError
 
 _LAZY = {
-    "Options": ("mapping.context", "Options"),
+    "Options": ("settings", "Options"),
     "Conversion": ("mapping.report", "Conversion"),
     "convert": ("batch", "convert_document"),
     "read": ("dicom.reader", "read"),

@@ -20,7 +20,7 @@ from .diagnostics import Diagnostics, Severity
 from .errors import ConversionError
 from .files import replace_file, usual_mode
 from .fhir import bundle, r4
-from .mapping.context import Options
+from .settings import Checks, Options
 from .mapping.report import Conversion, convert
 from .dicom.content import SRDocument
 from .dicom.limits import Limits
@@ -48,11 +48,11 @@ class FileResult:
         return "partial" if worst is not None and worst >= Severity.WARNING else "converted"
 
 
-def convert_path(path: str, options: Options = Options(), limits: Limits = Limits(), *, debug: bool = False) -> FileResult:
-    """Read and convert one input ('-' is stdin). Never raises for bad input."""
+def convert_path(path: str, options: Options = Options(), limits: Limits = Limits(), *, debug: bool = False, fhir_version: str = "R5") -> FileResult:
+    """Read and convert one input ('-' is stdin) into FHIR `fhir_version`. Never raises for bad input."""
     result = FileResult(source=path)
     with _without_cyclic_gc():
-        _convert_into(result, path, options, limits, debug)
+        _convert_into(result, path, options, limits, debug, fhir_version)
     if result.error is not None:
         _detached(result.error)
         result.conversions = []  # a failed file keeps only what the summary needs (issue 10.4)
@@ -79,20 +79,22 @@ def _without_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def convert_document(doc: SRDocument, options: Options = Options(), diagnostics: Diagnostics | None = None) -> Conversion:
+def convert_document(doc: SRDocument, options: Options = Options(), diagnostics: Diagnostics | None = None, *, fhir_version: str = "R5") -> Conversion:
     """Convert one SR document into the IG's FHIR resources (``sr2fhir.convert``).
 
-    The IG's R5 mapping runs; for ``options.fhir_version == "R4"`` its output is then
-    down-converted (docs/r4.md, D-38).
+    The IG's R5 mapping runs; for ``fhir_version="R4"`` its output is then down-converted
+    (docs/r4.md, D-38): an output step, not a mapping choice, so not one of the ``Options``.
 
     Parameters
     ----------
     doc : SRDocument
         One TID 1500 document, as ``sr2fhir.read`` gives it.
     options : Options, optional
-        The choices where the IG leaves them open (time zone, coding schemes, FHIR version ...).
+        The choices where the IG leaves them open (time zone, coding schemes ...).
     diagnostics : Diagnostics, optional
         Where to add what could not be mapped; a new collection when not given.
+    fhir_version : str, optional
+        "R5" (the IG's, the default) or "R4".
 
     Returns
     -------
@@ -105,21 +107,21 @@ def convert_document(doc: SRDocument, options: Options = Options(), diagnostics:
     ConversionError
         The document is not a TID 1500 Measurement Report, or a limit was exceeded.
     ValueError
-        ``options.fhir_version`` is neither "R5" nor "R4".
+        ``fhir_version`` is neither "R5" nor "R4".
     """
-    if options.fhir_version not in ("R5", "R4"):
-        raise ValueError(f"Options.fhir_version {options.fhir_version!r}: expected 'R5' or 'R4'")
+    if fhir_version not in ("R5", "R4"):
+        raise ValueError(f"fhir_version {fhir_version!r}: expected 'R5' or 'R4'")
     conversion = convert(doc, options, diagnostics)
-    if options.fhir_version == "R4":
+    if fhir_version == "R4":
         conversion.resources = r4.down_convert(conversion.resources, conversion.diagnostics)
     return conversion
 
 
-def _convert_into(result: FileResult, path: str, options: Options, limits: Limits, debug: bool) -> None:
+def _convert_into(result: FileResult, path: str, options: Options, limits: Limits, debug: bool, fhir_version: str) -> None:
     try:
         docs = read_stream(sys.stdin.buffer, "<stdin>", limits=limits, diagnostics=result.diagnostics) if path == "-" else read(path, limits=limits, diagnostics=result.diagnostics)
         for doc in docs:
-            result.conversions.append(convert_document(doc, options, result.diagnostics))
+            result.conversions.append(convert_document(doc, options, result.diagnostics, fhir_version=fhir_version))
     except ConversionError as exc:
         result.error = exc
     except MemoryError:
@@ -161,33 +163,22 @@ def _profiles(ig: str | None) -> Any:
     return load_profiles(ig)
 
 
-@dataclass(frozen=True, slots=True)
-class Checks:
-    """What every command that converts does before using a conversion (`--strict`, `--validate`)."""
-
-    strict: bool = False
-    validate: bool = False
-    ig: str | None = None
-    fail_on_ig_defects: bool = False
-    debug: bool = False
-
-
-def checked(path: str, options: Options = Options(), limits: Limits = Limits(), checks: Checks = Checks()) -> FileResult:
+def checked(path: str, options: Options = Options(), limits: Limits = Limits(), checks: Checks = Checks(), fhir_version: str = "R5") -> FileResult:
     """convert_path, then --strict and --validate: a FileResult whose conversions may be used."""
-    r = convert_path(path, options, limits, debug=checks.debug)
+    r = convert_path(path, options, limits, debug=checks.debug, fhir_version=fhir_version)
     worst = r.diagnostics.worst if checks.fail_on_ig_defects else r.diagnostics.worst_of_input()
     if r.error is None and checks.strict and worst is not None and worst >= Severity.WARNING:
         r.error = ConversionError(f"{path}: --strict: warnings or errors were reported", code="strict")
     if r.error is None and checks.validate:
-        _validate(r, _profiles(checks.ig) if options.fhir_version == "R5" else None, checks.fail_on_ig_defects, options.fhir_version)
+        _validate(r, _profiles(checks.ig) if fhir_version == "R5" else None, checks.fail_on_ig_defects, fhir_version)
     if r.error is not None:
         r.conversions = []
     return r
 
 
-def checked_processed(path: str, options: Options, limits: Limits, checks: Checks) -> Processed:
+def checked_processed(path: str, options: Options, limits: Limits, checks: Checks, fhir_version: str = "R5") -> Processed:
     """`checked`, as a run_all work item (the conversions cross the process boundary)."""
-    return Processed(checked(path, options, limits, checks), None)
+    return Processed(checked(path, options, limits, checks, fhir_version), None)
 
 
 def process(
@@ -199,13 +190,14 @@ def process(
     pretty: bool = False,
     checks: Checks = Checks(),
     materialize: bool = True,
+    fhir_version: str = "R5",
 ) -> Processed:
     """`checked`, then rendering.
 
     `materialize`: return the output as one string and drop the conversions (what crosses a
     process boundary); else as pieces made while they are written (a lower peak of memory).
     """
-    r = checked(path, options, limits, checks)
+    r = checked(path, options, limits, checks, fhir_version)
     if r.error is not None:
         return Processed(r, None)
     if len(r.conversions) > 1:

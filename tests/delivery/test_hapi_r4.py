@@ -15,14 +15,13 @@ from typing import Any, Iterator
 import pytest
 from typer.testing import CliRunner
 
-from sr2fhir import Options
 from sr2fhir.batch import convert_path
 from sr2fhir.cli import app
 from sr2fhir.codes import urn_oid
 from sr2fhir.delivery.client import FhirClient, RetryPolicy
 from tests.helpers import FIXTURES, IG_EXAMPLE, shared_files, sop_uid, transaction_bundles, walk_json
 
-R4 = Options(fhir_version="R4")
+R4 = "R4"
 TYPES = ("Observation", "Basic", "Device", "BodyStructure", "Practitioner")
 SEEDED = ("Patient", "ImagingStudy", "ServiceRequest")
 STATUS = "http://hl7.org/fhir/5.0/StructureDefinition/extension-ImagingSelection.status"
@@ -70,7 +69,7 @@ def test_every_r4_resource_is_accepted_once(pushed: dict[str, int], reports: lis
 
 def test_r4_read_back_references_resolve(pushed: dict[str, int], reports: list[Path], fhir4: FhirClient) -> None:
     for path in reports:
-        conv = convert_path(str(path), R4).conversions[0]
+        conv = convert_path(str(path), fhir_version=R4).conversions[0]
         source = urn_oid(conv.document.sop_instance_uid)
         made = Counter(r["resourceType"] for r in conv.resources.resources() if r["resourceType"] != "Device")
         read_back = {t: fhir4.search(t, _source=source) for t in made}

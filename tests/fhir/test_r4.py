@@ -28,7 +28,7 @@ INPUTS = [IG_EXAMPLE, *sorted(FIXTURES.glob("*.dcm"))]
 
 
 def resources(path: Path, version: str) -> tuple[dict[str, dict[str, Any]], Diagnostics]:
-    r = convert_path(str(path), Options(fhir_version=version, diagnostic_report=True))
+    r = convert_path(str(path), Options(diagnostic_report=True), fhir_version=version)
     assert r.error is None, r.error
     return {x["id"]: x for c in r.conversions for x in c.resources.resources()}, r.diagnostics
 
@@ -187,16 +187,18 @@ def test_docs_table_is_generated_from_rows() -> None:
 
 
 def test_the_library_honours_the_fhir_version_it_is_given() -> None:
-    """Issue 25, item 7: `sr2fhir.convert(doc, Options(fhir_version="R4"))` once returned R5 without a word."""
+    """Issue 25, item 7: `sr2fhir.convert(doc, fhir_version="R4")` once returned R5 without a word
+    (it was then one of the Options; issue 26 item 6 made it the output step's own argument)."""
     import sr2fhir
 
     doc = next(iter(sr2fhir.read(str(FIXTURES / "tid1410_planar_regions.dcm"))))
     r5 = sr2fhir.convert(doc)
-    as_r4 = sr2fhir.convert(doc, Options(fhir_version="R4"))
+    as_r4 = sr2fhir.convert(doc, fhir_version="R4")
     types5 = {r["resourceType"] for r in r5.resources.resources()}
     types4 = {r["resourceType"] for r in as_r4.resources.resources()}
     assert "ImagingSelection" in types5 and "ImagingSelection" not in types4 and "Basic" in types4  # D-38
-    cli = convert_path(str(FIXTURES / "tid1410_planar_regions.dcm"), Options(fhir_version="R4"))
+    cli = convert_path(str(FIXTURES / "tid1410_planar_regions.dcm"), fhir_version="R4")
     assert as_r4.resources.resources() == cli.conversions[0].resources.resources()  # what `convert --fhir-version R4` writes
     with pytest.raises(ValueError, match="expected 'R5' or 'R4'"):
-        sr2fhir.convert(doc, Options(fhir_version="R6"))
+        sr2fhir.convert(doc, fhir_version="R6")
+    assert not hasattr(Options(), "fhir_version")  # a mapping choice no longer: the output step's alone

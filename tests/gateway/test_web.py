@@ -76,7 +76,7 @@ def test_partly_refused_is_202_with_the_reasons(gw: Setup) -> None:
     # PS3.18 Table 10.5.3-2: SOP Class not supported, Cannot understand (twice).
     assert failure_reasons(body) == [0x0122, 0xC000, 0xC000]
     dead = gw.queue.reports("dead")
-    assert len(dead) == 1 and dead[0].sop_uid.startswith("unidentified-") and "SOP Instance UID" in (dead[0].reason or "")  # kept for a person
+    assert len(dead) == 1 and dead[0].sop_uid.startswith("unidentified-") and "truncated DICOM header" in (dead[0].reason or "")  # kept for a person
     assert gw.queue.path(dead[0].sop_uid).read_bytes() == truncated
 
 

@@ -53,7 +53,7 @@ def convert(
     if many and output is not None and not Path(output).is_dir() and output.lower().endswith((".json", ".ndjson")):
         raise typer.BadParameter(f"-o {output} names a file, but there are {len(files)} inputs: give a folder (one output per input)")
     jobs = cs.jobs if "-" not in files else 1
-    work = functools.partial(process, options=cs.options, limits=cs.limits, bundle_type=bundle.value, pretty=pretty, checks=cs.checks, materialize=jobs > 1)
+    work = functools.partial(process, options=cs.options, limits=cs.limits, bundle_type=bundle.value, pretty=pretty, checks=cs.checks, materialize=jobs > 1, fhir_version=cs.fhir_version)
     results: list[FileResult] = []
     stdout_broken: list[str] = []
     with BatchProgress(len(files), "converted", cs.quiet) as progress:

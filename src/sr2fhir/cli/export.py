@@ -73,11 +73,11 @@ def export(
                     _show(piece, cs.verbose, cs.quiet, failed)
                     progress.advance(piece.status == "failed")
 
-                manifest = local.run(files, out, formats, cs.options, cs.limits, cs.checks, cs.jobs, request, shown)
+                manifest = local.run(files, out, formats, cs.options, cs.limits, cs.checks, cs.jobs, request, shown, cs.fhir_version)
         else:
             from ..export import spark
 
-            manifest = spark.run(files, out, formats, cs.options, cs.limits, cs.checks, cs.jobs, request, spark_master)
+            manifest = spark.run(files, out, formats, cs.options, cs.limits, cs.checks, cs.jobs, request, spark_master, cs.fhir_version)
             if "parquet" in formats:
                 failed += _failures(out)
                 _diagnostic_counts(out, cs.quiet)

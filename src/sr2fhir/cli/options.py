@@ -7,25 +7,29 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import dataclasses
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Collection, Mapping, Optional
+from typing import Annotated, Any, Callable, Collection, Mapping, Optional
 from urllib.parse import urlsplit
 
 import typer
 
 from ..dicom.limits import Limits
+from ..settings import Checks, Options
 from .output import load_ig_profiles
 
-if TYPE_CHECKING:
-    from ..batch import Checks
-    from ..mapping.context import Options
 
-
-DEFAULT_MAX_DEPTH = Limits().max_depth
-
-
-DEFAULT_MAX_ITEMS = Limits().max_items
+def default(cls: type, name: str) -> Any:
+    """The default of field `name` of dataclass `cls` (Options, Limits, Connection, the gateway's
+    config): what an option shows and uses when not given, declared once, on the dataclass."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+    raise KeyError(f"{cls.__name__}.{name} has no default")
 
 
 FailOnIgDefects = Annotated[bool, typer.Option(
@@ -98,6 +102,7 @@ class ConversionSettings:
     verbose: bool
     quiet: bool
     jobs: int
+    fhir_version: str = "R5"
 
 
 FhirUrl = Annotated[str, typer.Option("--fhir-url", metavar="URL", help="Base URL of the FHIR server (R5; R4 with --fhir-version R4).")]
@@ -144,12 +149,13 @@ class SharedOption:
 
 
 CONVERSION: tuple[SharedOption, ...] = (
-    SharedOption("diagnostic_report", DiagnosticReport, False), SharedOption("fhir_version", FhirVersionOpt, FhirVersion.R5),
-    SharedOption("timezone", Timezone, "+00:00"), SharedOption("coding_scheme", CodingScheme, []), SharedOption("strict", Strict, False),
-    SharedOption("max_depth", MaxDepth, DEFAULT_MAX_DEPTH), SharedOption("max_items", MaxItems, DEFAULT_MAX_ITEMS),
+    SharedOption("diagnostic_report", DiagnosticReport, default(Options, "diagnostic_report")), SharedOption("fhir_version", FhirVersionOpt, FhirVersion.R5),
+    SharedOption("timezone", Timezone, default(Options, "default_timezone")), SharedOption("coding_scheme", CodingScheme, []),
+    SharedOption("strict", Strict, default(Checks, "strict")),
+    SharedOption("max_depth", MaxDepth, default(Limits, "max_depth")), SharedOption("max_items", MaxItems, default(Limits, "max_items")),
     SharedOption("verbose", Verbose, False), SharedOption("quiet", Quiet, False), SharedOption("jobs", Jobs, 1),
-    SharedOption("validate", Validate, False), SharedOption("ig", Ig, None), SharedOption("debug", Debug, False),
-    SharedOption("fail_on_ig_defects", FailOnIgDefects, False),
+    SharedOption("validate", Validate, default(Checks, "validate")), SharedOption("ig", Ig, default(Checks, "ig")),
+    SharedOption("debug", Debug, default(Checks, "debug")), SharedOption("fail_on_ig_defects", FailOnIgDefects, default(Checks, "fail_on_ig_defects")),
 )
 """The conversion and reporting options of `convert`, `push`, `export`, `serve` (and, in part, `explain`)."""
 CONNECTION: tuple[SharedOption, ...] = (
@@ -193,9 +199,6 @@ def conversion_options(shared: Mapping[str, Any], **fixed: Any) -> ConversionSet
     """Check the conversion options (usage errors, exit 2) and bundle them: the command's `shared`
     values, `fixed` ones it sets itself (e.g. `conditional_references`), the table's defaults for
     the rest."""
-    from ..batch import Checks
-    from ..mapping.context import Options
-
     v = {o.name: o.default for o in CONVERSION} | {k: x for k, x in shared.items() if k in {o.name for o in CONVERSION}} | fixed
     timezone, coding_scheme, diagnostic_report, strict = v["timezone"], v["coding_scheme"], v["diagnostic_report"], v["strict"]
     max_depth, max_items, verbose, quiet, jobs = v["max_depth"], v["max_items"], v["verbose"], v["quiet"], v["jobs"]
@@ -209,12 +212,12 @@ def conversion_options(shared: Mapping[str, Any], **fixed: Any) -> ConversionSet
     if max_depth < 1 or max_items < 1:
         raise typer.BadParameter("--max-depth and --max-items must be at least 1")
     zone = check_timezone(timezone)
-    options = Options(default_timezone=zone, coding_schemes=parse_schemes(coding_scheme), diagnostic_report=diagnostic_report, conditional_references=conditional_references,
-                      fhir_version=FhirVersion(fhir_version).value)
-    if validate and options.fhir_version == "R5":
+    options = Options(default_timezone=zone, coding_schemes=parse_schemes(coding_scheme), diagnostic_report=diagnostic_report, conditional_references=conditional_references)
+    version = FhirVersion(fhir_version).value
+    if validate and version == "R5":
         load_ig_profiles(ig)  # fail early, with a clear message, when the IG package is missing
     checks = Checks(strict=strict, validate=validate, ig=ig, fail_on_ig_defects=fail_on_ig_defects, debug=debug)
-    return ConversionSettings(options, Limits(max_depth=max_depth, max_items=max_items), checks, verbose, quiet, jobs)
+    return ConversionSettings(options, Limits(max_depth=max_depth, max_items=max_items), checks, verbose, quiet, jobs, version)
 
 
 def check_timezone(value: str) -> str:

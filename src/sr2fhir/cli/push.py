@@ -12,9 +12,10 @@ import typer
 
 from ..errors import ConversionError, Exit
 from ..fhir.bundle import dumps
+from ..delivery.connection import Connection
 from .app import app
 from .options import (
-    CONNECTION, CONVERSION, with_options, Include, MissingPolicy, MultiplePolicy, Outcome, check_url, conversion_options,
+    CONNECTION, CONVERSION, with_options, Include, MissingPolicy, MultiplePolicy, Outcome, check_url, conversion_options, default,
 )
 from .output import BatchProgress, batch_exit_code, batch_inputs, say, say_summary, show_diagnostics, where_explained, write_output
 
@@ -29,10 +30,10 @@ def push(
     missing: Annotated[MissingPolicy, typer.Option("--missing", help="When the Patient/ImagingStudy/ServiceRequest is not on the server: fail, or push with a logical reference.")] = MissingPolicy.fail,
     multiple: Annotated[MultiplePolicy, typer.Option("--multiple", help="When several match: fail, or take the first.")] = MultiplePolicy.fail,
     spool: Annotated[Optional[str], typer.Option("--spool", metavar="DIR", help="Copy every input that could not be pushed here, for a retry.")] = None,
-    retries: Annotated[int, typer.Option("--retries", metavar="N", help="Retries after a network error, 429 or 5xx (exponential backoff, Retry-After honoured).")] = 5,
+    retries: Annotated[int, typer.Option("--retries", metavar="N", help="Retries after a network error, 429 or 5xx (exponential backoff, Retry-After honoured).")] = default(Connection, "retries"),
     seed: Annotated[bool, typer.Option("--seed", help="First create the Patient/ImagingStudy/ServiceRequest each report refers to (test and demo servers).")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS", help="Seconds one request may take, from sending to the last byte of the answer (each retry has its own).")] = 120.0,
-    connect_timeout: Annotated[float, typer.Option("--connect-timeout", metavar="SECONDS", help="Seconds to wait for a connection.")] = 10.0,
+    timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS", help="Seconds one request may take, from sending to the last byte of the answer (each retry has its own).")] = default(Connection, "timeout"),
+    connect_timeout: Annotated[float, typer.Option("--connect-timeout", metavar="SECONDS", help="Seconds to wait for a connection.")] = default(Connection, "connect_timeout"),
     outcome: Outcome = None,
     include: Include = [],
     *,
@@ -45,7 +46,6 @@ def push(
     """
     from ..batch import FileResult, checked_processed, run_all
     from ..delivery.client import DeliveryError, version_mismatch
-    from ..delivery.connection import Connection
     from ..delivery.push import keep, push_path
 
     if retries < 0:
@@ -81,7 +81,7 @@ def push(
             target = Path(outcome) / f"{stem}.outcome.json" if many else Path(outcome)
             write_output(r, r.source, target, dumps(oo, pretty=True) + "\n", cs.verbose, cs.quiet, what="OperationOutcome")
 
-    work = functools.partial(checked_processed, options=cs.options, limits=cs.limits, checks=cs.checks)
+    work = functools.partial(checked_processed, options=cs.options, limits=cs.limits, checks=cs.checks, fhir_version=cs.fhir_version)
     done = 0
     try:
         auth = conn.auth()
@@ -91,7 +91,7 @@ def push(
         say(f"error: {exc}", style="bold red")
         raise typer.Exit(Exit.USAGE) from None
     with _terminate_on_sigterm(), conn.client(auth) as client, BatchProgress(len(files), "pushed", cs.quiet) as progress:
-        mismatch = version_mismatch(client.server_fhir_version(), cs.options.fhir_version)
+        mismatch = version_mismatch(client.server_fhir_version(), cs.fhir_version)
         if mismatch:
             say(f"error: {mismatch}; nothing sent", style="bold red")
             raise typer.Exit(Exit.USAGE)
@@ -105,7 +105,7 @@ def push(
                     if not cs.quiet:
                         say(f"{f}: {message}")
 
-                r = push_path(client, f, options=cs.options, missing=missing.value, multiple=multiple.value, spool=spool_dir, seed=seed, conversion=conv, progress=told)
+                r = push_path(client, f, options=cs.options, missing=missing.value, multiple=multiple.value, spool=spool_dir, seed=seed, conversion=conv, progress=told, fhir_version=cs.fhir_version)
                 done = i + 1
                 progress.advance(not r.ok)
                 for note in r.notes:

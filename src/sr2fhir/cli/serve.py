@@ -13,8 +13,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ..delivery.connection import Connection
+from ..gateway.config import Backoff, BodyLimits, DeliveryPolicy, Settings
+from ..gateway.peers import Peers
 from .app import app
-from .options import CONNECTION, CONVERSION, with_options, check_url, conversion_options, MissingPolicy, MultiplePolicy
+from .options import CONNECTION, CONVERSION, with_options, check_url, conversion_options, default, MissingPolicy, MultiplePolicy
 from .output import say
 from ..errors import Exit
 
@@ -86,16 +89,16 @@ def _archive_access(token_env: str | None, token_file: str | None, basic_user: s
 @with_options(CONNECTION, CONVERSION, without=("verbose", "quiet", "jobs"))
 def serve(
     config: Annotated[Optional[str], typer.Option("--config", metavar="FILE", is_eager=True, callback=_load_config, help="A TOML file of these options (names as here, e.g. dicom-port = 104); the command line wins.")] = None,
-    state: Annotated[str, typer.Option("--state", metavar="DIR", help="The queue, the received objects and the cursors.")] = "sr2fhir-state",
-    bind: Annotated[str, typer.Option("--bind", metavar="ADDRESS", help="The address to listen on (DICOM and HTTP).")] = "127.0.0.1",
-    dicom_port: Annotated[int, typer.Option("--dicom-port", metavar="PORT", help="DICOM (C-STORE, C-ECHO) port.")] = 11112,
-    ae_title: Annotated[str, typer.Option("--ae-title", metavar="AE", help="The gateway's AE title (called AE).")] = "SR2FHIR",
+    state: Annotated[str, typer.Option("--state", metavar="DIR", help="The queue, the received objects and the cursors.")] = str(default(Settings, "state")),
+    bind: Annotated[str, typer.Option("--bind", metavar="ADDRESS", help="The address to listen on (DICOM and HTTP).")] = default(Settings, "bind"),
+    dicom_port: Annotated[int, typer.Option("--dicom-port", metavar="PORT", help="DICOM (C-STORE, C-ECHO) port.")] = default(Settings, "dicom_port"),
+    ae_title: Annotated[str, typer.Option("--ae-title", metavar="AE", help="The gateway's AE title (called AE).")] = default(Settings, "ae_title"),
     allowed_ae: Annotated[list[str], typer.Option("--allowed-ae", metavar="AE[@HOST]", help="A calling AE title that may associate, optionally only from HOST (an address or a name resolved at start); repeatable; none given: any.")] = [],
-    max_associations: Annotated[int, typer.Option("--max-associations", metavar="N", help="DICOM associations at once, from all peers.")] = 32,
-    max_associations_per_peer: Annotated[int, typer.Option("--max-associations-per-peer", metavar="N", help="DICOM associations at once from one network address; more are rejected (transient, local limit exceeded).")] = 8,
-    idle_timeout: Annotated[float, typer.Option("--idle-timeout", metavar="SECONDS", help="Abort a DICOM association that stores nothing for this long (C-ECHO does not count), and close a connection that stalls this long inside a PDU or its TLS handshake.")] = 60.0,
-    max_object_mb: Annotated[int, typer.Option("--max-object-mb", metavar="MB", help="The largest object C-STORE may send (held in memory as it arrives); a larger one ends its association as soon as it is declared.")] = 64,
-    http_port: Annotated[int, typer.Option("--http-port", metavar="PORT", help="HTTP port: STOW-RS (POST /studies), /healthz, /readyz, /metrics.")] = 11180,
+    max_associations: Annotated[int, typer.Option("--max-associations", metavar="N", help="DICOM associations at once, from all peers.")] = default(Peers, "maximum"),
+    max_associations_per_peer: Annotated[int, typer.Option("--max-associations-per-peer", metavar="N", help="DICOM associations at once from one network address; more are rejected (transient, local limit exceeded).")] = default(Peers, "per_peer"),
+    idle_timeout: Annotated[float, typer.Option("--idle-timeout", metavar="SECONDS", help="Abort a DICOM association that stores nothing for this long (C-ECHO does not count), and close a connection that stalls this long inside a PDU or its TLS handshake.")] = default(Peers, "idle"),
+    max_object_mb: Annotated[int, typer.Option("--max-object-mb", metavar="MB", help="The largest object C-STORE may send (held in memory as it arrives); a larger one ends its association as soon as it is declared.")] = default(Peers, "max_object") >> 20,
+    http_port: Annotated[int, typer.Option("--http-port", metavar="PORT", help="HTTP port: STOW-RS (POST /studies), /healthz, /readyz, /metrics.")] = default(Settings, "http_port"),
     stow_token_env: Annotated[Optional[str], typer.Option("--stow-token-env", metavar="VAR", help="Environment variable holding the bearer token STOW-RS senders must give.")] = None,
     stow_token_file: Annotated[Optional[str], typer.Option("--stow-token-file", metavar="FILE", help="File holding the bearer token STOW-RS senders must give.")] = None,
     tls_cert: Annotated[Optional[str], typer.Option("--tls-cert", metavar="FILE", help="PEM certificate (chain): DICOM TLS (PS3.15 Annex B) and HTTPS on both ports.")] = None,
@@ -106,28 +109,28 @@ def serve(
     audit_syslog: Annotated[Optional[str], typer.Option("--audit-syslog", metavar="URL", help="Send DICOM audit messages (PS3.15 A.5, IHE ATNA) as RFC 5424 syslog to udp://, tcp:// or tls://HOST:PORT.")] = None,
     audit_ca: Annotated[Optional[str], typer.Option("--audit-ca", metavar="FILE", help="PEM CA bundle that signs a tls:// audit repository's certificate (else the system's).")] = None,
     audit_site: Annotated[Optional[str], typer.Option("--audit-site", metavar="ID", help="AuditEnterpriseSiteID in every audit message.")] = None,
-    max_stow_mb: Annotated[int, typer.Option("--max-stow-mb", metavar="MB", help="The largest STOW-RS request body; larger ones are refused (413) before they are read.")] = 512,
-    stow_timeout: Annotated[float, typer.Option("--stow-timeout", metavar="SECONDS", help="A STOW-RS body that sends nothing for this long is refused (408); twenty times this is the most one body may take.")] = 30.0,
-    min_free_mb: Annotated[int, typer.Option("--min-free-mb", metavar="MB", help="Refuse intake (C-STORE 0xA700, STOW-RS 503) when less than this is free on the state folder's disk.")] = 1024,
+    max_stow_mb: Annotated[int, typer.Option("--max-stow-mb", metavar="MB", help="The largest STOW-RS request body; larger ones are refused (413) before they are read.")] = default(BodyLimits, "max_bytes") >> 20,
+    stow_timeout: Annotated[float, typer.Option("--stow-timeout", metavar="SECONDS", help="A STOW-RS body that sends nothing for this long is refused (408); twenty times this is the most one body may take.")] = default(BodyLimits, "idle"),
+    min_free_mb: Annotated[int, typer.Option("--min-free-mb", metavar="MB", help="Refuse intake (C-STORE 0xA700, STOW-RS 503) when less than this is free on the state folder's disk.")] = default(Settings, "min_free") >> 20,
     follow_orthanc: Annotated[Optional[str], typer.Option("--follow-orthanc", metavar="URL", help="Follow an Orthanc server's change log (its REST base URL); swept via its /dicom-web.")] = None,
     follow_dicomweb: Annotated[Optional[str], typer.Option("--follow-dicomweb", metavar="URL", help="Poll a DICOMweb archive (QIDO-RS, WADO-RS) for SR instances.")] = None,
     archive_token_env: Annotated[Optional[str], typer.Option("--archive-token-env", metavar="VAR", help="Environment variable holding the bearer token for the archive followed.")] = None,
     archive_token_file: Annotated[Optional[str], typer.Option("--archive-token-file", metavar="FILE", help="File holding the bearer token for the archive followed.")] = None,
     archive_basic_user: Annotated[Optional[str], typer.Option("--archive-basic-user", metavar="USER", help="HTTP basic user for the archive followed; the password comes from SR2FHIR_ARCHIVE_PASSWORD.")] = None,
     archive_ca_bundle: Annotated[Optional[str], typer.Option("--archive-ca-bundle", metavar="FILE", help="PEM CA bundle that signs the archive's HTTPS certificate.")] = None,
-    follow_interval: Annotated[float, typer.Option("--follow-interval", metavar="SECONDS", help="How often to poll the change log (or the DICOMweb archive).")] = 5.0,
-    sweep_interval: Annotated[float, typer.Option("--sweep-interval", metavar="SECONDS", help="How often to sweep (QIDO-RS) beside Orthanc's change log, for what it dropped.")] = 600.0,
-    sweep_days: Annotated[int, typer.Option("--sweep-days", metavar="DAYS", help="Sweep and poll only studies of the last DAYS days (Study Date); 0: all.")] = 0,
-    keep_delivered_days: Annotated[float, typer.Option("--keep-delivered-days", metavar="DAYS", help="Keep delivered reports (for `queue retry` after a server's data loss) this long, then delete them.")] = 7.0,
-    max_attempts: Annotated[int, typer.Option("--max-attempts", metavar="N", help="Delivery attempts per report (server errors, missing Patient...) before the dead letter.")] = 10,
-    retry_delay: Annotated[float, typer.Option("--retry-delay", metavar="SECONDS", help="First delay before a report is tried again; doubles each attempt.")] = 5.0,
-    max_delay: Annotated[float, typer.Option("--max-delay", metavar="SECONDS", help="Longest delay between attempts.")] = 600.0,
+    follow_interval: Annotated[float, typer.Option("--follow-interval", metavar="SECONDS", help="How often to poll the change log (or the DICOMweb archive).")] = default(Settings, "follow_interval"),
+    sweep_interval: Annotated[float, typer.Option("--sweep-interval", metavar="SECONDS", help="How often to sweep (QIDO-RS) beside Orthanc's change log, for what it dropped.")] = default(Settings, "sweep_interval"),
+    sweep_days: Annotated[int, typer.Option("--sweep-days", metavar="DAYS", help="Sweep and poll only studies of the last DAYS days (Study Date); 0: all.")] = default(Settings, "sweep_days"),
+    keep_delivered_days: Annotated[float, typer.Option("--keep-delivered-days", metavar="DAYS", help="Keep delivered reports (for `queue retry` after a server's data loss) this long, then delete them.")] = default(Settings, "keep_delivered_days"),
+    max_attempts: Annotated[int, typer.Option("--max-attempts", metavar="N", help="Delivery attempts per report (server errors, missing Patient...) before the dead letter.")] = default(Backoff, "max_attempts"),
+    retry_delay: Annotated[float, typer.Option("--retry-delay", metavar="SECONDS", help="First delay before a report is tried again; doubles each attempt.")] = default(Backoff, "retry_delay"),
+    max_delay: Annotated[float, typer.Option("--max-delay", metavar="SECONDS", help="Longest delay between attempts.")] = default(Backoff, "max_delay"),
     missing: Annotated[MissingPolicy, typer.Option("--missing", help="When the Patient/ImagingStudy/ServiceRequest is not on the server: fail (retry later, then the dead letter), or push with a logical reference.")] = MissingPolicy.fail,
     multiple: Annotated[MultiplePolicy, typer.Option("--multiple", help="When several match: fail, or take the first.")] = MultiplePolicy.fail,
-    retries: Annotated[int, typer.Option("--retries", metavar="N", help="Immediate retries of one request (network error, 429, 5xx) before the report waits its turn again.")] = 2,
+    retries: Annotated[int, typer.Option("--retries", metavar="N", help="Immediate retries of one request (network error, 429, 5xx) before the report waits its turn again.")] = default(Backoff, "request_retries"),
     seed: Annotated[bool, typer.Option("--seed", help="First create the Patient/ImagingStudy/ServiceRequest each report refers to (test and demo servers).")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS", help="Seconds one FHIR request may take.")] = 120.0,
-    connect_timeout: Annotated[float, typer.Option("--connect-timeout", metavar="SECONDS", help="Seconds to wait for a connection to the FHIR server.")] = 10.0,
+    timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS", help="Seconds one FHIR request may take.")] = default(Connection, "timeout"),
+    connect_timeout: Annotated[float, typer.Option("--connect-timeout", metavar="SECONDS", help="Seconds to wait for a connection to the FHIR server.")] = default(Connection, "connect_timeout"),
     *,
     shared: dict[str, Any],
 ) -> None:
@@ -137,13 +140,10 @@ def serve(
     One JSON log line per report on stderr; SIGTERM stops intake, finishes the report in hand and exits 0.
     """
     from ..delivery.client import DeliveryError
-    from ..delivery.connection import Connection
-    from ..gateway.deliver import Backoff, DeliveryPolicy
     from ..gateway.logs import configure
-    from ..gateway.service import GatewayFailed, Settings, serve as run
-    from ..gateway.peers import Peers, split_entry
+    from ..gateway.service import GatewayFailed, serve as run
+    from ..gateway.peers import split_entry
     from ..gateway.tls import Tls
-    from ..gateway.web import BodyLimits
 
     check_url(shared["fhir_url"])
     for url, opt in ((follow_orthanc, "--follow-orthanc"), (follow_dicomweb, "--follow-dicomweb")):
@@ -177,7 +177,7 @@ def serve(
     conn = Connection(**{o.name: shared[o.name] for o in CONNECTION}, retries=retries, seed=seed, timeout=timeout, connect_timeout=connect_timeout)
     settings = Settings(
         connection=conn,
-        conversion=DeliveryPolicy(cs.options, cs.limits, cs.checks, missing.value, multiple.value, seed),
+        conversion=DeliveryPolicy(cs.options, cs.limits, cs.checks, missing.value, multiple.value, seed, cs.fhir_version),
         backoff=Backoff(max_attempts=max_attempts, retry_delay=retry_delay, max_delay=max_delay),
         state=Path(state), bind=bind, dicom_port=dicom_port, ae_title=ae_title, http_port=http_port,
         peers=Peers(tuple(allowed_ae), per_peer=max_associations_per_peer, maximum=max_associations, idle=idle_timeout,

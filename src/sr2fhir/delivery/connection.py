@@ -1,12 +1,14 @@
-"""How to reach and authenticate to a FHIR server: the settings `push` (and later services) share."""
+"""How to reach and authenticate to a FHIR server: the settings `push` and `serve` share. Light:
+the HTTP client is loaded when a connection is made, not when its defaults are read (cli/)."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-from .client import BasicAuthFromEnv, DeliveryError, FhirClient, RetryPolicy, bearer_from
+if TYPE_CHECKING:
+    from .client import FhirClient
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class Connection:
 
         Raises ValueError for options that contradict each other, DeliveryError (or OSError) when
         the credentials cannot be had (no token, no key file)."""
+        from .client import BasicAuthFromEnv, DeliveryError, bearer_from
+
         chosen = [bool(self.token_env or self.token_file), bool(self.basic_user), bool(self.smart_client_id)]
         if sum(chosen) > 1:
             raise ValueError("choose one of bearer token (--token-env/--token-file), --basic-user and SMART (--smart-client-id)")
@@ -57,5 +61,7 @@ class Connection:
     def client(self, auth: Any = None) -> Iterator[FhirClient]:
         """A FhirClient with these settings and `auth` (from auth(), made first so that its errors
         come before any request)."""
+        from .client import FhirClient, RetryPolicy
+
         with FhirClient(self.fhir_url, auth=auth, verify=self.verify, retry=RetryPolicy(attempts=self.retries + 1), timeout=self.timeout, connect_timeout=self.connect_timeout) as client:
             yield client

@@ -26,7 +26,7 @@ from ..codes import urn_oid
 from ..fhir import bundle as fhir_bundle
 from ..fhir.references import PRE_EXISTING, dicts, identifier_token
 from ..fhir.r4 import status_of, with_status
-from ..mapping.context import Options
+from ..settings import Options
 from ..dicom.limits import Limits
 from ..files import replace_file
 from .client import LANDED, DeliveryError, FhirClient
@@ -170,6 +170,7 @@ def push_path(
     seed: bool = False,
     conversion: FileResult | None = None,
     progress: Callable[[str], None] | None = None,
+    fhir_version: str = "R5",
 ) -> PushResult:
     """Convert one input (unless `conversion` is given) and post it; on failure keep a copy of
     the input in `spool`.
@@ -177,7 +178,7 @@ def push_path(
     `seed` first creates the Patient, ImagingStudy and ServiceRequest it refers to (seed.py).
     `progress` is told when an answer is late, and what is done about it.
     """
-    conv = conversion if conversion is not None else convert_path(path, options, limits)
+    conv = conversion if conversion is not None else convert_path(path, options, limits, fhir_version=fhir_version)
     result = PushResult(path, conv)
     if conv.error is not None:
         result.error = str(conv.error)
@@ -192,7 +193,7 @@ def push_path(
                         client.transaction(seeding)
                 result.notes += resolve_references(client, resources, missing, multiple)
                 predecessors = list(c.document.header.predecessors)
-                response = _post(client, c, predecessors, result, options.fhir_version, progress=progress)
+                response = _post(client, c, predecessors, result, fhir_version, progress=progress)
                 entries = response.get("entry", [])
                 result.entries += len(entries)
                 result.created += sum(1 for e in entries if str(e.get("response", {}).get("status", "")).startswith("201"))

@@ -66,10 +66,12 @@ def _where(tag: int) -> str:
 
 @dataclass(slots=True)
 class Parsed:
-    """A parsed Part 10 file: its data set, and the tags of its top level."""
+    """A parsed Part 10 file: its data set, the tags of its top level, and its File Meta
+    Information (group 0002, PS3.10 7.1)."""
 
     dataset: DataSet
     top_tags: list[int] = field(default_factory=list)
+    meta: DataSet = field(default_factory=DataSet)
 
 
 @dataclass(slots=True)
@@ -80,6 +82,8 @@ class _Reader:
     little: bool
     boundaries: list[int] | None
     depth_limit: int = 200
+    stop_after: int = 0xFFFFFFFF
+    """The last top-level tag to read: the reading ends before the first one above it."""
     shared: dict[bytes, tuple[str, bytes]] = field(default_factory=dict)
 
     def elements(self, ds: DataSet, pos: int, end: int, depth: int, explicit: bool, until_item_end: bool, top: list[int] | None = None) -> int:
@@ -99,10 +103,12 @@ class _Reader:
             tag = group << 16 | elem
             if group == 0xFFFE:
                 return _item_end(tag, pos, until_item_end)
+            if top is not None:
+                if tag > self.stop_after:
+                    return pos
+                top.append(tag)
             if boundaries is not None:
                 boundaries.append(pos)
-            if top is not None:
-                top.append(tag)
             vr = _VR_TEXT.get(vr_bytes)
             if vr is None:
                 raise Corrupt(f"element {_where(tag)} at byte {pos} has an invalid VR")
@@ -161,10 +167,12 @@ class _Reader:
             tag = group << 16 | elem
             if group == 0xFFFE:
                 return _item_end(tag, pos, until_item_end)
+            if top is not None:
+                if tag > self.stop_after:
+                    return pos
+                top.append(tag)
             if boundaries is not None:
                 boundaries.append(pos)
-            if top is not None:
-                top.append(tag)
             pos = self.value(ds, tag, dictionary_vr(tag) or "UN", pos + 8, end, length, depth, False)
         if until_item_end:
             raise Incomplete("the file ends inside an item of undefined length (no Item Delimitation Item)")
@@ -252,66 +260,56 @@ def _guess_explicit(data: bytes, pos: int) -> bool:
     return data[pos + 4 : pos + 6] in _VR_TEXT
 
 
-def parse(data: bytes, *, boundaries: list[int] | None = None, max_inflated: int = MAX_INFLATED) -> Parsed:
+def parse(data: bytes, *, boundaries: list[int] | None = None, max_inflated: int = MAX_INFLATED, stop_after: int = 0xFFFFFFFF) -> Parsed:
     """Parse a whole Part 10 file (preamble optional); raise Incomplete where it ends too soon,
     TooLarge where a Deflated data set would inflate beyond `max_inflated` bytes.
 
     `boundaries`, if given, collects the byte offset of every element (for truncation tests).
+    `stop_after`: the last top-level tag wanted; the reading ends before the first one above it
+    (the gateway's identification reads the header alone, as far as the Predecessor Documents).
     """
-    pos, ts = _file_meta(data, boundaries)
+    meta = DataSet()
+    pos, ts = _file_meta(data, boundaries, meta)
     if ts == DEFLATED_LE:
         body = _inflate(data[pos:], max_inflated)
-        r = _Reader(body, little=True, boundaries=None)
+        r = _Reader(body, little=True, boundaries=None, stop_after=stop_after)
         start, explicit = 0, True
     else:
         little = ts != EXPLICIT_BE
         explicit = ts != IMPLICIT_LE if ts is not None else _guess_explicit(data, pos)
-        r = _Reader(data, little=little, boundaries=boundaries)
+        r = _Reader(data, little=little, boundaries=boundaries, stop_after=stop_after)
         start = pos
     ds = DataSet()
     if not r.little:
         ds.little = False
     top: list[int] = []
     r.elements(ds, start, len(r.data), 0, explicit, until_item_end=False, top=top)
-    return Parsed(ds, top)
-
-
-def check_inflation(data: bytes, max_inflated: int = MAX_INFLATED) -> None:
-    """Raise TooLarge if `data` is a Deflated Part 10 object whose data set inflates beyond
-    `max_inflated` bytes; counted in 1 MiB pieces that are thrown away, so the check itself stays
-    small. For a reader that would inflate it whole (pydicom, in the gateway's identification)."""
-    try:
-        pos, ts = _file_meta(data, None)
-    except (Incomplete, Corrupt, struct.error):
-        return  # not this check's business: the reader reports it
-    if ts != DEFLATED_LE:
-        return
-    d, size, rest = zlib.decompressobj(-zlib.MAX_WBITS), 0, data[pos:]
-    try:
-        while rest and not d.eof:
-            size += len(d.decompress(rest, 2**20))
-            if size > max_inflated:
-                raise TooLarge(f"the deflated data set inflates to more than {max_inflated // 2**20} MiB")
-            rest = d.unconsumed_tail
-    except zlib.error:
-        return
+    return Parsed(ds, top, meta)
 
 
 def _inflate(deflated: bytes, max_inflated: int) -> bytes:
+    """The inflated data set. Its size is counted first in 1 MiB pieces that are thrown away, so
+    that a deflate bomb is refused having held next to nothing (deflate reaches about 1,000:1)."""
+    d, size, rest = zlib.decompressobj(-zlib.MAX_WBITS), 0, deflated
     try:
-        d = zlib.decompressobj(-zlib.MAX_WBITS)
-        body = d.decompress(deflated, max_inflated)
-        if d.unconsumed_tail:
-            raise TooLarge(f"the deflated data set inflates to more than {max_inflated // 2**20} MiB")
+        while not d.eof:
+            piece = d.decompress(rest, 2**20)
+            rest = d.unconsumed_tail
+            if not piece and not rest:
+                break
+            size += len(piece)
+            if size > max_inflated:
+                raise TooLarge(f"the deflated data set inflates to more than {max_inflated // 2**20} MiB")
         if not d.eof:
             raise Incomplete("the deflated data set ends before its end of stream")
+        return zlib.decompressobj(-zlib.MAX_WBITS).decompress(deflated)
     except zlib.error as exc:
         raise Incomplete(f"the deflated data set is corrupt ({exc})") from None
-    return body
 
 
-def _file_meta(data: bytes, boundaries: list[int] | None) -> tuple[int, str | None]:
-    """Where the data set starts, after the File Meta Information (group 0002), and the Transfer Syntax UID."""
+def _file_meta(data: bytes, boundaries: list[int] | None, meta: DataSet) -> tuple[int, str | None]:
+    """Where the data set starts, after the File Meta Information (group 0002), and the Transfer
+    Syntax UID; the meta elements go into `meta`."""
     pos = 132 if data[128:132] == b"DICM" else 0
     ts: str | None = None
     while pos + 8 <= len(data) and data[pos : pos + 2] == b"\x02\x00":
@@ -330,6 +328,7 @@ def _file_meta(data: bytes, boundaries: list[int] | None) -> tuple[int, str | No
             pos += 8
         if pos + length > len(data):
             raise Incomplete(f"file meta element {_where(tag)} declares {length} bytes, {len(data) - pos} remain")
+        meta[tag] = (vr, data[pos : pos + length])
         if tag == TRANSFER_SYNTAX_UID:
             ts = data[pos : pos + length].rstrip(b"\x00 ").decode("ascii", "replace")
         pos += length

@@ -30,7 +30,7 @@ from ..diagnostics import Diagnostics
 from ..errors import ConversionError
 from .limits import Limits
 from .tree import TreeBuilder
-from .values import BINARY_FORMATS, CONTENT_SEQUENCE, VALUE_TYPE, multi_text, numbers, sequence, text
+from .values import BINARY_FORMATS, CONTENT_SEQUENCE, VALUE_TYPE, multi_text, numbers, text
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -316,7 +316,6 @@ def document_from_dataset(
             raise ConversionError(f"{name}: DICOM but not a Structured Report ({kind}): no SR content tree", code="not-sr")
         builder = TreeBuilder(name, limits, diags, release=release)
         root = builder.build(ds)
-        header = _header(ds)
 
         def uid(kw: str) -> str | None:
             return builder.uid(text(ds, tag_of(kw)), root, f"{kw} of the SR header")
@@ -328,7 +327,7 @@ def document_from_dataset(
             series_instance_uid=uid("SeriesInstanceUID"),
             study_instance_uid=uid("StudyInstanceUID"),
             root=root,
-            header=SRHeader.from_keywords(header),
+            header=sr_header(ds),
         )
     except ConversionError:
         raise
@@ -350,9 +349,9 @@ _STRING_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "
 _HEADER_TAGS = tuple((kw, tag_of(kw)) for kw in HEADER_KEYWORDS)
 
 
-def _header(ds: DataSet) -> dict[str, Any]:
-    """The header attributes the mapping reads, as plain Python (str, number, list, dict)."""
-    return {kw: _plain_element(ds, tag) for kw, tag in _HEADER_TAGS if tag in ds}
+def sr_header(ds: DataSet) -> SRHeader:
+    """The header attributes the mapping reads (HEADER_KEYWORDS), typed."""
+    return SRHeader.from_keywords({kw: _plain_element(ds, tag) for kw, tag in _HEADER_TAGS if tag in ds})
 
 
 def _plain_element(ds: DataSet, tag: int) -> Any:

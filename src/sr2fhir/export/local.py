@@ -6,12 +6,12 @@ import functools
 from pathlib import Path
 from typing import Any, Callable
 
-from ..batch import Checks, run_all
+from ..batch import run_all
 from ..dicom.limits import Limits
 from ..diagnostics import Diagnostics
 from ..errors import ConversionError
 from ..fhir.bundle import dumps
-from ..mapping.context import Options
+from ..settings import Checks, Options
 from .output import Export
 from .work import Piece, export_one
 
@@ -24,7 +24,7 @@ def _killed(path: str, err: ConversionError) -> Piece:
 
 
 def run(files: list[str], outdir: str | Path, formats: tuple[str, ...], options: Options, limits: Limits, checks: Checks,
-        jobs: int, request: str, progress: Callable[[Piece], Any] = lambda p: None) -> dict[str, Any]:
+        jobs: int, request: str, progress: Callable[[Piece], Any] = lambda p: None, fhir_version: str = "R5") -> dict[str, Any]:
     """Export `files` into `outdir` (docs/export.md); the local and Spark engines write the same.
 
     Parameters
@@ -44,6 +44,8 @@ def run(files: list[str], outdir: str | Path, formats: tuple[str, ...], options:
         The command line, recorded in the manifest.
     progress : callable, optional
         Called with each input's piece (its rows, diagnostics and status) as it is added.
+    fhir_version : str, optional
+        "R5" (the default) or "R4": the NDJSON's FHIR version; the tables are the same.
 
     Returns
     -------
@@ -51,7 +53,7 @@ def run(files: list[str], outdir: str | Path, formats: tuple[str, ...], options:
         The manifest (Bulk Data ``$export`` style), also written as ``manifest.json``.
     """
     out = Export(outdir, formats, request)
-    work = functools.partial(export_one, options=options, limits=limits, checks=checks)
+    work = functools.partial(export_one, options=options, limits=limits, checks=checks, fhir_version=fhir_version)
     for piece in run_all(work, files, jobs, _killed):
         out.add(piece)
         progress(piece)

@@ -17,9 +17,8 @@ from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
 
-from ..batch import Checks
 from ..dicom.limits import Limits
-from ..mapping.context import Options
+from ..settings import Checks, Options
 from .output import PER_REPORT, UNKEYED, finish
 from .tables import COLUMNS, TABLES
 from .work import export_one
@@ -38,8 +37,8 @@ def union_schema() -> pa.Schema:
     return pa.schema(list(fields.items()))
 
 
-def _rows(ordinal: int, path: str, options: Options, limits: Limits, checks: Checks) -> Iterator[dict[str, Any]]:
-    piece = export_one(path, options, limits, checks)
+def _rows(ordinal: int, path: str, options: Options, limits: Limits, checks: Checks, fhir_version: str) -> Iterator[dict[str, Any]]:
+    piece = export_one(path, options, limits, checks, fhir_version)
     for table, rows in piece.tables.items():
         for seq, row in enumerate(rows):
             yield {**row, "_table": table, "_ordinal": ordinal, "_seq": seq}
@@ -50,7 +49,7 @@ def _rows(ordinal: int, path: str, options: Options, limits: Limits, checks: Che
 
 
 def run(files: list[str], outdir: str | Path, formats: tuple[str, ...], options: Options, limits: Limits, checks: Checks,
-        jobs: int, request: str, master: str | None = None) -> dict[str, Any]:
+        jobs: int, request: str, master: str | None = None, fhir_version: str = "R5") -> dict[str, Any]:
     """Export `files` into `outdir` with Spark (docs/export.md); the local and Spark engines write the same.
 
     Parameters
@@ -70,6 +69,8 @@ def run(files: list[str], outdir: str | Path, formats: tuple[str, ...], options:
         The command line, recorded in the manifest.
     master : str, optional
         A Spark master URL; without it, ``local[jobs]`` (under ``spark-submit``, the cluster's).
+    fhir_version : str, optional
+        "R5" (the default) or "R4": the NDJSON's FHIR version; the tables are the same.
 
     Returns
     -------
@@ -108,7 +109,7 @@ def run(files: list[str], outdir: str | Path, formats: tuple[str, ...], options:
     def convert(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for ordinal, path in zip(batch.column("ordinal").to_pylist(), batch.column("path").to_pylist()):
-                rows = list(_rows(ordinal, path, options, limits, checks))
+                rows = list(_rows(ordinal, path, options, limits, checks, fhir_version))
                 for i in range(0, len(rows), 5000):
                     yield pa.RecordBatch.from_pylist(rows[i : i + 5000], schema=schema)
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..batch import Checks, checked
+from ..batch import checked
 from ..dicom.limits import Limits
 from ..fhir import bundle, r4
 from ..fhir.bundle import dumps
-from ..mapping.context import Options
+from ..settings import Checks, Options
 from .tables import TABLES, rows
 
 
@@ -33,12 +33,12 @@ class Piece:
     status: str = "converted"
 
 
-def export_one(path: str, options: Options, limits: Limits, checks: Checks = Checks()) -> Piece:
+def export_one(path: str, options: Options, limits: Limits, checks: Checks = Checks(), fhir_version: str = "R5") -> Piece:
     """Convert one input for export. Never raises for bad input: a failure is a `failures` row.
 
-    The tables are read off the IG's R5 resources; with `options.fhir_version` R4 the NDJSON is
-    their R4 form (fhir/r4.py)."""
-    r = checked(path, replace(options, fhir_version="R5", conditional_references=False), limits, checks)
+    The tables are read off the IG's R5 resources; with `fhir_version` R4 the NDJSON is their R4
+    form (fhir/r4.py)."""
+    r = checked(path, replace(options, conditional_references=False), limits, checks)
     piece = Piece(path, status=r.status)
     uid = r.conversions[0].document.sop_instance_uid if r.conversions else None
     for d in r.diagnostics.items:
@@ -50,7 +50,7 @@ def export_one(path: str, options: Options, limits: Limits, checks: Checks = Che
         return piece
     for c in r.conversions:
         resources = c.resources.resources()
-        out = r4.down_convert(c.resources, r.diagnostics).resources() if options.fhir_version == "R4" else resources
+        out = r4.down_convert(c.resources, r.diagnostics).resources() if fhir_version == "R4" else resources
         piece.sop_instance_uids.append(c.document.sop_instance_uid)
         for name, rs in rows(c.document, resources, c.sources).items():
             piece.tables[name] += rs

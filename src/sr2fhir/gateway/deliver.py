@@ -17,49 +17,20 @@ from __future__ import annotations
 
 import errno
 import logging
-import random
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
-from ..batch import Checks, FileResult, checked
+from ..batch import FileResult, checked
 from ..delivery.client import FhirClient, version_mismatch
-from ..delivery.push import Missing, Multiple, push_path
-from ..dicom.limits import Limits
-from ..mapping.context import Options
+from ..delivery.push import push_path
+from .config import Backoff, DeliveryPolicy
 from .intake import Intake
 from .metrics import Metrics
 from .queue import Queue, Report
 
 log = logging.getLogger("sr2fhir.gateway")
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Per-report retries (`--max-attempts`, `--retry-delay`, `--max-delay`) and the pause while
-    the server is down (doubling from `retry_delay`, at most `max_pause`)."""
-
-    max_attempts: int = 10
-    retry_delay: float = 5.0
-    max_delay: float = 600.0
-    max_pause: float = 30.0
-
-    def delay(self, attempts: int) -> float:
-        return min(self.retry_delay * 2.0 ** max(0, attempts - 1), self.max_delay) * random.uniform(0.9, 1.1)
-
-
-@dataclass(frozen=True)
-class DeliveryPolicy:
-    """How the gateway converts and pushes each report: `convert`'s and `push`'s options (named apart from mapping.report.Conversion, a converted report)."""
-
-    options: Options = field(default_factory=Options)
-    limits: Limits = field(default_factory=Limits)
-    checks: Checks = field(default_factory=Checks)
-    missing: Missing = "fail"
-    multiple: Multiple = "fail"
-    seed: bool = False
 
 
 class Deliverer:
@@ -123,7 +94,7 @@ class Deliverer:
     def deliver(self, report: Report) -> None:
         path = str(self.queue.path(report.sop_uid))
         c = self.conversion
-        conv = checked(path, c.options, c.limits, c.checks)
+        conv = checked(path, c.options, c.limits, c.checks, c.fhir_version)
         if conv.error is not None:
             self._dead(report, str(conv.error), conv)
             return
@@ -137,12 +108,12 @@ class Deliverer:
             self.metrics.converted.inc()
         if self._server_version is None:
             self._server_version = self.client.server_fhir_version()
-        problem = version_mismatch(self._server_version, c.options.fhir_version)
+        problem = version_mismatch(self._server_version, c.fhir_version)
         if problem:
             # Every report would be refused (4xx) and dead-lettered: wait for the operator instead.
             self._pause_delivery(problem)
             return
-        r = push_path(self.client, path, options=c.options, missing=c.missing, multiple=c.multiple, seed=c.seed, conversion=conv)
+        r = push_path(self.client, path, options=c.options, missing=c.missing, multiple=c.multiple, seed=c.seed, conversion=conv, fhir_version=c.fhir_version)
         if r.ok:
             again = self.queue.delivered(report.sop_uid, "; ".join(r.notes) or None)
             latency = time.time() - report.received_at

@@ -8,22 +8,16 @@ import signal
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
-from ..delivery.connection import Connection
 from ..batch import FileResult
 from . import audit
-from .audit import Target
-from .deliver import Backoff, DeliveryPolicy, Deliverer
+from .config import Settings
+from .deliver import Deliverer
 from .follow import Access
 from .intake import READY_ROOM, Intake, Outcome
 from .metrics import Metrics
 from .queue import Queue, Report
-from .peers import Peers
-from .tls import Tls
-from .web import BodyLimits
 
 log = logging.getLogger("sr2fhir.gateway")
 
@@ -32,36 +26,6 @@ STOP_GRACE = 7.0
 HTTP_CONCURRENCY = 64
 """Requests served at once (uvicorn answers 503 beyond): with the body limit, a bound on what
 STOW-RS senders can make the process hold."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything ``serve`` needs; ``sr2fhir serve``'s options build one (docs/gateway.md)."""
-
-    connection: Connection
-    conversion: DeliveryPolicy = field(default_factory=DeliveryPolicy)
-    backoff: Backoff = field(default_factory=Backoff)
-    state: Path = Path("sr2fhir-state")
-    bind: str = "127.0.0.1"
-    dicom_port: int = 11112
-    ae_title: str = "SR2FHIR"
-    peers: Peers = field(default_factory=Peers)
-    http_port: int = 11180
-    """Not 8080, which most machines' web tools take; beside the DICOM port (issue 27.9)."""
-    stow_token: str | None = None
-    stow_limits: BodyLimits = field(default_factory=BodyLimits)
-    tls: Tls | None = None
-    protect_operations: bool = False
-    """`/metrics` and `/readyz` need the STOW-RS bearer token too."""
-    audit: Target | None = None
-    min_free: int = 1 << 30
-    follow_orthanc: str | None = None
-    archive: Access = field(default_factory=Access)
-    follow_dicomweb: str | None = None
-    follow_interval: float = 5.0
-    sweep_interval: float = 600.0
-    sweep_days: int = 0
-    keep_delivered_days: float = 7.0
 
 
 def _check_port(host: str, port: int) -> None:
@@ -183,9 +147,10 @@ class Gateway:
         if s.follow_orthanc or s.follow_dicomweb:
             from .follow import DicomWeb, Orthanc, follow
 
-            orthanc = Orthanc(s.follow_orthanc, self.intake, access=s.archive) if s.follow_orthanc else None
+            archive = s.archive or Access()
+            orthanc = Orthanc(s.follow_orthanc, self.intake, access=archive) if s.follow_orthanc else None
             web_base = s.follow_dicomweb or (s.follow_orthanc.rstrip("/") + "/dicom-web" if s.follow_orthanc else None)
-            dicomweb = DicomWeb(web_base, self.intake, window_days=s.sweep_days, access=s.archive) if web_base else None
+            dicomweb = DicomWeb(web_base, self.intake, window_days=s.sweep_days, access=archive) if web_base else None
             self._thread("follow", lambda: follow(orthanc, dicomweb, self.stop_event, s.follow_interval, s.sweep_interval))
         self._thread("housekeeping", self._housekeeping)
         tls = "+tls" if s.tls is not None else ""

@@ -8,7 +8,6 @@ import hmac
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import multipart
+from .config import BodyLimits
 from .intake import STATUS, Intake, Outcome
 from .metrics import CONTENT_TYPE
 
@@ -56,16 +56,6 @@ class BodyRefused(Exception):
         super().__init__(message)
         self.status = status
         self.headers = headers or {}
-
-
-@dataclass(frozen=True, slots=True)
-class BodyLimits:
-    """What one STOW-RS body may be (`--max-stow-mb`, `--stow-timeout`): its size, the longest
-    silence between two reads, and the longest it may take in all."""
-
-    max_bytes: int = 512 << 20
-    idle: float = 30.0
-    total: float = 600.0
 
 
 async def spool(request: Request, dest: Path, limits: BodyLimits, room: Callable[[int], bool]) -> int:

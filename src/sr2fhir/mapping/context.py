@@ -20,6 +20,7 @@ from ..diagnostics import Diagnostics
 from ..fhir.bundle import ResourceSet
 from ..fhir.ids import resource_id
 from ..fhir.references import conditional
+from ..settings import Options
 from . import references
 
 def profile_url(profile_id: str) -> str:
@@ -34,39 +35,6 @@ def profile_label(profile_id: str) -> str:
     "Imaging Measurement")."""
     title = PROFILES[profile_id][1].split(" - ", 1)[-1]
     return re.sub(r"^DICOM (SR )?|( Mapping( to \w+)?)$", "", title)
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """Choices a user can make where the IG leaves them open (``sr2fhir.Options``; docs/decisions.md).
-
-    Attributes
-    ----------
-    default_timezone : str
-        A UTC offset (``+01:00``) for ``issued`` when the SR gives none (D-5).
-    coding_schemes : dict of str to str
-        Extra Coding Scheme Designator -> FHIR system URI (D-17).
-    diagnostic_report : bool
-        Also emit a DiagnosticReport grouping the top-level Observations (D-24).
-    fhir_version : str
-        "R5" (the IG's) or "R4" (down-converted, D-38).
-    conditional_references : bool
-        Conditional references to Patient / ImagingStudy / ServiceRequest, for transactions (D-1).
-    """
-
-    default_timezone: str = "+00:00"
-    """Zone for `issued` when the SR gives none (D-5)."""
-    coding_schemes: dict[str, str] = field(default_factory=dict)
-    """Extra Coding Scheme Designator -> system URI (D-17)."""
-    diagnostic_report: bool = False
-    """Also emit a DiagnosticReport grouping the top-level Observations (D-24)."""
-    fhir_version: str = "R5"
-    """Output FHIR version: "R5" (the IG's) or "R4". The mapping is always the IG's R5 mapping;
-    batch.convert_document (`sr2fhir.convert`) down-converts its output (fhir/r4.py, D-38). Not
-    read by the mapping."""
-    conditional_references: bool = True
-    """Reference Patient / ImagingStudy / ServiceRequest by conditional reference as well as by
-    identifier (for transaction Bundles, D-1); False gives logical references only."""
 
 
 @dataclass(frozen=True, slots=True)

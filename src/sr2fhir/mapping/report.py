@@ -20,7 +20,8 @@ from ..fhir.narrative import add_narrative
 from ..dicom.template import check_measurement_report
 from . import devices, identity, practitioners
 from ..ig_facts import PROFILES
-from .context import Options, ReportContext, Scope, build_context, default_issued, profile_label
+from ..settings import Options
+from .context import ReportContext, Scope, build_context, default_issued, profile_label
 from .derived import derived_measurements
 from .groups import measurement_group
 from .imaging_observation import GroupInheritance, unmapped
