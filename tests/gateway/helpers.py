@@ -1,5 +1,6 @@
 """Helpers for the gateway's tests: reports made for them, senders (C-STORE, STOW-RS), a gateway
-process, Orthanc and HAPI servers of a test's own, and the exactly-once check."""
+process, an Orthanc server of a test's own, a relay that takes the FHIR server down, and the
+exactly-once check."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import os
 import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,7 +26,7 @@ from pydicom.uid import generate_uid
 from sr2fhir.delivery.client import FhirClient
 from sr2fhir.fhir.references import identifier_token
 from sr2fhir.gateway import multipart
-from tests.helpers import ROOT, free_port, sop_uid, transaction_bundles
+from tests.helpers import free_port, sop_uid, transaction_bundles
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
@@ -256,25 +260,118 @@ def on_server_once(fhir: FhirClient, path: Path) -> None:
                               f"twice: {[k for k, v in found.items() if v > 1][:3]}; missing: {list((expected - found).keys())[:3]}"
 
 
-class HapiServer:
-    """A HAPI FHIR server of a test's own (scripts/hapi-server.sh), its database in a file so that
-    stopping and starting it keeps what it holds: a FHIR server down and up again."""
+class FlakyLink:
+    """A TCP relay on a loopback port of its own in front of a real FHIR server: the server as a
+    client sees it, with outages on demand. `down()` resets every connection in flight (a request
+    half sent, an answer half read) and closes the port, so that new connections are refused: a
+    server that crashed. `up(starting)` listens again and, for `starting` seconds, answers every
+    request 503, as a server still starting does, then relays again. Whatever reached the server
+    stays there, as in a server with a durable database."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, upstream: str) -> None:
+        from urllib.parse import urlsplit
+
+        u = urlsplit(upstream)
+        self.target = (u.hostname or "127.0.0.1", u.port or 80)
+        self.path = u.path
         self.port = free_port()
-        self.env = {**os.environ, "SR2FHIR_HAPI_DIR": str(folder), "SR2FHIR_HAPI_DB": str(folder / "h2" / "db")}
-        self.script = str(ROOT / "scripts" / "hapi-server.sh")
+        self.lock = threading.Lock()
+        self.open: set[socket.socket] = set()
+        self.listener: socket.socket | None = None
+        self.serving_from = 0.0
+        self.refused_503 = 0
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/fhir"
+        return f"http://127.0.0.1:{self.port}{self.path}"
 
-    def start(self) -> None:
-        r = subprocess.run([self.script, "start", str(self.port)], env=self.env, capture_output=True, text=True, timeout=1200)
-        assert r.returncode == 0, f"the HAPI FHIR server did not start:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+    def up(self, starting: float = 0.0) -> None:
+        self.serving_from = time.monotonic() + starting
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        sock.listen(64)
+        self.listener = sock
+        threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
 
-    def stop(self) -> None:
-        subprocess.run([self.script, "stop"], env=self.env, capture_output=True, timeout=120)
+    def down(self) -> None:
+        with self.lock:
+            listener, self.listener = self.listener, None
+            doomed, self.open = list(self.open), set()
+        if listener is not None:
+            listener.close()
+        for conn in doomed:
+            try:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+                conn.close()
+            except OSError:
+                pass
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed by down()
+            with self.lock:
+                if self.listener is not listener:
+                    conn.close()
+                    return
+                self.open.add(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        if time.monotonic() < self.serving_from:
+            self._unavailable(conn)
+            return
+        try:
+            upstream = socket.create_connection(self.target, timeout=30)
+        except OSError:
+            conn.close()
+            return
+        upstream.settimeout(None)
+        with self.lock:
+            self.open.add(upstream)
+        threading.Thread(target=self._pump, args=(upstream, conn), daemon=True).start()
+        self._pump(conn, upstream)
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _unavailable(self, conn: socket.socket) -> None:
+        """Read one request (head and Content-Length body), answer 503 and close."""
+        try:
+            conn.settimeout(30)
+            data = b""
+            while b"\r\n\r\n" not in data and (chunk := conn.recv(65536)):
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+            want = int(m.group(1)) if m else 0
+            while len(body) < want and (chunk := conn.recv(65536)):
+                body += chunk
+            conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            self.refused_503 += 1
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def __enter__(self) -> "FlakyLink":
+        self.up()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
 
 
 class OrthancServer:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import typer
 
-from ..errors import ConversionError, Exit
+from ..errors import Exit
 from ..fhir.bundle import dumps
 from ..delivery.connection import Connection
 from .app import app
@@ -44,9 +44,9 @@ def push(
     The conversion options are those of `convert`; `-j` converts ahead in processes while the
     reports are posted one at a time, in input order.
     """
-    from ..batch import FileResult, checked_processed, run_all
+    from ..batch import checked_processed, run_all
     from ..delivery.client import DeliveryError, version_mismatch
-    from ..delivery.push import keep, push_path
+    from ..delivery.push import PushRun
 
     if retries < 0:
         raise typer.BadParameter("--retries must be 0 or more")
@@ -57,23 +57,7 @@ def push(
     conn = Connection(**{o.name: shared[o.name] for o in CONNECTION}, retries=retries, seed=seed, timeout=timeout, connect_timeout=connect_timeout)
     files, stems, skipped = batch_inputs(inputs, include)
     many = len(files) > 1 or any(Path(i).is_dir() for i in inputs)
-    results: list[FileResult] = []
-    lost: list[str] = []
     spool_dir = Path(spool) if spool else None
-
-    def keep_rest(rest: list[str], why: str) -> None:
-        kept = 0
-        for g in rest:
-            notes: list[str] = []
-            if keep(g, spool_dir, notes):
-                kept += 1
-            else:
-                lost.append(g)
-            for note in notes:
-                say(f"{g}: {note}")
-            results.append(FileResult(g, error=ConversionError(f"{g}: not attempted ({why})", code="not-attempted")))
-        where = f", {kept} kept in {spool_dir}" if spool_dir else ""
-        say(f"error: {why}: {len(rest)} more file(s) not attempted{where}", style="bold red")
 
     def write_outcome(r: FileResult, stem: str) -> None:
         if outcome is not None:
@@ -91,6 +75,15 @@ def push(
         say(f"error: {exc}", style="bold red")
         raise typer.Exit(Exit.USAGE) from None
     with _terminate_on_sigterm(), conn.client(auth) as client, BatchProgress(len(files), "pushed", cs.quiet) as progress:
+        run = PushRun(client, cs.options, missing.value, multiple.value, spool_dir, seed, cs.fhir_version)
+
+        def keep_rest(rest: list[str], why: str) -> None:
+            kept, notes = run.keep_rest(rest, why)
+            for note in notes:
+                say(note)
+            where = f", {kept} kept in {spool_dir}" if spool_dir else ""
+            say(f"error: {why}: {len(rest)} more file(s) not attempted{where}", style="bold red")
+
         mismatch = version_mismatch(client.server_fhir_version(), cs.fhir_version)
         if mismatch:
             say(f"error: {mismatch}; nothing sent", style="bold red")
@@ -105,7 +98,8 @@ def push(
                     if not cs.quiet:
                         say(f"{f}: {message}")
 
-                r = push_path(client, f, options=cs.options, missing=missing.value, multiple=multiple.value, spool=spool_dir, seed=seed, conversion=conv, progress=told, fhir_version=cs.fhir_version)
+                converted = conv.error is None
+                r, stop = run.push(f, conv, progress=told)
                 done = i + 1
                 progress.advance(not r.ok)
                 for note in r.notes:
@@ -113,28 +107,20 @@ def push(
                 if r.ok:
                     retired = f", {r.retired} earlier set to entered-in-error" if r.retired else ""
                     say(f"{f}: pushed, {r.entries} entries ({r.created} created{retired})")
-                else:
-                    if conv.error is None:
-                        conv.error = ConversionError(r.error or f"{f}: not delivered", code="delivery")
-                        say(f"error: {r.error}", style="bold red")
-                    if r.lost:
-                        lost.append(f)
-                conv.conversions = []
-                results.append(conv)
+                elif converted:
+                    say(f"error: {r.error}", style="bold red")
                 write_outcome(conv, stem)
-                if (r.stop or (r.unreachable and not client.answers())) and i + 1 < len(files):
-                    # Stop rather than wait out the retries for every remaining input; keep them all.
-                    # A server that still answers was only too slow for this report: the next may fare better.
-                    keep_rest(files[i + 1 :], "the server is unreachable" if not r.stop else "no later input can succeed")
+                if stop and i + 1 < len(files):
+                    keep_rest(files[i + 1 :], stop)
                     break
         except Terminated:
             # SIGTERM: the report in flight may or may not have landed; pushing it again is safe.
             keep_rest(files[done:], "terminated (SIGTERM)")
-            _push_summary(results, lost, cs.quiet, skipped)
+            _push_summary(run.results, run.lost, cs.quiet, skipped)
             raise typer.Exit(Exit.TERMINATED) from None
-    _push_summary(results, lost, cs.quiet, skipped)
+    _push_summary(run.results, run.lost, cs.quiet, skipped)
     where_explained()
-    raise typer.Exit(Exit.MIXED if lost else batch_exit_code(results))
+    raise typer.Exit(Exit.MIXED if run.lost else batch_exit_code(run.results))
 
 
 class Terminated(Exception):

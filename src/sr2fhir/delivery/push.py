@@ -28,6 +28,7 @@ from ..fhir.references import PRE_EXISTING, dicts, identifier_token
 from ..fhir.r4 import status_of, with_status
 from ..settings import Options
 from ..dicom.limits import Limits
+from ..errors import ConversionError
 from ..files import replace_file
 from .client import LANDED, DeliveryError, FhirClient
 from .seed import seed_bundle
@@ -290,3 +291,55 @@ def keep(path: str, spool: Path | None, notes: list[str]) -> bool:
         return False
     notes.append(f"kept for retry as {dest}")
     return True
+
+
+@dataclass
+class PushRun:
+    """`sr2fhir push` over many inputs, one at a time in input order: each converted input posted
+    (`push_path`), what failed kept in the spool, and, once no later input can succeed (the server
+    refuses the credentials, fails TLS, or no longer answers), the rest kept, not attempted. The
+    command line words what happens; the decisions are here."""
+
+    client: FhirClient
+    options: Options = field(default_factory=Options)
+    missing: Missing = "fail"
+    multiple: Multiple = "fail"
+    spool: Path | None = None
+    seed: bool = False
+    fhir_version: str = "R5"
+    results: list[FileResult] = field(default_factory=list)
+    """One per input, in input order (conversions dropped once posted)."""
+    lost: list[str] = field(default_factory=list)
+    """Inputs neither delivered nor kept (the spool could not take them)."""
+
+    def push(self, path: str, conv: FileResult, progress: Callable[[str], None] | None = None) -> tuple[PushResult, str | None]:
+        """Post one converted input; its result and, when the batch must stop after it, why."""
+        r = push_path(self.client, path, options=self.options, missing=self.missing, multiple=self.multiple, spool=self.spool,
+                      seed=self.seed, conversion=conv, progress=progress, fhir_version=self.fhir_version)
+        if not r.ok:
+            if conv.error is None:
+                conv.error = ConversionError(r.error or f"{path}: not delivered", code="delivery")
+            if r.lost:
+                self.lost.append(path)
+        conv.conversions = []
+        self.results.append(conv)
+        if r.stop:
+            return r, "no later input can succeed"
+        # A server that still answers was only too slow for this report: the next may fare better.
+        if r.unreachable and not self.client.answers():
+            return r, "the server is unreachable"
+        return r, None
+
+    def keep_rest(self, rest: list[str], why: str) -> tuple[int, list[str]]:
+        """Keep the inputs not attempted (in the spool, if any), each a failed result; how many
+        were kept, and a note per input."""
+        kept, notes = 0, []
+        for path in rest:
+            mine: list[str] = []
+            if keep(path, self.spool, mine):
+                kept += 1
+            else:
+                self.lost.append(path)
+            notes += [f"{path}: {note}" for note in mine]
+            self.results.append(FileResult(path, error=ConversionError(f"{path}: not attempted ({why})", code="not-attempted")))
+        return kept, notes
