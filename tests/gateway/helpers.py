@@ -262,7 +262,7 @@ def on_server_once(fhir: FhirClient, path: Path) -> None:
 
 class FlakyLink:
     """A TCP relay on a loopback port of its own in front of a real FHIR server: the server as a
-    client sees it, with outages on demand. `down()` resets every connection in flight (a request
+    client sees it, with outages on demand. `down()` ends every connection in flight (a request
     half sent, an answer half read) and closes the port, so that new connections are refused: a
     server that crashed. `up(starting)` listens again and, for `starting` seconds, answers every
     request 503, as a server still starting does, then relays again. Whatever reached the server
@@ -301,11 +301,14 @@ class FlakyLink:
         if listener is not None:
             listener.close()
         for conn in doomed:
+            # As the kernel closes a killed process's sockets. shutdown() first: a close() alone
+            # would wait for the relay thread blocked in recv() on it, and the client would hang.
             try:
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
-                conn.close()
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            conn.close()
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
