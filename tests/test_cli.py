@@ -320,6 +320,23 @@ def test_validate_outcomes_of_inputs_with_one_stem_do_not_overwrite_each_other(t
     assert len(names) == 2 and all(n.startswith("x.") and n.endswith(".outcome.json") for n in names)  # output_stems' suffix
 
 
+@pytest.mark.parametrize("command", ["convert", "validate"])
+def test_one_input_with_an_outcome_folder_writes_into_it(tmp_path: Path, command: str) -> None:
+    """One helper names outcome files (cli/output.outcome_path): a folder given for one input
+    holds <stem>.outcome.json, for every command alike."""
+    src = FIXTURES / "tid1410_planar_regions.dcm"
+    if command == "validate":
+        src = tmp_path / "x.json"
+        assert run("convert", str(FIXTURES / "tid1410_planar_regions.dcm"), "-o", str(src)).exit_code == 0
+    (tmp_path / "oo").mkdir()
+    extra = ["-o", str(tmp_path / "out.json")] if command == "convert" else []
+    r = run(command, str(src), *extra, "--outcome", str(tmp_path / "oo"))
+    assert r.exit_code == 0, r.output
+    stem = "tid1410_planar_regions" if command == "convert" else "x"
+    written = json.loads((tmp_path / "oo" / f"{stem}.outcome.json").read_text())
+    assert written["resourceType"] == "OperationOutcome"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

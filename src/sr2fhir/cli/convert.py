@@ -15,7 +15,7 @@ from ..fhir.bundle import dumps
 from .app import app
 from .options import CONVERSION, with_options, ConversionSettings, Include, Outcome, conversion_options
 from .output import (
-    BatchProgress, batch_exit_code, batch_inputs, remove_stale, say, say_summary, show_diagnostics, target_path, to_stdout, where_explained,
+    BatchProgress, batch_exit_code, batch_inputs, outcome_path, remove_stale, say, say_summary, show_diagnostics, target_path, to_stdout, where_explained,
     write_output, write_parts,
 )
 
@@ -91,5 +91,5 @@ def _convert_one(f: str, stem: str, done: Processed, output: str | None, outcome
     r.conversions = []  # written: let the resources go before the next file
     if outcome is not None:
         oo = r.diagnostics.operation_outcome(r.source, str(r.error) if r.error is not None else None)
-        oo_target = Path(outcome) / f"{stem}.outcome.json" if many else target_path(outcome, stem, "json", many)
+        oo_target = outcome_path(outcome, stem, many)
         write_output(r, f, oo_target, dumps(oo, pretty=True) + "\n", cs.verbose, cs.quiet, what="OperationOutcome")

@@ -121,9 +121,16 @@ def target_path(target: str, stem: str, bundle: str, many: bool) -> Path:
     return out / f"{stem}.{'ndjson' if bundle == 'ndjson' else 'json'}"
 
 
+def outcome_path(outcome: str, stem: str, many: bool) -> Path:
+    """Where `--outcome` writes an input's OperationOutcome: `outcome` itself, or `stem`.outcome.json
+    inside the folder `outcome` (the stems of output_stems: inputs that share a name get a suffix)."""
+    out = Path(outcome)
+    if not many and not out.is_dir() and not outcome.endswith(("/", os.sep)):
+        return out
+    return out / f"{stem}.outcome.json"
+
+
 DOING = {"converted": "converting", "pushed": "pushing", "exported": "exporting"}
-
-
 """The live bar's label: what is being done, not a claim about files that may have failed."""
 
 

@@ -17,7 +17,7 @@ from .app import app
 from .options import (
     CONNECTION, CONVERSION, with_options, Include, MissingPolicy, MultiplePolicy, Outcome, check_url, conversion_options, default,
 )
-from .output import BatchProgress, batch_exit_code, batch_inputs, say, say_summary, show_diagnostics, where_explained, write_output
+from .output import BatchProgress, batch_exit_code, batch_inputs, outcome_path, say, say_summary, show_diagnostics, where_explained, write_output
 
 if TYPE_CHECKING:
     from ..batch import FileResult
@@ -62,7 +62,7 @@ def push(
     def write_outcome(r: FileResult, stem: str) -> None:
         if outcome is not None:
             oo = r.diagnostics.operation_outcome(r.source, str(r.error) if r.error is not None else None)
-            target = Path(outcome) / f"{stem}.outcome.json" if many else Path(outcome)
+            target = outcome_path(outcome, stem, many)
             write_output(r, r.source, target, dumps(oo, pretty=True) + "\n", cs.verbose, cs.quiet, what="OperationOutcome")
 
     work = functools.partial(checked_processed, options=cs.options, limits=cs.limits, checks=cs.checks, fhir_version=cs.fhir_version)

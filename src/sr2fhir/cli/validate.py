@@ -13,7 +13,7 @@ from ..errors import Exit
 from ..fhir.bundle import dumps
 from .app import app
 from .options import FhirVersion
-from .output import load_ig_profiles, output_stems, say
+from .output import load_ig_profiles, outcome_path, output_stems, say
 
 
 def _not_fhir(path: str, exc: Exception) -> str:
@@ -82,6 +82,6 @@ def validate_cmd(
         typer.echo(printable(f"{f}: {report.resources} resource(s): {errors} error(s){defects}, {report.count('warning')} warning(s)"))
         failed |= errors > 0
         if outcome is not None:
-            target = Path(outcome) / f"{stems[f]}.outcome.json" if len(files) > 1 else Path(outcome)
+            target = outcome_path(outcome, stems[f], len(files) > 1)
             write_atomic(target, dumps(report.operation_outcome(), pretty=True) + "\n")
     raise typer.Exit(Exit.MIXED if failed else Exit.OK)
