@@ -2,7 +2,8 @@
 
 `fhir_url`: a real HAPI FHIR JPA server (R5, IG request validation) for the delivery and gateway
 integration tests, started by scripts/hapi-server.sh on a free loopback port with an in-memory
-database, once per test run, and stopped afterwards. SR2FHIR_TEST_FHIR_URL points the tests at a
+database, once per test run, and stopped afterwards. It starts in the background as soon as the
+tests are collected; the modules that need it run last, so that its start-up overlaps the rest. SR2FHIR_TEST_FHIR_URL points the tests at a
 server that is already running instead: it must validate requests against the IG, like ours.
 `fhir_r4_url`: the same in R4 mode (SR2FHIR_TEST_FHIR_R4_URL), for `--fhir-version R4`.
 
@@ -18,6 +19,10 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -39,6 +44,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for fixture, marker in services.FIXTURES.items():
             if fixture in getattr(it, "fixturenames", ()):
                 it.add_marker(marker)
+    # The modules with a test that needs a HAPI server run last, whole and in their order, so that
+    # the servers start while the others run (pytest_collection_finish).
+    late = {it.module for it in items if _needs_hapi(it) and getattr(it, "module", None) is not None}
+    items[:] = [it for it in items if getattr(it, "module", None) not in late] + [it for it in items if getattr(it, "module", None) in late]
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -86,7 +95,63 @@ def fixture_conversions() -> dict[str, Converted]:
     return {p.stem: convert_one(p) for p in sorted(FIXTURES.glob("*.dcm"))}
 
 
-def _hapi(tmp_path_factory: pytest.TempPathFactory, version: str, given: str | None) -> Iterator[str]:
+HAPI = {"R5": ("fhir_url", "SR2FHIR_TEST_FHIR_URL"), "R4": ("fhir_r4_url", "SR2FHIR_TEST_FHIR_R4_URL")}
+"""The HAPI servers the tests may need: version -> (fixture, environment variable naming a running one)."""
+
+
+@dataclass
+class _HapiStart:
+    """A HAPI server being started in the background (scripts/hapi-server.sh start)."""
+
+    version: str
+    folder: Path
+    port: int = field(default_factory=free_port)
+    done: threading.Event = field(default_factory=threading.Event)
+    result: "subprocess.CompletedProcess[str] | None" = None
+
+    def run(self) -> None:
+        env = {**os.environ, "SR2FHIR_HAPI_DIR": str(self.folder)}
+        env.pop("SR2FHIR_HAPI_DB", None)  # in memory: every run starts empty
+        try:
+            self.result = subprocess.run([str(ROOT / "scripts" / "hapi-server.sh"), "start", str(self.port), "--fhir-version", self.version],
+                                         env=env, capture_output=True, text=True, timeout=1200)
+        finally:
+            self.done.set()
+
+    def stop(self) -> None:
+        env = {**os.environ, "SR2FHIR_HAPI_DIR": str(self.folder)}
+        subprocess.run([str(ROOT / "scripts" / "hapi-server.sh"), "stop"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+_STARTS: dict[str, _HapiStart] = {}
+
+
+def _needs_hapi(item: pytest.Item) -> bool:
+    return any(fixture in getattr(item, "fixturenames", ()) for fixture, _ in HAPI.values())
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the HAPI servers the selected tests need at once, one after the other in a thread
+    (each start may build with Maven), while the tests that need none run: those come first
+    (pytest_collection_modifyitems), so that the servers' minutes of start-up overlap them."""
+    if any(shutil.which(tool) is None for tool in ("java", "mvn")):
+        return  # the fixture says why
+    wanted = [v for v, (fixture, env) in HAPI.items()
+              if not os.environ.get(env) and any(fixture in getattr(i, "fixturenames", ()) for i in session.items)]
+    for v in wanted:
+        _STARTS[v] = _HapiStart(v, Path(tempfile.mkdtemp(prefix=f"sr2fhir-hapi-{v}-")))
+    if wanted:
+        threading.Thread(target=lambda: [s.run() for s in [_STARTS[v] for v in wanted]], daemon=True, name="hapi-start").start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for s in _STARTS.values():
+        s.done.wait(1300)
+        s.stop()
+
+
+def _hapi(version: str, given: str | None) -> Iterator[str]:
     """A HAPI FHIR server of `version` for the session (or the one `given` names)."""
     if given:
         yield given
@@ -98,28 +163,26 @@ def _hapi(tmp_path_factory: pytest.TempPathFactory, version: str, given: str | N
             "on Debian `apt-get install openjdk-17-jdk-headless maven`; or set SR2FHIR_TEST_FHIR_URL (R5, validating against "
             "the IG) and SR2FHIR_TEST_FHIR_R4_URL (R4) to empty servers"
         )
-    env = {**os.environ, "SR2FHIR_HAPI_DIR": str(tmp_path_factory.mktemp(f"hapi-{version}"))}
-    env.pop("SR2FHIR_HAPI_DB", None)  # in memory: every run starts empty
-    script = str(ROOT / "scripts" / "hapi-server.sh")
-    port = free_port()
-    started = subprocess.run([script, "start", str(port), "--fhir-version", version], env=env, capture_output=True, text=True, timeout=1200)
-    try:
-        if started.returncode != 0:
-            pytest.fail(f"the HAPI FHIR {version} server did not start:\n{started.stdout[-2000:]}\n{started.stderr[-3000:]}")
-        yield f"http://127.0.0.1:{port}/fhir"
-    finally:
-        subprocess.run([script, "stop"], env=env, capture_output=True, timeout=120)
+    start = _STARTS.get(version)
+    if start is None:  # not foreseen at collection (a test asked for it dynamically): start it now
+        start = _STARTS[version] = _HapiStart(version, Path(tempfile.mkdtemp(prefix=f"sr2fhir-hapi-{version}-")))
+        start.run()
+    start.done.wait(1300)
+    r = start.result
+    if r is None or r.returncode != 0:
+        pytest.fail(f"the HAPI FHIR {version} server did not start:\n{(r.stdout if r else '')[-2000:]}\n{(r.stderr if r else 'timed out')[-3000:]}")
+    yield f"http://127.0.0.1:{start.port}/fhir"
 
 
 @pytest.fixture(scope="session")
-def fhir_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from _hapi(tmp_path_factory, "R5", os.environ.get("SR2FHIR_TEST_FHIR_URL"))
+def fhir_url() -> Iterator[str]:
+    yield from _hapi("R5", os.environ.get("SR2FHIR_TEST_FHIR_URL"))
 
 
 @pytest.fixture(scope="session")
-def fhir_r4_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def fhir_r4_url() -> Iterator[str]:
     """An R4 HAPI server (R4 core request validation) for the --fhir-version R4 tests (issue 14)."""
-    yield from _hapi(tmp_path_factory, "R4", os.environ.get("SR2FHIR_TEST_FHIR_R4_URL"))
+    yield from _hapi("R4", os.environ.get("SR2FHIR_TEST_FHIR_R4_URL"))
 
 
 @pytest.fixture()
