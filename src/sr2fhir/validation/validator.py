@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from .. import ig_defects
 from ..fhir.bundle import FHIR_DECIMAL
@@ -144,7 +144,7 @@ def validate_resources(
     ig: str | None = None,
     source: str = "",
     fhir_version: str = "R5",
-    referrers: list[dict[str, Any]] = [],
+    referrers: Sequence[dict[str, Any]] = (),
 ) -> Report:
     """R5: structure, the IG's profiles, Bundle integrity. R4: structure (R4B models), the
     cross-version extensions and R4 reference targets (validation/r4.py), Bundle integrity.
@@ -227,7 +227,7 @@ def _is_tracking(ident: dict[str, Any]) -> bool:
 
 
 def _integrity(resources: list[dict[str, Any]], index: dict[str, dict[str, Any]], bundle: dict[str, Any] | None,
-               referrers: list[dict[str, Any]] = []) -> list[Finding]:
+               referrers: Sequence[dict[str, Any]] = ()) -> list[Finding]:
     found: list[Finding] = []
     referenced: set[int] = {id(t) for r in referrers for ref in _references(r) if (t := index.get(ref.get("reference") or "")) is not None}
     for r in resources:
