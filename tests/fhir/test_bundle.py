@@ -17,7 +17,7 @@ import pytest
 
 from sr2fhir.fhir.bundle import collection, dumps, stdlib_dumps, transaction
 from sr2fhir.fhir.ids import NAMESPACE, resource_id
-from tests.helpers import compact_pieces, converted, validate_r5
+from tests.helpers import FIXTURES, compact_pieces, converted, validate_r5
 
 
 def test_transaction_entries(tid1500_file: Path) -> None:
@@ -60,6 +60,8 @@ def test_compact_pieces_are_the_bundle_text(tid1500_file: Path) -> None:
     many = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "ImagingSelection", "instance": [{"uid": f"1.{i}", "v": Decimal("1.50")} for i in range(200)], "x": {}, "y": []}}]}
     assert "".join(compact_pieces(many)) == dumps(many) and len(compact_pieces(many)) > 400
     narrative = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Observation", "text": {"status": "generated", "div": '<div>"é\u0001\\</div>' * 1000}}}]}
+    plain = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Observation", "valueInteger": 5, "valueBoolean": True}}]}  # no text, no list
+    assert "".join(compact_pieces(plain)) == dumps(plain)
     assert "".join(compact_pieces(narrative)) == dumps(narrative) == stdlib_dumps(narrative) and len(compact_pieces(narrative)) > 5
 
 
@@ -97,3 +99,48 @@ def test_dumps_refuses_what_json_cannot_hold() -> None:
             dumps({"value": [bad]})
     assert dumps({"n": 2**70}) == '{"n":1180591620717411303424}'
     assert dumps({"s": "\ud800"}) == stdlib_dumps({"s": "\ud800"})
+
+
+def test_bundle_types_and_collection_full_urls() -> None:
+    """Bundle.type (FHIR R5 Bundle: a required binding that the models do not check) and a
+    collection entry's fullUrl, the urn:uuid of its resource's id (D-1)."""
+    c = converted(FIXTURES / "tid1410_planar_regions.dcm")
+    t, col = transaction(c.conversion.resources, "key"), collection(c.conversion.resources, "key")
+    assert (t["type"], col["type"]) == ("transaction", "collection")
+    assert [e["fullUrl"] for e in col["entry"]] == [f"urn:uuid:{e['resource']['id']}" for e in col["entry"]]
+    assert all("request" not in e for e in col["entry"]) and all(e["request"]["method"] == "POST" for e in t["entry"])
+
+
+def test_orjson_writes_it_without_falling_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """D-41: orjson writes the text, Decimals included (`_decimal_fragment`); the json module is
+    only the fallback for what orjson cannot write (null, integers beyond 64 bits)."""
+    from sr2fhir.fhir import bundle as fhir_bundle
+
+    def no_fallback(obj: object, *, pretty: bool = False) -> str:
+        raise AssertionError("fell back to the json module")
+
+    value = {"valueQuantity": {"value": Decimal("1.50E+3"), "unit": "mm"}, "n": [Decimal("-0.000"), 7]}
+    expected = stdlib_dumps(value)
+    monkeypatch.setattr(fhir_bundle, "stdlib_dumps", no_fallback)
+    assert dumps(value) == expected == '{"valueQuantity":{"value":1.50E+3,"unit":"mm"},"n":[-0.000,7]}'
+
+
+@pytest.mark.parametrize("value", [{"n": 2**70, "a": [1]}, {"x": None, "a": [1]}], ids=["beyond-64-bits", "null"])
+def test_the_fallback_keeps_the_form_asked_for(value: dict) -> None:  # type: ignore[type-arg]
+    pretty = dumps(value, pretty=True)
+    assert pretty == stdlib_dumps(value, pretty=True) and "\n" in pretty
+    assert dumps(value) == stdlib_dumps(value) and "\n" not in dumps(value)
+
+
+def test_what_json_cannot_hold_is_named() -> None:
+    with pytest.raises(TypeError, match=r"^object <object object at 0x[0-9a-f]+> is not JSON serializable$"):
+        dumps({"value": object()})
+
+
+def test_a_resource_set_keeps_each_id_once_and_finds_it() -> None:
+    from sr2fhir.fhir.bundle import ResourceSet
+
+    rs = ResourceSet()
+    first, again = {"resourceType": "Patient", "id": "p"}, {"resourceType": "Patient", "id": "p", "active": True}
+    assert rs.add(first) == rs.add(again) == {"reference": "urn:uuid:p", "type": "Patient"}
+    assert rs.get("p") is first and rs.get("q") is None and "p" in rs and len(rs) == 1

@@ -44,6 +44,7 @@ class ResourceSet:
         return rid in self._entries
 
     def get(self, rid: str) -> dict[str, Any] | None:
+        """The resource of id `rid`, or None (for library users: ``conversion.resources.get(id)``)."""
         e = self._entries.get(rid)
         return e.resource if e else None
 
