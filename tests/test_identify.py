@@ -94,3 +94,27 @@ def test_invalid_uids_are_refused() -> None:
     ds.save_as(out, enforce_file_format=True)
     with pytest.raises(ConversionError, match=r"bad: no valid SOP Class UID and SOP Instance UID \(0008,0016/0018\)"):
         identify(out.getvalue(), "bad")
+
+
+def test_mutated_objects_are_identified_or_refused_by_name() -> None:
+    """What a hostile or broken sender may send (scripts/mutations.py: bytes flipped, cut, lengths
+    changed): identify answers an Identity or a ConversionError naming the object, never anything
+    else (the gateway files what it cannot identify in the dead letter, with the reason)."""
+    import random
+
+    from scripts.mutations import mutate
+
+    rng = random.Random(26)
+    seeds = [p.read_bytes() for p in FILES if p.parent.name == "tid1500"][:5]
+    outcomes = set()
+    for i in range(100):
+        data = seeds[i % len(seeds)]
+        for _ in range(rng.randrange(1, 4)):
+            _, data = mutate(data, rng)
+        try:
+            identify(data, "m.dcm")
+            outcomes.add("identified")
+        except ConversionError as exc:
+            assert str(exc).startswith("m.dcm: ") and exc.code in ("truncated", "not-dicom", "too-large"), (exc.code, str(exc))
+            outcomes.add(exc.code)
+    assert "identified" in outcomes and "truncated" in outcomes  # both kinds were met

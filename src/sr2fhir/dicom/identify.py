@@ -5,7 +5,6 @@ parser decides what an object is and what it says."""
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 
 from ..errors import ConversionError
@@ -14,6 +13,7 @@ from .dataset import tag_of
 from .dictionary import SR_STORAGE, uid_ok
 from .reader import sr_header
 from .values import text
+
 
 @dataclass(frozen=True, slots=True)
 class Identity:
@@ -51,7 +51,7 @@ def identify(data: bytes, name: str) -> Identity:
         raise ConversionError(f"{name}: {exc}", code="too-large") from None
     except part10.Incomplete as exc:
         raise ConversionError(f"{name}: truncated DICOM header: {exc}", code="truncated") from None
-    except (part10.Corrupt, struct.error, IndexError, ValueError, RecursionError, MemoryError) as exc:
+    except Exception as exc:  # corrupt elements, values that cannot be what their VR says: named, never a traceback
         raise ConversionError(f"{name}: corrupt DICOM header ({type(exc).__name__})", code="truncated") from None
     cls = uids["SOPClassUID"] or uids["MediaStorageSOPClassUID"]
     inst = uids["SOPInstanceUID"] or uids["MediaStorageSOPInstanceUID"]
