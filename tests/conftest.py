@@ -3,8 +3,9 @@
 `fhir_url`: a real HAPI FHIR JPA server (R5, IG request validation) for the delivery and gateway
 integration tests, started by scripts/hapi-server.sh on a free loopback port with an in-memory
 database, once per test run, and stopped afterwards. It starts in the background as soon as the
-tests are collected; the modules that need it run last, so that its start-up overlaps the rest. SR2FHIR_TEST_FHIR_URL points the tests at a
-server that is already running instead: it must validate requests against the IG, like ours.
+tests are collected; the modules that need it run last, so that its start-up overlaps the rest.
+SR2FHIR_TEST_FHIR_URL points the tests at a server that is already running instead: it must
+validate requests against the IG, like ours.
 `fhir_r4_url`: the same in R4 mode (SR2FHIR_TEST_FHIR_R4_URL), for `--fhir-version R4`.
 
 Test tiers (tests/services.py): a test marked with a service (`hapi`, `orthanc`, `chromium`,

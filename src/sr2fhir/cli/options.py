@@ -4,10 +4,10 @@ checks them (usage errors, exit 2) and makes one ConversionSettings."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import re
-import dataclasses
 from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any, Callable, Collection, Mapping, Optional
