@@ -53,7 +53,7 @@ def test_blank_and_absent() -> None:
     ("LO", "\u00e9t\u00e9".encode("utf-8") + b"\x00", ("ISO_IR 192",), "\u00e9t\u00e9"),  # UTF-8, NUL padding
     ("CS", b"\xe9", ("ISO_IR 192",), "\u00e9"),  # a VR of the default repertoire is never in the character set: Latin-1, as pydicom reads it
     ("LO", b"caf\xe9", (), "caf\u00e9"),          # no Specific Character Set: ISO-IR 6, read as Latin-1 when a byte is not ASCII
-])
+], ids=["latin1-first-value", "latin1-one-value", "utf8", "default-repertoire-vr", "no-charset"])
 def test_non_ascii_text_in_its_character_set(vr: str, raw: bytes, charset: tuple[str, ...], want: str) -> None:
     """PS3.5 6.1.2.3: SH, LO, ST, LT, UC, UT and PN are in the Specific Character Set; the rest
     are the default repertoire."""
