@@ -47,6 +47,13 @@ def test_blank_and_absent() -> None:
     assert text(element("LO", b"  \x00"), TAG) is None and text(DataSet(), TAG) is None and multi_text(DataSet(), TAG) == []
 
 
+def test_a_sequence_or_an_empty_value_where_text_is_expected_is_no_text() -> None:
+    """Corrupt input: a writer's sequence where the dictionary has text, or a value the reader
+    left out (None): no text, never the printed form of a data set."""
+    for vr, value in (("SQ", [DataSet()]), ("OB", None)):
+        assert text(element(vr, value), TAG) is None and multi_text(element(vr, value), TAG) == [], vr
+
+
 @pytest.mark.parametrize(("vr", "raw", "charset", "want"), [
     ("LO", b"caf\xe9\\th\xe9 \x00", ("ISO_IR 100",), "caf\u00e9"),                       # Latin-1, the first value
     ("LT", b"caf\xe9\\th\xe9 \x00", ("ISO_IR 100",), "caf\u00e9\\th\u00e9"),              # one value
