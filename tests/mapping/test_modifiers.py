@@ -124,3 +124,74 @@ def test_dcmqi_pet_suv_derivations_match_pydicom() -> None:
     ours = [o["code"].get("text", "SUVbw") for o in convert_one(path).of_type("Observation") if codings(o["code"]) == [(DCM, "126401")]]
     assert len(expected) >= 10 and sorted(ours) == sorted(expected)
     assert len(set(ours)) == len(ours)
+
+
+# --- each value type a component can carry, and what it cannot (issue 25: mutation survivors) ---
+
+TIME = Code("111526", "DCM", "DateTime Started")
+KERNEL = Code("tQ7SWu", "99PYRADIOMICS", "Kernel size")
+
+
+def triplet(c: Code | None) -> str | None:
+    """A concept as diagnostics name it: DICOM's (value, scheme, "meaning") notation."""
+    return None if c is None else f'({c.value}, {c.scheme}, "{c.meaning}")'
+
+
+def _with(*children: ContentItem) -> Any:
+    num = item("CONTAINS", "NUM", SUV, MeasuredValue("3", unit=UNIT), list(children))
+    return convert_doc(document(group(num)))
+
+
+def test_times_dates_and_the_label_that_names_them() -> None:
+    """TIME (PS3.5 TM HHMMSS[.F]) becomes valueTime hh:mm:ss, its fraction dropped (FHIR time has
+    no zone, a fraction it may have, but a component's time states when); DATETIME becomes
+    valueDateTime; both name the modifier in code.text."""
+    c = _with(item("HAS CONCEPT MOD", "TIME", Code("111527", "DCM", "Time"), "101530.25"),
+              item("HAS CONCEPT MOD", "DATETIME", TIME, "20240301101500"))
+    m = c.one("imaging-measurement")
+    assert m["component"][0]["valueTime"] == "10:15:30"
+    assert m["component"][1]["valueDateTime"].startswith("2024-03-01T10:15:00")
+    assert m["code"]["text"] == f"SUVbw (Time 10:15:30, DateTime Started {m['component'][1]['valueDateTime']})"
+
+
+def test_a_value_without_its_unit_meaning_is_labelled_by_its_code() -> None:
+    """A Measurement Units Code without a Code Meaning: the UCUM code names the unit in code.text."""
+    c = _with(item("INFERRED FROM", "NUM", KERNEL, MeasuredValue("1.0", unit=Code("mm", "UCUM", ""))))
+    m = c.one("imaging-measurement")
+    assert "unit" not in m["component"][0]["valueQuantity"] and m["code"]["text"] == "SUVbw (Kernel size 1.0 mm)"
+    bare = _with(item("INFERRED FROM", "NUM", KERNEL, MeasuredValue("2"))).one("imaging-measurement")  # no unit at all
+    assert bare["code"]["text"] == "SUVbw (Kernel size 2)"
+
+
+def test_a_num_modifier_without_a_value_keeps_why() -> None:
+    """D-14 for a component: CID 42 Numeric Value Qualifier -> data-absent-reason."""
+    nan = MeasuredValue(None, qualifier=Code("114000", "DCM", "Not a number"))
+    m = _with(item("INFERRED FROM", "NUM", KERNEL, nan)).one("imaging-measurement")
+    assert m["component"][0]["dataAbsentReason"] == {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "not-a-number"}],
+                                                     "text": "Not a number"}
+    assert "valueQuantity" not in m["component"][0] and m["code"]["text"] == "SUVbw (Kernel size absent)"
+
+
+@pytest.mark.parametrize(("child", "kind"), [
+    (item("HAS CONCEPT MOD", "TIME", Code("111527", "DCM", "Time"), "1015"), "TIME"),    # too short to be a time
+    (item("HAS CONCEPT MOD", "TEXT", Code("121106", "DCM", "Comment"), "   "), "TEXT"),  # blank
+    (item("HAS CONCEPT MOD", "DATETIME", TIME, "not a time"), "DATETIME"),
+    (item("HAS CONCEPT MOD", "CODE", None, Code("1", "99X", "x")), "CODE"),              # no concept name
+    (item("HAS CONCEPT MOD", "IMAGE", Code("260753009", "SCT", "Source"), None), "IMAGE"),
+    (item("HAS CONCEPT MOD", None, None, None, reference="1.1.1.1"), "by-reference"),  # type: ignore[arg-type]
+], ids=["short-time", "blank-text", "bad-datetime", "no-concept", "image", "by-reference"])
+def test_what_cannot_be_a_component_is_said_whole(child: ContentItem, kind: str) -> None:
+    c = _with(child)
+    assert "component" not in c.one("imaging-measurement")
+    (d,) = [d for d in c.diagnostics.items if d.rule == "not-mapped"]
+    assert (d.severity, d.message, d.path, d.concept, d.action) == (
+        Severity.WARNING, f"{kind} item has no element in the IG and no Observation.component form", "1.1.1.1.1", triplet(child.concept), "not mapped")
+
+
+def test_what_sits_below_a_modifier_is_said_whole() -> None:
+    below = item("HAS CONCEPT MOD", "CODE", Code("106233006", "SCT", "Topographical modifier"), Code("1", "99X", "x"))
+    c = _with(item("HAS CONCEPT MOD", "CODE", DERIVATION, Code("373098007", "SCT", "Mean"), [below]))
+    assert len(c.one("imaging-measurement")["component"]) == 1
+    (d,) = [d for d in c.diagnostics.items if d.rule == "not-mapped"]
+    assert (d.severity, d.message, d.path, d.concept, d.action) == (
+        Severity.WARNING, "item nested below a modifier has no element in the IG", "1.1.1.1.1.1", triplet(below.concept), "not mapped")
