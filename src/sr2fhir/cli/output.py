@@ -124,10 +124,7 @@ def target_path(target: str, stem: str, bundle: str, many: bool) -> Path:
 def outcome_path(outcome: str, stem: str, many: bool) -> Path:
     """Where `--outcome` writes an input's OperationOutcome: `outcome` itself, or `stem`.outcome.json
     inside the folder `outcome` (the stems of output_stems: inputs that share a name get a suffix)."""
-    out = Path(outcome)
-    if not many and not out.is_dir() and not outcome.endswith(("/", os.sep)):
-        return out
-    return out / f"{stem}.outcome.json"
+    return target_path(outcome, f"{stem}.outcome", "json", many)
 
 
 DOING = {"converted": "converting", "pushed": "pushing", "exported": "exporting"}
